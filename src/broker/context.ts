@@ -1,0 +1,28 @@
+import type { Message } from '../model/message.js';
+import type { CloseReason, Connection } from './connection.js';
+import type { Logger } from './logger.js';
+import type { BrokerOptions } from './options.js';
+import type { RetainedMessages } from './retained.js';
+import type { Router } from './router.js';
+import type { SessionRegistry } from './sessions.js';
+import type { BrokerStats } from './stats.js';
+import type { WireCache } from './wire-cache.js';
+
+/** What connections and packet handlers see of the broker. */
+export interface BrokerContext {
+  readonly options: BrokerOptions;
+  readonly logger: Logger;
+  readonly stats: BrokerStats;
+  readonly router: Router;
+  readonly sessions: SessionRegistry;
+  readonly retained: RetainedMessages;
+  readonly wire: WireCache;
+  /** Connections that completed CONNECT, by client id. */
+  readonly online: Map<string, Connection>;
+  /** Asks for `connection.flush()` at the end of this event-loop turn. */
+  scheduleFlush(connection: Connection): void;
+  /** Stores (if retained) and routes a message to every matching session. */
+  dispatch(message: Message): void;
+  /** Called once when a connection closes, for session and will handling. */
+  connectionClosed(connection: Connection, reason: CloseReason, wasConnected: boolean): void;
+}

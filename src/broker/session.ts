@@ -1,0 +1,174 @@
+import type { Message } from '../model/message.js';
+import type { Subscription } from '../model/subscription.js';
+import type { QoS, Will } from '../protocol/types.js';
+
+/** A QoS 1/2 message sent to the client and not yet fully acknowledged. */
+export interface OutgoingFlight {
+  packetId: number;
+  message: Message;
+  qos: 1 | 2;
+  retain: boolean;
+  /** 'publish': waiting for PUBACK / PUBREC; 'pubrel': PUBREL sent, waiting for PUBCOMP. */
+  state: 'publish' | 'pubrel';
+}
+
+/** A message waiting for a place in the inflight window (or for the client to come back). */
+export interface QueuedDelivery {
+  message: Message;
+  qos: QoS;
+  retain: boolean;
+}
+
+/** What the session needs from an online connection to send packets. */
+export interface SessionLink {
+  /** Sends a PUBLISH now (subject to the connection's buffer limit for QoS 0); returns false if dropped. */
+  sendPublish(message: Message, qos: QoS, retain: boolean, packetId: number, dup: boolean): boolean;
+  /** Sends a PUBREL for a QoS 2 flight. */
+  sendPubrel(packetId: number): void;
+}
+
+/**
+ * The server side of an MQTT session: subscriptions, packet ids, inflight messages in both
+ * directions and the queue of messages waiting to be sent. It outlives a connection when the
+ * client asked for a persistent session (CleanSession=0).
+ */
+export class Session {
+  readonly clientId: string;
+  /** CleanSession=0: kept after the connection closes. */
+  persistent = false;
+  readonly subscriptions = new Map<string, Subscription>();
+  /** QoS 1/2 messages sent and not yet acknowledged, in send order. */
+  readonly outflight = new Map<number, OutgoingFlight>();
+  /** Packet ids of QoS 2 messages received and awaiting PUBREL [MQTT-4.3.3-2]. */
+  readonly incomingQos2 = new Set<number>();
+  /** The will of the current connection, published if it closes without DISCONNECT. */
+  will: Will | undefined;
+  /** Set while a connection is online. */
+  link: SessionLink | undefined;
+  /** Messages dropped because the queue was full. */
+  droppedQueueFull = 0;
+
+  private queue: QueuedDelivery[] = [];
+  private queueHead = 0;
+  private nextPacketId = 1;
+
+  constructor(
+    clientId: string,
+    private readonly maxInflight: number,
+    private readonly maxQueued: number,
+  ) {
+    this.clientId = clientId;
+  }
+
+  /** Number of messages waiting in the queue. */
+  get queuedCount(): number {
+    return this.queue.length - this.queueHead;
+  }
+
+  /**
+   * Delivers a message at an already-resolved QoS: sends it if online and the inflight window
+   * allows, queues QoS 1/2 otherwise (bounded), drops QoS 0 for an offline client.
+   * Returns false when the message was dropped.
+   */
+  deliver(message: Message, qos: QoS, retain: boolean): boolean {
+    const link = this.link;
+    if (qos === 0) {
+      if (link === undefined) return false;
+      return link.sendPublish(message, 0, retain, 0, false);
+    }
+    if (link !== undefined && this.queueHead === this.queue.length && this.outflight.size < this.maxInflight) {
+      this.sendFlight(link, message, qos, retain);
+      return true;
+    }
+    if (this.queuedCount >= this.maxQueued) {
+      this.droppedQueueFull++;
+      return false;
+    }
+    this.queue.push({ message, qos, retain });
+    return true;
+  }
+
+  /** Handles PUBACK (QoS 1) for `packetId`; returns false for an unknown id. */
+  acknowledge(packetId: number): boolean {
+    const flight = this.outflight.get(packetId);
+    if (flight === undefined || flight.qos !== 1) return false;
+    this.outflight.delete(packetId);
+    this.drain();
+    return true;
+  }
+
+  /** Handles PUBREC for `packetId`: moves the flight to the PUBREL stage and sends PUBREL. */
+  received(packetId: number): boolean {
+    const flight = this.outflight.get(packetId);
+    if (flight === undefined || flight.qos !== 2) return false;
+    flight.state = 'pubrel';
+    this.link?.sendPubrel(packetId);
+    return true;
+  }
+
+  /** Handles PUBCOMP for `packetId`: the QoS 2 flow is complete. */
+  completed(packetId: number): boolean {
+    const flight = this.outflight.get(packetId);
+    if (flight === undefined || flight.state !== 'pubrel') return false;
+    this.outflight.delete(packetId);
+    this.drain();
+    return true;
+  }
+
+  /**
+   * Called when a connection takes the session: resends unacknowledged flights in order
+   * (PUBLISH with DUP=1, or PUBREL) [MQTT-4.4.0-1], then drains the queue.
+   */
+  resume(link: SessionLink): void {
+    this.link = link;
+    for (const flight of this.outflight.values()) {
+      if (flight.state === 'pubrel') link.sendPubrel(flight.packetId);
+      else link.sendPublish(flight.message, flight.qos, flight.retain, flight.packetId, true);
+    }
+    this.drain();
+  }
+
+  /** Sends queued messages while the inflight window has room. */
+  drain(): void {
+    const link = this.link;
+    if (link === undefined) return;
+    while (this.queueHead < this.queue.length && this.outflight.size < this.maxInflight) {
+      const next = this.queue[this.queueHead] as QueuedDelivery;
+      this.queue[this.queueHead] = undefined as unknown as QueuedDelivery;
+      this.queueHead++;
+      if (next.qos === 0) link.sendPublish(next.message, 0, next.retain, 0, false);
+      else this.sendFlight(link, next.message, next.qos, next.retain);
+    }
+    if (this.queueHead === this.queue.length) {
+      this.queue = [];
+      this.queueHead = 0;
+    } else if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+  }
+
+  /** Forgets everything (CleanSession=1 on connect, or the session ending). */
+  clear(): void {
+    this.subscriptions.clear();
+    this.outflight.clear();
+    this.incomingQos2.clear();
+    this.queue = [];
+    this.queueHead = 0;
+    this.will = undefined;
+  }
+
+  private sendFlight(link: SessionLink, message: Message, qos: 1 | 2, retain: boolean): void {
+    const packetId = this.allocatePacketId();
+    this.outflight.set(packetId, { packetId, message, qos, retain, state: 'publish' });
+    link.sendPublish(message, qos, retain, packetId, false);
+  }
+
+  /** Next free non-zero packet id [MQTT-2.3.1-1]; the inflight window is far below 65535. */
+  private allocatePacketId(): number {
+    let id = this.nextPacketId;
+    while (this.outflight.has(id)) id = id === 0xffff ? 1 : id + 1;
+    this.nextPacketId = id === 0xffff ? 1 : id + 1;
+    return id;
+  }
+}

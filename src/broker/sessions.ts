@@ -1,0 +1,45 @@
+import { Session } from './session.js';
+import type { Router } from './router.js';
+
+/** Sessions by client id: creation, lookup and removal together with their subscriptions. */
+export class SessionRegistry {
+  private readonly sessions = new Map<string, Session>();
+
+  constructor(
+    private readonly router: Router,
+    private readonly maxInflight: number,
+    private readonly maxQueued: number,
+  ) {}
+
+  /** Number of sessions, online and offline. */
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** The session of `clientId`, if any. */
+  get(clientId: string): Session | undefined {
+    return this.sessions.get(clientId);
+  }
+
+  /** A new, empty session for `clientId`, replacing (and discarding) any existing one. */
+  create(clientId: string): Session {
+    const existing = this.sessions.get(clientId);
+    if (existing !== undefined) this.discard(existing);
+    const session = new Session(clientId, this.maxInflight, this.maxQueued);
+    this.sessions.set(clientId, session);
+    return session;
+  }
+
+  /** Ends a session: its subscriptions leave the router and its state is dropped. */
+  discard(session: Session): void {
+    for (const filter of session.subscriptions.keys()) this.router.unsubscribe(session, filter);
+    session.clear();
+    session.link = undefined;
+    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+  }
+
+  /** Every session. */
+  values(): IterableIterator<Session> {
+    return this.sessions.values();
+  }
+}

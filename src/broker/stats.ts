@@ -1,0 +1,16 @@
+/** Counters the broker keeps; exposed through `Broker.stats`, later through $SYS and /metrics. */
+export class BrokerStats {
+  connectionsAccepted = 0;
+  connectionsRefused = 0;
+  messagesReceived = 0;
+  messagesSent = 0;
+  bytesReceived = 0;
+  bytesSent = 0;
+  /** QoS 0 messages dropped because a subscriber's write buffer was full. */
+  droppedBufferFull = 0;
+  /** QoS 1/2 messages dropped because a session queue was full. */
+  droppedQueueFull = 0;
+  /** Connections closed for a protocol error. */
+  protocolErrors = 0;
+  readonly startedAt = Date.now();
+}

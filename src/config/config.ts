@@ -1,0 +1,206 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+/** Log levels, as pino names them. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** One log level. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Broker limits settable from the config file (see docs/configuration.md). */
+export interface LimitsConfig {
+  maxInflight: number;
+  maxQueuedMessages: number;
+  maxWriteBuffer: number;
+  maxPacketSize: number;
+  maxConnections: number;
+  maxClientIdLength: number;
+  connectTimeout: number;
+  maxQoS: 0 | 1 | 2;
+}
+
+/** The whole validated configuration of a Starling process. */
+export interface StarlingConfig {
+  /** Interfaces to listen on; empty means loopback only (127.0.0.1 and ::1). */
+  hosts: string[];
+  /** MQTT TCP port (0 picks a free one). */
+  port: number;
+  logLevel: LogLevel;
+  limits: LimitsConfig;
+}
+
+/** Defaults: a broker on 1883, loopback only, as Mosquitto 2 does. */
+export const DEFAULT_CONFIG: StarlingConfig = {
+  hosts: [],
+  port: 1883,
+  logLevel: 'info',
+  limits: {
+    maxInflight: 100,
+    maxQueuedMessages: 10_000,
+    maxWriteBuffer: 4 * 1024 * 1024,
+    maxPacketSize: 268_435_460,
+    maxConnections: 1_000_000,
+    maxClientIdLength: 65_535,
+    connectTimeout: 10,
+    maxQoS: 2,
+  },
+};
+
+/** A configuration problem, with a message meant for the person running Starling. */
+export class ConfigError extends Error {
+  readonly code = 'ERR_CONFIG';
+}
+
+const USAGE = `Usage: starling [options]
+
+Options:
+  --host HOST        interface to listen on (repeatable; default: 127.0.0.1 and ::1 only)
+  --port PORT        MQTT TCP port (default 1883; 0 picks a free port)
+  --config FILE      JSON configuration file (see docs/configuration.md)
+  --log-level LEVEL  fatal | error | warn | info | debug | trace | silent (default info)
+  --help             show this help
+`;
+
+/** Help text for the broker command. */
+export function usage(): string {
+  return USAGE;
+}
+
+/** Result of reading the command line: a config, or a request for help. */
+export type CommandLine = { help: true } | { help: false; config: StarlingConfig };
+
+/** Builds the configuration from defaults, then the config file, then command-line flags. */
+export function loadConfig(argv: string[]): CommandLine {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        host: { type: 'string', multiple: true },
+        port: { type: 'string' },
+        config: { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message}\n\n${USAGE}`);
+  }
+  const { values } = parsed;
+  if (values.help === true) return { help: true };
+  let config = structuredClone(DEFAULT_CONFIG);
+  if (values.config !== undefined) config = mergeFile(config, values.config);
+  if (values.host !== undefined) config.hosts = values.host;
+  if (values.port !== undefined) config.port = parsePort(values.port, '--port');
+  if (values['log-level'] !== undefined) config.logLevel = parseLogLevel(values['log-level'], '--log-level');
+  return { help: false, config };
+}
+
+function mergeFile(base: StarlingConfig, path: string): StarlingConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read config file ${path}: ${(error as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(error as Error).message}`);
+  }
+  return applyConfigObject(base, data, path);
+}
+
+/** Validates a config object (as read from a file) and merges it over `base`. */
+export function applyConfigObject(base: StarlingConfig, data: unknown, source: string): StarlingConfig {
+  const config = structuredClone(base);
+  const root = asObject(data, source);
+  for (const [key, value] of Object.entries(root)) {
+    switch (key) {
+      case 'host':
+        config.hosts = [asString(value, `${source}: host`)];
+        break;
+      case 'hosts':
+        if (!Array.isArray(value)) throw new ConfigError(`${source}: hosts must be an array of strings`);
+        config.hosts = value.map((h, i) => asString(h, `${source}: hosts[${i}]`));
+        break;
+      case 'port':
+        config.port = parsePort(value, `${source}: port`);
+        break;
+      case 'logLevel':
+        config.logLevel = parseLogLevel(value, `${source}: logLevel`);
+        break;
+      case 'limits':
+        applyLimits(config.limits, asObject(value, `${source}: limits`), source);
+        break;
+      default:
+        throw new ConfigError(`${source}: unknown key "${key}" (known: host, hosts, port, logLevel, limits)`);
+    }
+  }
+  return config;
+}
+
+function applyLimits(limits: LimitsConfig, data: Record<string, unknown>, source: string): void {
+  for (const [key, value] of Object.entries(data)) {
+    const where = `${source}: limits.${key}`;
+    switch (key) {
+      case 'maxInflight':
+        limits.maxInflight = asInteger(value, where, 1, 65_535);
+        break;
+      case 'maxQueuedMessages':
+        limits.maxQueuedMessages = asInteger(value, where, 0, 1e9);
+        break;
+      case 'maxWriteBuffer':
+        limits.maxWriteBuffer = asInteger(value, where, 1024, 2 ** 40);
+        break;
+      case 'maxPacketSize':
+        limits.maxPacketSize = asInteger(value, where, 16, 268_435_460);
+        break;
+      case 'maxConnections':
+        limits.maxConnections = asInteger(value, where, 1, 1e9);
+        break;
+      case 'maxClientIdLength':
+        limits.maxClientIdLength = asInteger(value, where, 23, 65_535);
+        break;
+      case 'connectTimeout':
+        limits.connectTimeout = asInteger(value, where, 1, 3600);
+        break;
+      case 'maxQoS':
+        limits.maxQoS = asInteger(value, where, 0, 2) as 0 | 1 | 2;
+        break;
+      default:
+        throw new ConfigError(`${source}: unknown key "limits.${key}"`);
+    }
+  }
+}
+
+function asObject(value: unknown, where: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`${where} must be an object`);
+  return value as Record<string, unknown>;
+}
+
+function asString(value: unknown, where: string): string {
+  if (typeof value !== 'string' || value.length === 0) throw new ConfigError(`${where} must be a non-empty string`);
+  return value;
+}
+
+function asInteger(value: unknown, where: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${where} must be an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function parsePort(value: unknown, where: string): number {
+  const n = typeof value === 'string' ? Number(value) : value;
+  return asInteger(n, where, 0, 65_535);
+}
+
+function parseLogLevel(value: unknown, where: string): LogLevel {
+  if (typeof value !== 'string' || !(LOG_LEVELS as readonly string[]).includes(value)) {
+    throw new ConfigError(`${where} must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  return value as LogLevel;
+}

@@ -1,0 +1,67 @@
+/** PUBACK, PUBREC, PUBREL, PUBCOMP (spec 3.4-3.7): packet id, then in MQTT 5 a reason code and properties. */
+import { MalformedPacketError } from '../errors.js';
+import { Reader, Writer, packetSize, varintSize } from '../primitives.js';
+import { PropertyContext, decodeProperties, propertiesLength, writeProperties } from '../properties.js';
+import type { AckPacket, ProtocolVersion, PubackPacket, PubcompPacket, PubrecPacket, PubrelPacket } from '../types.js';
+
+/** Names of the four acknowledgement packet types. */
+export type AckType = 'puback' | 'pubrec' | 'pubrel' | 'pubcomp';
+
+const CODE: Record<AckType, number> = { puback: 4, pubrec: 5, pubrel: 6, pubcomp: 7 };
+
+function decodeAck<T extends AckType>(type: T, flags: number, buf: Buffer, start: number, end: number,
+  version: ProtocolVersion): AckPacket<T> {
+  // PUBREL has flags 0b0010, the others 0 [MQTT-2.2.2-1] [MQTT-3.6.1-1].
+  const expected = type === 'pubrel' ? 0x02 : 0;
+  if (flags !== expected) throw new MalformedPacketError(`${type.toUpperCase()} fixed header flags must be ${expected} [MQTT-2.2.2-1]`);
+  const r = new Reader(buf, start, end);
+  const packet: AckPacket<T> = { type, packetId: r.packetId() };
+  if (version === 5) {
+    // Reason code and property length may be omitted (spec 3.4.2.1): absent reason code means 0x00.
+    packet.reasonCode = r.remaining() > 0 ? r.u8() : 0;
+    if (r.remaining() > 0) {
+      const properties = decodeProperties(r, PropertyContext[type]);
+      if (properties !== undefined) packet.properties = properties;
+    }
+  }
+  r.expectEnd(type.toUpperCase());
+  return packet;
+}
+
+/** Decodes a PUBACK body. */
+export function decodePuback(flags: number, buf: Buffer, start: number, end: number, version: ProtocolVersion): PubackPacket {
+  return decodeAck('puback', flags, buf, start, end, version);
+}
+
+/** Decodes a PUBREC body. */
+export function decodePubrec(flags: number, buf: Buffer, start: number, end: number, version: ProtocolVersion): PubrecPacket {
+  return decodeAck('pubrec', flags, buf, start, end, version);
+}
+
+/** Decodes a PUBREL body. */
+export function decodePubrel(flags: number, buf: Buffer, start: number, end: number, version: ProtocolVersion): PubrelPacket {
+  return decodeAck('pubrel', flags, buf, start, end, version);
+}
+
+/** Decodes a PUBCOMP body. */
+export function decodePubcomp(flags: number, buf: Buffer, start: number, end: number, version: ProtocolVersion): PubcompPacket {
+  return decodeAck('pubcomp', flags, buf, start, end, version);
+}
+
+/**
+ * Encodes any of the four acks. MQTT 5 uses the shortest form allowed: 2 bytes for success without
+ * properties, 3 bytes for a reason code without properties.
+ */
+export function encodeAck(p: AckPacket<AckType>, version: ProtocolVersion): Buffer {
+  const first = (CODE[p.type] << 4) | (p.type === 'pubrel' ? 0x02 : 0);
+  const rc = p.reasonCode ?? 0;
+  const propsLen = version === 5 ? propertiesLength(p.properties) : 0;
+  let len = 2;
+  if (version === 5 && (rc !== 0 || propsLen > 0)) len = propsLen > 0 ? 3 + varintSize(propsLen) + propsLen : 3;
+  const w = new Writer(packetSize(len));
+  w.header(first, len);
+  w.u16(p.packetId);
+  if (len > 2) w.u8(rc);
+  if (len > 3) writeProperties(w, p.properties, propsLen);
+  return w.finish();
+}
