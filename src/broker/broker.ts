@@ -11,6 +11,9 @@ import { SessionRegistry } from './sessions.js';
 import { BrokerStats } from './stats.js';
 import { WireCache } from './wire-cache.js';
 
+/** How often connect timeouts and keep-alives are checked: the precision of both. */
+const SWEEP_INTERVAL_MS = 250;
+
 /** Options for `new Broker()`: any BrokerOptions field, plus a logger. */
 export type BrokerInit = Partial<BrokerOptions> & { logger?: Logger };
 
@@ -21,6 +24,7 @@ export type BrokerInit = Partial<BrokerOptions> & { logger?: Logger };
 export class Broker implements BrokerContext {
   readonly options: BrokerOptions;
   readonly logger: Logger;
+  readonly debugEnabled: boolean;
   readonly stats = new BrokerStats();
   readonly router = new Router();
   readonly sessions: SessionRegistry;
@@ -32,13 +36,23 @@ export class Broker implements BrokerContext {
   private flushList: Connection[] = [];
   private flushScheduled = false;
   private closed = false;
+  private readonly sweepTimer: NodeJS.Timeout;
 
   constructor(init: BrokerInit = {}) {
     const { logger, ...options } = init;
     this.options = { ...DEFAULT_BROKER_OPTIONS, ...stripUndefined(options) };
     this.logger = logger ?? silentLogger;
+    this.debugEnabled = this.logger.isLevelEnabled?.('debug') ?? this.logger !== silentLogger;
     this.sessions = new SessionRegistry(this.router, this.options.maxInflight, this.options.maxQueuedMessages);
+    // One timer for every connection's connect timeout and keep-alive, instead of one timer each.
+    this.sweepTimer = setInterval(this.sweep, SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
   }
+
+  private readonly sweep = (): void => {
+    const now = Date.now();
+    for (const connection of this.connections) connection.checkTimers(now);
+  };
 
   /** Takes a new client stream (TCP socket, TLS socket, WebSocket stream, in-memory pair). */
   accept(stream: Duplex, info: ConnectionInfo): Connection {
@@ -113,7 +127,7 @@ export class Broker implements BrokerContext {
     const session = connection.session;
     if (session === undefined) return;
     if (session.link === connection) session.link = undefined;
-    this.logger.debug({ clientId, reason }, 'client disconnected');
+    if (this.debugEnabled) this.logger.debug({ clientId, reason }, 'client disconnected');
     const will = session.will;
     session.will = undefined;
     // [MQTT-3.1.2-8] the will is published when the connection closes without DISCONNECT.
@@ -134,6 +148,7 @@ export class Broker implements BrokerContext {
   /** Closes every connection; the broker accepts nothing afterwards. */
   close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.sweepTimer);
     for (const connection of [...this.connections]) connection.close('server-shutdown');
     return Promise.resolve();
   }

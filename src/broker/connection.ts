@@ -55,12 +55,20 @@ export class Connection implements SessionLink {
   readonly connectedAt = Date.now();
 
   private readonly decoder: PacketDecoder;
-  private pending: Buffer[] = [];
+  private pending: Buffer[] | undefined;
   private pendingBytes = 0;
   private lastActivity = Date.now();
-  private timer: NodeJS.Timeout | undefined;
+  /** When the sweep must next look at this connection (connect timeout, then keep-alive). */
+  private deadline: number;
   private keepaliveMs = 0;
   private readingPaused = false;
+
+  /** Resumes reading once the peer has drained what we sent. */
+  resumeReading(): void {
+    if (!this.readingPaused) return;
+    this.readingPaused = false;
+    if (this.state !== 'closed') this.stream.resume();
+  }
 
   constructor(
     private readonly ctx: BrokerContext,
@@ -68,30 +76,44 @@ export class Connection implements SessionLink {
     readonly info: ConnectionInfo,
   ) {
     this.decoder = new PacketDecoder({ maxPacketSize: ctx.options.maxPacketSize });
-    stream.on('data', (chunk: Buffer) => {
-      this.onData(chunk);
-    });
-    stream.on('error', (error: Error) => {
-      this.ctx.logger.debug({ clientId: this.clientId, remote: this.info.remoteAddress, err: error.message }, 'socket error');
-      this.close('socket-error');
-    });
-    stream.on('close', () => {
-      this.close('socket-closed');
-    });
-    stream.on('end', () => {
-      this.close('socket-closed');
-    });
-    stream.on('drain', () => {
-      if (this.readingPaused) {
-        this.readingPaused = false;
-        this.stream.resume();
-      }
-    });
-    this.arm(ctx.options.connectTimeout * 1000);
+    // Shared listener functions (no closures per connection): the stream points back at us.
+    (stream as LinkedStream)[CONNECTION] = this;
+    stream.on('data', onStreamData);
+    stream.on('error', onStreamError);
+    stream.on('close', onStreamClose);
+    this.deadline = this.lastActivity + ctx.options.connectTimeout * 1000;
+  }
+
+  /** Called by the broker's periodic sweep: enforces the connect timeout and keep-alive. */
+  checkTimers(now: number): void {
+    if (now < this.deadline) return;
+    if (this.state === 'awaiting-connect' || this.state === 'authenticating') {
+      this.ctx.logger.info({ remote: this.info.remoteAddress }, 'closing connection: no CONNECT within the connect timeout');
+      this.close('connect-timeout');
+      return;
+    }
+    if (this.keepaliveMs === 0) {
+      this.deadline = Infinity;
+      return;
+    }
+    const due = this.lastActivity + this.keepaliveMs;
+    if (now >= due) {
+      // [MQTT-3.1.2-24] no packet within one and a half times the keep alive: disconnect.
+      this.ctx.logger.info({ clientId: this.clientId, keepalive: this.keepalive }, 'closing connection: keep-alive timeout [MQTT-3.1.2-24]');
+      this.close('keep-alive-timeout');
+      return;
+    }
+    this.deadline = due;
+  }
+
+  /** Socket error: logged at debug level (clients vanish all the time), then closed. */
+  onError(error: Error): void {
+    this.ctx.logger.debug({ clientId: this.clientId, remote: this.info.remoteAddress, err: error.message }, 'socket error');
+    this.close('socket-error');
   }
 
   /** Processes one chunk of bytes from the stream. */
-  private onData(chunk: Buffer): void {
+  onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
     this.lastActivity = Date.now();
     this.ctx.stats.bytesReceived += chunk.length;
@@ -203,7 +225,8 @@ export class Connection implements SessionLink {
   /** Queues bytes; they are written with everything else queued this turn. */
   write(bytes: Buffer): void {
     if (this.state === 'closed') return;
-    this.pending.push(bytes);
+    if (this.pending === undefined) this.pending = [bytes];
+    else this.pending.push(bytes);
     this.pendingBytes += bytes.length;
     if (!this.flushQueued) {
       this.flushQueued = true;
@@ -214,16 +237,17 @@ export class Connection implements SessionLink {
   /** Writes everything queued in one call to the stream. */
   flush(): void {
     this.flushQueued = false;
-    const count = this.pending.length;
-    if (count === 0 || this.stream.destroyed) return;
-    const bytes = count === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending, this.pendingBytes);
+    const pending = this.pending;
+    if (pending === undefined || this.stream.destroyed) return;
+    const bytes = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, this.pendingBytes);
     this.ctx.stats.bytesSent += bytes.length;
-    this.pending = [];
+    this.pending = undefined;
     this.pendingBytes = 0;
     if (!this.stream.write(bytes) && !this.readingPaused && this.state === 'connected' && this.stream.writableLength > PAUSE_READING_AT) {
       // The peer is not reading what we send: stop reading what it sends until it catches up.
       this.readingPaused = true;
       this.stream.pause();
+      this.stream.once('drain', onStreamDrain);
     }
   }
 
@@ -231,8 +255,7 @@ export class Connection implements SessionLink {
   startKeepAlive(seconds: number): void {
     this.keepalive = seconds;
     this.keepaliveMs = seconds * 1500;
-    this.disarm();
-    if (seconds > 0) this.arm(this.keepaliveMs);
+    this.deadline = seconds > 0 ? this.lastActivity + this.keepaliveMs : Infinity;
   }
 
   /** Ends the connection; the broker decides what happens to the session and the will. */
@@ -240,10 +263,9 @@ export class Connection implements SessionLink {
     if (this.state === 'closed') return;
     const wasConnected = this.state === 'connected';
     this.state = 'closed';
-    this.disarm();
     this.backlog = undefined;
-    if (this.pending.length > 0 && !this.stream.destroyed) this.flush();
-    this.pending = [];
+    if (this.pending !== undefined && !this.stream.destroyed) this.flush();
+    this.pending = undefined;
     this.pendingBytes = 0;
     this.stream.end();
     // Give the peer a moment to read a final CONNACK, then make sure the socket is gone.
@@ -251,33 +273,23 @@ export class Connection implements SessionLink {
     if (!stream.destroyed) setTimeout(() => stream.destroy(), 1000).unref();
     this.ctx.connectionClosed(this, reason, wasConnected);
   }
+}
 
-  private arm(ms: number): void {
-    this.timer = setTimeout(() => {
-      this.onTimer();
-    }, ms);
-    this.timer.unref();
-  }
+const CONNECTION = Symbol('starling.connection');
+type LinkedStream = Duplex & { [CONNECTION]: Connection };
 
-  private disarm(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
-  }
+function onStreamData(this: Duplex, chunk: Buffer): void {
+  (this as LinkedStream)[CONNECTION].onData(chunk);
+}
 
-  private onTimer(): void {
-    this.timer = undefined;
-    if (this.state === 'closed') return;
-    if (this.state === 'awaiting-connect' || this.state === 'authenticating') {
-      this.ctx.logger.info({ remote: this.info.remoteAddress }, 'closing connection: no CONNECT within the connect timeout');
-      this.close('connect-timeout');
-      return;
-    }
-    const idle = Date.now() - this.lastActivity;
-    if (idle >= this.keepaliveMs) {
-      this.ctx.logger.info({ clientId: this.clientId, keepalive: this.keepalive }, 'closing connection: keep-alive timeout [MQTT-3.1.2-24]');
-      this.close('keep-alive-timeout');
-      return;
-    }
-    this.arm(this.keepaliveMs - idle);
-  }
+function onStreamError(this: Duplex, error: Error): void {
+  (this as LinkedStream)[CONNECTION].onError(error);
+}
+
+function onStreamClose(this: Duplex): void {
+  (this as LinkedStream)[CONNECTION].close('socket-closed');
+}
+
+function onStreamDrain(this: Duplex): void {
+  (this as LinkedStream)[CONNECTION].resumeReading();
 }

@@ -12,6 +12,8 @@ import type { WireCache } from './wire-cache.js';
 export interface BrokerContext {
   readonly options: BrokerOptions;
   readonly logger: Logger;
+  /** Whether debug records are wanted (checked before building them on hot paths). */
+  readonly debugEnabled: boolean;
   readonly stats: BrokerStats;
   readonly router: Router;
   readonly sessions: SessionRegistry;

@@ -4,6 +4,8 @@ export interface Logger {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
+  /** pino's level check, used to skip building debug records on hot paths. */
+  isLevelEnabled?(level: string): boolean;
 }
 
 /** A logger that drops everything (default for embedding and tests). */

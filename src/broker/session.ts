@@ -27,6 +27,13 @@ export interface SessionLink {
   sendPubrel(packetId: number): void;
 }
 
+// Shared empty collections: a session allocates its own only when it first needs one, which keeps
+// the memory of an idle connection small. They are never written to (see the `own*` methods).
+const EMPTY_SUBSCRIPTIONS: Map<string, Subscription> = new Map();
+const EMPTY_OUTFLIGHT: Map<number, OutgoingFlight> = new Map();
+const EMPTY_IDS: Set<number> = new Set();
+const EMPTY_QUEUE: QueuedDelivery[] = [];
+
 /**
  * The server side of an MQTT session: subscriptions, packet ids, inflight messages in both
  * directions and the queue of messages waiting to be sent. It outlives a connection when the
@@ -36,11 +43,12 @@ export class Session {
   readonly clientId: string;
   /** CleanSession=0: kept after the connection closes. */
   persistent = false;
-  readonly subscriptions = new Map<string, Subscription>();
+  /** Subscriptions by topic filter (allocated on first use: most connections are small). */
+  subscriptions: Map<string, Subscription> = EMPTY_SUBSCRIPTIONS;
   /** QoS 1/2 messages sent and not yet acknowledged, in send order. */
-  readonly outflight = new Map<number, OutgoingFlight>();
+  outflight: Map<number, OutgoingFlight> = EMPTY_OUTFLIGHT;
   /** Packet ids of QoS 2 messages received and awaiting PUBREL [MQTT-4.3.3-2]. */
-  readonly incomingQos2 = new Set<number>();
+  incomingQos2: Set<number> = EMPTY_IDS;
   /** The will of the current connection, published if it closes without DISCONNECT. */
   will: Will | undefined;
   /** Set while a connection is online. */
@@ -48,7 +56,7 @@ export class Session {
   /** Messages dropped because the queue was full. */
   droppedQueueFull = 0;
 
-  private queue: QueuedDelivery[] = [];
+  private queue: QueuedDelivery[] = EMPTY_QUEUE;
   private queueHead = 0;
   private nextPacketId = 1;
 
@@ -58,6 +66,30 @@ export class Session {
     private readonly maxQueued: number,
   ) {
     this.clientId = clientId;
+  }
+
+  /** Adds or replaces a subscription in this session's own map. */
+  setSubscription(subscription: Subscription): void {
+    if (this.subscriptions === EMPTY_SUBSCRIPTIONS) this.subscriptions = new Map();
+    this.subscriptions.set(subscription.topicFilter, subscription);
+  }
+
+  /** Removes a subscription; returns true when it existed. */
+  deleteSubscription(topicFilter: string): boolean {
+    return this.subscriptions !== EMPTY_SUBSCRIPTIONS && this.subscriptions.delete(topicFilter);
+  }
+
+  /** Records an incoming QoS 2 packet id; returns false when it was already awaiting PUBREL (a duplicate). */
+  beginIncomingQos2(packetId: number): boolean {
+    if (this.incomingQos2 === EMPTY_IDS) this.incomingQos2 = new Set();
+    else if (this.incomingQos2.has(packetId)) return false;
+    this.incomingQos2.add(packetId);
+    return true;
+  }
+
+  /** Releases an incoming QoS 2 packet id on PUBREL. */
+  releaseIncomingQos2(packetId: number): void {
+    if (this.incomingQos2 !== EMPTY_IDS) this.incomingQos2.delete(packetId);
   }
 
   /** Number of messages waiting in the queue. */
@@ -84,6 +116,7 @@ export class Session {
       this.droppedQueueFull++;
       return false;
     }
+    if (this.queue === EMPTY_QUEUE) this.queue = [];
     this.queue.push({ message, qos, retain });
     return true;
   }
@@ -140,7 +173,7 @@ export class Session {
       else this.sendFlight(link, next.message, next.qos, next.retain);
     }
     if (this.queueHead === this.queue.length) {
-      this.queue = [];
+      this.queue = EMPTY_QUEUE;
       this.queueHead = 0;
     } else if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.queueHead);
@@ -150,16 +183,17 @@ export class Session {
 
   /** Forgets everything (CleanSession=1 on connect, or the session ending). */
   clear(): void {
-    this.subscriptions.clear();
-    this.outflight.clear();
-    this.incomingQos2.clear();
-    this.queue = [];
+    this.subscriptions = EMPTY_SUBSCRIPTIONS;
+    this.outflight = EMPTY_OUTFLIGHT;
+    this.incomingQos2 = EMPTY_IDS;
+    this.queue = EMPTY_QUEUE;
     this.queueHead = 0;
     this.will = undefined;
   }
 
   private sendFlight(link: SessionLink, message: Message, qos: 1 | 2, retain: boolean): void {
     const packetId = this.allocatePacketId();
+    if (this.outflight === EMPTY_OUTFLIGHT) this.outflight = new Map();
     this.outflight.set(packetId, { packetId, message, qos, retain, state: 'publish' });
     link.sendPublish(message, qos, retain, packetId, false);
   }

@@ -136,7 +136,7 @@ function accept(ctx: BrokerContext, conn: Connection, packet: ConnectPacket): vo
   // [MQTT-3.2.2-1/2/3] session present reflects whether a stored session is resumed.
   conn.send({ type: 'connack', sessionPresent, reasonCode: ConnackReturnCode.accepted });
   conn.startKeepAlive(packet.keepalive);
-  ctx.logger.debug({ clientId, remote: conn.info.remoteAddress, clean: packet.clean, keepalive: packet.keepalive, sessionPresent }, 'client connected');
+  if (ctx.debugEnabled) ctx.logger.debug({ clientId, remote: conn.info.remoteAddress, clean: packet.clean, keepalive: packet.keepalive, sessionPresent }, 'client connected');
   session.resume(conn);
 }
 

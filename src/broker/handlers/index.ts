@@ -29,7 +29,7 @@ export function handlePacket(ctx: BrokerContext, conn: Connection, packet: Packe
       return;
     case 'pubrel':
       // [MQTT-4.3.3-2] the id is released and PUBCOMP sent, even for an id we no longer hold.
-      session.incomingQos2.delete(packet.packetId);
+      session.releaseIncomingQos2(packet.packetId);
       conn.send({ type: 'pubcomp', packetId: packet.packetId });
       return;
     case 'pubcomp':

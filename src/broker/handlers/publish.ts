@@ -11,8 +11,7 @@ export function handlePublish(ctx: BrokerContext, conn: Connection, session: Ses
   if (qos === 2) {
     const packetId = packet.packetId as number;
     // [MQTT-4.3.3-2] a QoS 2 PUBLISH whose id awaits PUBREL is a duplicate: acknowledge, do not deliver again.
-    if (!session.incomingQos2.has(packetId)) {
-      session.incomingQos2.add(packetId);
+    if (session.beginIncomingQos2(packetId)) {
       ctx.dispatch(toMessage(packet, conn.clientId, true));
     }
     conn.send({ type: 'pubrec', packetId });

@@ -20,7 +20,7 @@ export function handleSubscribe(ctx: BrokerContext, conn: Connection, session: S
       retainHandling: 0,
     };
     // [MQTT-3.8.4-3] an identical filter replaces the existing subscription.
-    session.subscriptions.set(request.topicFilter, subscription);
+    session.setSubscription(subscription);
     ctx.router.subscribe(session, subscription);
     reasonCodes.push(qos);
     // [MQTT-3.3.1-6] retained messages matching the filter are sent to the new subscriber.
@@ -38,7 +38,7 @@ export function handleSubscribe(ctx: BrokerContext, conn: Connection, session: S
 export function handleUnsubscribe(ctx: BrokerContext, conn: Connection, session: Session, packet: UnsubscribePacket): void {
   for (const filter of packet.topicFilters) {
     // [MQTT-3.10.4-1] the filter is compared character by character with existing subscriptions.
-    if (session.subscriptions.delete(filter)) ctx.router.unsubscribe(session, filter);
+    if (session.deleteSubscription(filter)) ctx.router.unsubscribe(session, filter);
   }
   conn.send({ type: 'unsuback', packetId: packet.packetId });
 }
