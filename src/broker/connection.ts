@@ -140,6 +140,11 @@ export class Connection implements SessionLink {
     }
   }
 
+  /** Bytes queued for this connection and not yet taken by the peer (ours plus the stream's). */
+  get bufferedBytes(): number {
+    return this.pendingBytes + this.stream.writableLength;
+  }
+
   /** True once the connection has ended (a handler may close it mid-loop). */
   isClosed(): boolean {
     return this.state === 'closed';
