@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { Broker, type BrokerInit } from './broker/broker.js';
 import type { Logger } from './broker/logger.js';
+import type { PublishInput } from './model/message.js';
 import { DEFAULT_CONFIG, type LimitsConfig, type LogLevel, type StarlingConfig } from './config/config.js';
 import { TcpListener } from './transport/tcp.js';
 import type { Listener } from './transport/types.js';
@@ -28,6 +29,8 @@ export interface StarlingServer {
   /** The MQTT TCP port actually bound (useful with port 0). */
   readonly port: number;
   readonly logger: Logger;
+  /** Publishes a message from the broker itself (same as `broker.publish`). */
+  publish(input: PublishInput): void;
   /** Stops listening and closes every connection. */
   close(): Promise<void>;
 }
@@ -79,6 +82,9 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
     addresses,
     port,
     logger,
+    publish(input: PublishInput) {
+      broker.publish(input);
+    },
     async close() {
       await Promise.all(listeners.map((l) => l.close()));
       await broker.close();

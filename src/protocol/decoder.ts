@@ -21,6 +21,9 @@ import type { Packet, ProtocolVersion } from './types.js';
 /** Largest packet the protocol can express: 1 type byte, 4 length bytes, MAX_VARINT body bytes. */
 export const MAX_PACKET_SIZE = MAX_VARINT + 5;
 
+/** Largest partial packet buffered in one exact-size allocation; larger ones are gathered in pieces. */
+const EXACT_ALLOC_LIMIT = 64 * 1024;
+
 /** Decodes one packet body [start, end) given its first fixed-header byte. */
 function decodeBody(first: number, buf: Buffer, start: number, end: number, version: ProtocolVersion): Packet {
   const flags = first & 0x0f;
@@ -65,12 +68,14 @@ export class PacketDecoder {
   version: ProtocolVersion;
   /** Largest packet accepted, fixed header included. */
   readonly maxPacketSize: number;
-  /** Partial fixed header (at most 5 bytes) carried over from the previous chunk. */
-  private readonly head = Buffer.alloc(5);
+  /** Partial fixed header (at most 5 bytes) carried over from the previous chunk; allocated when first needed. */
+  private head: Buffer | undefined;
   private headLen = 0;
-  /** Partial packet (exactly its total size) carried over, with how much is filled. */
+  /** Partial packet carried over: an exact-size buffer for small packets, or received pieces for large ones. */
   private partial: Buffer | undefined;
+  private parts: Buffer[] | undefined;
   private partialLen = 0;
+  private partialTotal = 0;
   private partialBodyStart = 0;
 
   constructor(options: PacketDecoderOptions = {}) {
@@ -86,7 +91,7 @@ export class PacketDecoder {
   push(chunk: Buffer, out: Packet[] = []): Packet[] {
     let pos = 0;
     if (this.headLen > 0) pos = this.continueHeader(chunk, out);
-    if (this.partial !== undefined) pos = this.continuePartial(chunk, pos, out);
+    if (this.partialTotal > 0) pos = this.continuePartial(chunk, pos, out);
     const len = chunk.length;
     while (pos < len) {
       const first = chunk[pos]!;
@@ -105,6 +110,7 @@ export class PacketDecoder {
         mul *= 0x80;
       }
       if (!complete) {
+        this.head ??= Buffer.alloc(5);
         chunk.copy(this.head, 0, pos, len);
         this.headLen = len - pos;
         return out;
@@ -128,17 +134,25 @@ export class PacketDecoder {
     return packet;
   }
 
-  /** Copies the packet tail [pos, len) of `chunk` into a buffer of the packet's `total` size. */
-  private startPartial(chunk: Buffer, pos: number, len: number, total: number, headerLen: number): void {
-    this.partial = Buffer.allocUnsafe(total);
-    chunk.copy(this.partial, 0, pos, len);
+  /**
+   * Keeps the packet start [pos, len) of `src`. A small packet gets a buffer of its exact size; a large
+   * one keeps the pieces received so far, so a header claiming 256 MB does not allocate 256 MB.
+   */
+  private startPartial(src: Buffer, pos: number, len: number, total: number, headerLen: number): void {
+    this.partialTotal = total;
     this.partialLen = len - pos;
     this.partialBodyStart = headerLen;
+    if (total <= EXACT_ALLOC_LIMIT) {
+      this.partial = Buffer.allocUnsafe(total);
+      src.copy(this.partial, 0, pos, len);
+    } else {
+      this.parts = [Buffer.from(src.subarray(pos, len))]; // copied: `src` may be the reused header buffer
+    }
   }
 
   /** Completes a fixed header split across chunks; returns how much of `chunk` it used. */
   private continueHeader(chunk: Buffer, out: Packet[]): number {
-    const head = this.head;
+    const head = this.head!;
     let pos = 0;
     while (pos < chunk.length) {
       const b = chunk[pos++]!;
@@ -164,13 +178,17 @@ export class PacketDecoder {
 
   /** Feeds `chunk` from `pos` into the partial packet; decodes it when complete. */
   private continuePartial(chunk: Buffer, pos: number, out: Packet[]): number {
-    const partial = this.partial!;
-    const n = Math.min(partial.length - this.partialLen, chunk.length - pos);
-    chunk.copy(partial, this.partialLen, pos, pos + n);
+    const total = this.partialTotal;
+    const n = Math.min(total - this.partialLen, chunk.length - pos);
+    if (this.partial !== undefined) chunk.copy(this.partial, this.partialLen, pos, pos + n);
+    else this.parts?.push(chunk.subarray(pos, pos + n));
     this.partialLen += n;
-    if (this.partialLen === partial.length) {
+    if (this.partialLen === total) {
+      const buf = this.partial ?? Buffer.concat(this.parts ?? [], total);
       this.partial = undefined;
-      out.push(this.decode(partial[0]!, partial, this.partialBodyStart, partial.length));
+      this.parts = undefined;
+      this.partialTotal = 0;
+      out.push(this.decode(buf[0]!, buf, this.partialBodyStart, total));
     }
     return pos + n;
   }

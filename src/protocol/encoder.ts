@@ -12,6 +12,7 @@ import { encodeUnsuback } from './packets/unsuback.js';
 import { encodeUnsubscribe } from './packets/unsubscribe.js';
 import type { Packet, ProtocolVersion } from './types.js';
 
+/** PUBLISH fast paths for the broker: encode once, patch the packet id per subscriber, set DUP on resend. */
 export { encodePublish, publishPacketIdOffset, setDupFlag } from './packets/publish.js';
 
 /**

@@ -55,7 +55,7 @@ function def(id: number, key: keyof Properties, type: PropertyType, contexts: nu
   return { id, key, type, contexts, repeatable, rule };
 }
 
-/** The full MQTT 5 property table, in identifier order (which is also the encoding order). */
+/** The full MQTT 5 property table, in identifier order. */
 export const PROPERTY_TABLE: readonly PropertyDefinition[] = [
   def(0x01, 'payloadFormatIndicator', 'byte', MESSAGE, 'bool'),
   def(0x02, 'messageExpiryInterval', 'u32', MESSAGE),
@@ -93,7 +93,7 @@ for (const d of PROPERTY_TABLE) BY_ID[d.id] = d;
 function checkValue(d: PropertyDefinition, v: number | string | Buffer): void {
   switch (d.rule) {
     case 'bool':
-      if (v !== 0 && v !== 1) throw new ProtocolViolationError(`property ${d.key} must be 0 or 1, got ${v}`);
+      if (v !== 0 && v !== 1) throw new ProtocolViolationError(`property ${d.key} must be 0 or 1, got ${String(v)}`);
       return;
     case 'nonzero':
       if (v === 0) {
@@ -163,14 +163,23 @@ function readValue(p: Reader, type: PropertyType): number | string | Buffer {
   }
 }
 
-/** Byte length of the properties (without their Property Length prefix); 0 for none. */
+/** Property definitions by Properties key. */
+const BY_KEY = new Map<string, PropertyDefinition>(PROPERTY_TABLE.map((d) => [d.key, d]));
+
+/**
+ * Byte length of the properties (without their Property Length prefix); 0 for none. Properties are
+ * written in the object's key order (a decoded packet keeps its wire order); the spec gives order no
+ * meaning between different identifiers (spec 2.2.2.2).
+ */
 export function propertiesLength(props: Properties | undefined): number {
   if (props === undefined) return 0;
   const bag = props as Record<string, unknown>;
   let n = 0;
-  for (const d of PROPERTY_TABLE) {
-    const v = bag[d.key];
+  for (const key in bag) {
+    const v = bag[key];
     if (v === undefined) continue;
+    const d = BY_KEY.get(key);
+    if (d === undefined) throw new MalformedPacketError(`unknown property ${key}`);
     switch (d.type) {
       case 'byte': n += 2; break;
       case 'u16': n += 3; break;
@@ -198,14 +207,15 @@ export function propertiesSectionSize(length: number): number {
   return varintSize(length) + length;
 }
 
-/** Writes Property Length `length` (from propertiesLength) and then the properties, in table order. */
+/** Writes Property Length `length` (from propertiesLength) and then the properties, in key order. */
 export function writeProperties(w: Writer, props: Properties | undefined, length: number): void {
   w.varint(length);
   if (props === undefined || length === 0) return;
   const bag = props as Record<string, unknown>;
-  for (const d of PROPERTY_TABLE) {
-    const v = bag[d.key];
-    if (v === undefined) continue;
+  for (const key in bag) {
+    const v = bag[key];
+    const d = BY_KEY.get(key);
+    if (v === undefined || d === undefined) continue;
     switch (d.type) {
       case 'byte': w.u8(d.id); w.u8(v as number); break;
       case 'u16': w.u8(d.id); w.u16(v as number); break;

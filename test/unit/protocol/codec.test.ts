@@ -1,0 +1,194 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { goldenCases, hex, invalidCases, tooLarge, type InvalidCase } from '../../fixtures/packets.js';
+import {
+  MalformedPacketError,
+  MqttError,
+  PacketDecoder,
+  PacketTooLargeError,
+  UnsupportedProtocolVersionError,
+  decodePacket,
+  encodePacket,
+  encodePublish,
+  publishPacketIdOffset,
+  setDupFlag,
+  type Packet,
+  type PublishPacket,
+} from '../../../src/protocol/index.js';
+
+function expectError(c: InvalidCase): (e: unknown) => boolean {
+  return (e: unknown) => {
+    assert.ok(e instanceof c.error, `expected ${c.error.name}, got ${String(e)}`);
+    for (const [k, v] of Object.entries(c.fields ?? {})) assert.equal((e as unknown as Record<string, unknown>)[k], v, k);
+    return true;
+  };
+}
+
+void describe('golden packets', () => {
+  for (const c of goldenCases) {
+    const direction = c.direction ?? 'both';
+    if (direction !== 'encode') {
+      void test(`${c.name}: decodes`, () => {
+        assert.deepEqual(decodePacket(c.bytes, c.version), c.packet);
+        assert.deepEqual(new PacketDecoder({ version: c.version }).push(c.bytes), [c.packet]);
+      });
+    }
+    if (direction !== 'decode') {
+      void test(`${c.name}: encodes`, () => {
+        assert.equal(encodePacket(c.packet, c.version).toString('hex'), c.bytes.toString('hex'));
+      });
+    }
+  }
+});
+
+void describe('invalid packets', () => {
+  for (const c of invalidCases) {
+    void test(`[${c.spec}] ${c.name} throws ${c.error.name}`, () => {
+      assert.throws(() => decodePacket(c.bytes, c.version), expectError(c));
+      assert.throws(() => new PacketDecoder({ version: c.version }).push(c.bytes), expectError(c));
+    });
+  }
+});
+
+const connect5 = hex('10 0f 0004 4d515454 05 02 003c 00 0002 6331');
+const publish5WithProps = hex('30 07 0000 03 230001 7a');
+const publish = (topic: string, payload: string, extra: Partial<PublishPacket> = {}): PublishPacket =>
+  ({ type: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain: false, dup: false, ...extra });
+
+void describe('PacketDecoder framing', () => {
+  const packets: Packet[] = [
+    publish('a/b', 'one'),
+    publish('c', 'two'.repeat(100), { qos: 1, packetId: 9 }),
+    { type: 'pingreq' },
+    { type: 'subscribe', packetId: 3, subscriptions: [{ topicFilter: 'x/#', qos: 2 }] },
+  ];
+  const stream = Buffer.concat(packets.map((p) => encodePacket(p, 4)));
+
+  void test('several packets coalesced in one chunk', () => {
+    assert.deepEqual(new PacketDecoder().push(stream), packets);
+  });
+
+  void test('one byte at a time', () => {
+    const d = new PacketDecoder();
+    const out: Packet[] = [];
+    for (let i = 0; i < stream.length; i++) d.push(stream.subarray(i, i + 1), out);
+    assert.deepEqual(out, packets);
+  });
+
+  void test('every two-chunk split', () => {
+    for (let i = 0; i <= stream.length; i++) {
+      const d = new PacketDecoder();
+      const out = [...d.push(stream.subarray(0, i)), ...d.push(stream.subarray(i))];
+      assert.deepEqual(out, packets, `split at ${i}`);
+    }
+  });
+
+  void test('a fixed header split inside the Remaining Length', () => {
+    const big = encodePacket(publish('t', 'x'.repeat(300)), 4); // 2-byte Remaining Length
+    const d = new PacketDecoder();
+    assert.deepEqual(d.push(big.subarray(0, 2)), []);
+    assert.deepEqual(d.push(big.subarray(2)), [publish('t', 'x'.repeat(300))]);
+  });
+
+  void test('a packet larger than 64 KiB gathered from many chunks', () => {
+    const big = publish('big', 'y'.repeat(200_000), { qos: 1, packetId: 2 });
+    const bytes = Buffer.concat([encodePacket(big, 4), hex('c0 00')]);
+    const d = new PacketDecoder();
+    const out: Packet[] = [];
+    for (let i = 0; i < bytes.length; i += 16_384) d.push(bytes.subarray(i, i + 16_384), out);
+    assert.deepEqual(out, [big, { type: 'pingreq' }]);
+  });
+
+  void test('a PUBLISH whole inside the chunk is decoded without copying its payload', () => {
+    const chunk = Buffer.concat([encodePacket(publish('t', 'hello'), 4), Buffer.from([0xc0])]);
+    const [p] = new PacketDecoder().push(chunk);
+    assert.ok(p?.type === 'publish');
+    assert.equal(p.payload.buffer, chunk.buffer);
+  });
+
+  void test('a CONNECT switches the version for the rest of the same chunk (server side)', () => {
+    const d = new PacketDecoder(); // default 4 would reject the MQTT 5 property length
+    const out = d.push(Buffer.concat([connect5, publish5WithProps]));
+    assert.equal(d.version, 5);
+    assert.deepEqual(out[1], publish('', 'z', { properties: { topicAlias: 1 } }));
+  });
+
+  void test('[MQTT-3.1.2-2] an unsupported level still reports the requested version', () => {
+    const bytes = hex('10 0d 0004 4d515454 07 02 003c 0001 63');
+    assert.throws(() => new PacketDecoder().push(bytes), (e: unknown) =>
+      e instanceof UnsupportedProtocolVersionError && e.requestedVersion === 7 && e.nameRecognised);
+  });
+
+  void test('packets decoded before an error are kept in the caller\'s array', () => {
+    const out: Packet[] = [];
+    assert.throws(() => new PacketDecoder().push(Buffer.concat([hex('c0 00'), hex('00 00')]), out), MalformedPacketError);
+    assert.deepEqual(out, [{ type: 'pingreq' }]);
+  });
+
+  void test('maximum packet size: rejected as soon as the fixed header is known', () => {
+    const d = new PacketDecoder({ maxPacketSize: tooLarge.size - 1 });
+    assert.throws(() => d.push(tooLarge.bytes.subarray(0, 2)), PacketTooLargeError);
+    const exact = new PacketDecoder({ maxPacketSize: tooLarge.size });
+    assert.equal(exact.push(tooLarge.bytes).length, 1);
+  });
+
+  void test('maximum packet size: a header split across chunks is checked too', () => {
+    const d = new PacketDecoder({ maxPacketSize: 100 });
+    d.push(hex('30 ff'));
+    assert.throws(() => d.push(hex('ff 7f')), PacketTooLargeError);
+  });
+
+  void test('a five-byte Remaining Length is malformed even across chunks', () => {
+    const d = new PacketDecoder();
+    d.push(hex('30 ff ff'));
+    assert.throws(() => d.push(hex('ff ff 01')), MalformedPacketError);
+  });
+
+  void test('decodePacket rejects missing and extra bytes', () => {
+    assert.throws(() => decodePacket(hex('30 05 0001 74'), 4), MalformedPacketError);
+    assert.throws(() => decodePacket(hex('c0 00 00'), 4), MalformedPacketError);
+    assert.throws(() => decodePacket(hex('c0'), 4), MalformedPacketError);
+  });
+});
+
+void describe('encoder fast paths', () => {
+  void test('publishPacketIdOffset points at the packet id, for 1- and 2-byte Remaining Lengths', () => {
+    for (const size of [1, 500]) {
+      for (const version of [4, 5] as const) {
+        const p = publish('topic/é', 'x'.repeat(size), { qos: 1, packetId: 0x0a0b, properties: { contentType: 'c' } });
+        const bytes = encodePublish(p, version);
+        const off = publishPacketIdOffset(bytes);
+        assert.equal(bytes.readUInt16BE(off), 0x0a0b);
+        const patched = Buffer.from(bytes);
+        patched.writeUInt16BE(77, off);
+        const { properties, ...withoutProperties } = p;
+        const expected = version === 5 ? { ...p, packetId: 77 } : { ...withoutProperties, packetId: 77 };
+        assert.ok(properties);
+        assert.deepEqual(decodePacket(patched, version), expected);
+      }
+    }
+  });
+
+  void test('a QoS > 0 PUBLISH template without packet id has 0 in the id field', () => {
+    const bytes = encodePublish(publish('t', '', { qos: 2 }), 4);
+    assert.equal(bytes.readUInt16BE(publishPacketIdOffset(bytes)), 0);
+  });
+
+  void test('setDupFlag returns a copy with DUP set', () => {
+    const bytes = encodePublish(publish('t', 'p', { qos: 1, packetId: 1 }), 4);
+    const dup = setDupFlag(bytes);
+    assert.notEqual(dup, bytes);
+    assert.equal(bytes[0], 0x32);
+    assert.deepEqual(decodePacket(dup, 4), publish('t', 'p', { qos: 1, packetId: 1, dup: true }));
+  });
+
+  void test('PINGREQ, PINGRESP and an empty DISCONNECT are preallocated', () => {
+    assert.equal(encodePacket({ type: 'pingreq' }, 4), encodePacket({ type: 'pingreq' }, 5));
+    assert.equal(encodePacket({ type: 'pingresp' }, 4), encodePacket({ type: 'pingresp' }, 3));
+    assert.equal(encodePacket({ type: 'disconnect' }, 4), encodePacket({ type: 'disconnect', reasonCode: 0 }, 5));
+  });
+
+  void test('a topic longer than 65535 bytes cannot be encoded', () => {
+    assert.throws(() => encodePacket(publish('a'.repeat(70_000), ''), 4), MqttError);
+  });
+});
