@@ -36,6 +36,11 @@ export default tseslint.config(
   {
     files: ['test/**', 'bench/**'],
     rules: {
+      // node:test awaits what describe/test return; nothing floats.
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'test', 'it', 'suite'] }] },
+      ],
       '@typescript-eslint/no-non-null-assertion': 'off',
       '@typescript-eslint/no-unsafe-assignment': 'off',
       '@typescript-eslint/no-unsafe-member-access': 'off',

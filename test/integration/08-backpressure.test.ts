@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { StarlingServer } from '../../src/server.js';
 import { startTestBroker } from '../helpers/broker.js';
-import { RawClient, sleep, TestClients } from '../helpers/raw-client.js';
+import { type RawClient, sleep, TestClients } from '../helpers/raw-client.js';
 
 const MAX_WRITE_BUFFER = 256 * 1024;
 const PAYLOAD = Buffer.alloc(1024, 0x61);
