@@ -86,8 +86,10 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
       broker.publish(input);
     },
     async close() {
-      await Promise.all(listeners.map((l) => l.close()));
+      // net.Server.close() calls back only once every connection has ended: stop accepting, end them, then wait.
+      const stopped = Promise.all(listeners.map((l) => l.close()));
       await broker.close();
+      await stopped;
     },
   };
 }

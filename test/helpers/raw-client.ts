@@ -171,9 +171,9 @@ export class RawClient {
     try {
       packet = await this.next(timeoutMs);
     } catch (error) {
-      throw new Error(`expected ${type.toUpperCase()}: ${(error as Error).message}`);
+      throw new Error(`expected ${type.toUpperCase()}: ${(error as Error).message}`, { cause: error });
     }
-    if (packet.type !== type) throw new Error(`expected ${type.toUpperCase()}, got ${describe(packet)}`);
+    if (packet.type !== type) throw new Error(`expected ${type.toUpperCase()}, got ${describePacket(packet)}`);
     return packet as PacketOf<T>;
   }
 
@@ -185,7 +185,7 @@ export class RawClient {
       try {
         out.push(await this.expect(type, Math.max(1, deadline - Date.now())));
       } catch (error) {
-        throw new Error(`after ${out.length} of ${count}: ${(error as Error).message}`);
+        throw new Error(`after ${out.length} of ${count}: ${(error as Error).message}`, { cause: error });
       }
     }
     return out;
@@ -196,7 +196,7 @@ export class RawClient {
     const deadline = Date.now() + ms;
     for (;;) {
       const packet = this.queue[0];
-      if (packet !== undefined) throw new Error(`expected no packet, got ${describe(packet)}`);
+      if (packet !== undefined) throw new Error(`expected no packet, got ${describePacket(packet)}`);
       if (this.closed) throw new Error('expected no packet, but the connection was closed');
       if (!(await this.waitChange(deadline))) return;
     }
@@ -211,7 +211,7 @@ export class RawClient {
     for (;;) {
       const packet = this.queue[0];
       if (packet !== undefined && options.allowPackets !== true) {
-        throw new Error(`expected the connection to be closed, got ${describe(packet)}`);
+        throw new Error(`expected the connection to be closed, got ${describePacket(packet)}`);
       }
       if (this.closed) return this.queue.splice(0);
       if (!(await this.waitChange(deadline))) throw new Error(`connection still open after ${timeoutMs} ms`);
@@ -263,17 +263,13 @@ export class RawClient {
 }
 
 /** Short description of a packet for failure messages. */
-export function describe(packet: Packet): string {
-  switch (packet.type) {
-    case 'publish':
-      return `PUBLISH(topic=${packet.topic}, qos=${packet.qos}, retain=${packet.retain}, dup=${packet.dup}, id=${packet.packetId ?? '-'}, ${packet.payload.length} bytes)`;
-    case 'connack':
-      return `CONNACK(rc=${packet.reasonCode}, sp=${packet.sessionPresent})`;
-    case 'suback':
-      return `SUBACK(id=${packet.packetId}, codes=${packet.reasonCodes.join(',')})`;
-    default:
-      return 'packetId' in packet ? `${packet.type.toUpperCase()}(id=${packet.packetId})` : packet.type.toUpperCase();
+export function describePacket(packet: Packet): string {
+  if (packet.type === 'publish') {
+    return `PUBLISH(topic=${packet.topic}, qos=${packet.qos}, retain=${packet.retain}, dup=${packet.dup}, id=${packet.packetId ?? '-'}, ${packet.payload.length} bytes)`;
   }
+  if (packet.type === 'connack') return `CONNACK(rc=${packet.reasonCode}, sp=${packet.sessionPresent})`;
+  if (packet.type === 'suback') return `SUBACK(id=${packet.packetId}, codes=${packet.reasonCodes.join(',')})`;
+  return 'packetId' in packet ? `${packet.type.toUpperCase()}(id=${packet.packetId})` : packet.type.toUpperCase();
 }
 
 /**

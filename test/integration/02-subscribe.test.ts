@@ -1,0 +1,307 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { encodePacket } from '../../src/protocol/encoder.js';
+import type { PublishPacket } from '../../src/protocol/types.js';
+import type { StarlingServer } from '../../src/server.js';
+import { startTestBroker } from '../helpers/broker.js';
+import { TestClients, type RawClient } from '../helpers/raw-client.js';
+
+describe('02 subscribe', () => {
+  let server: StarlingServer;
+  let qos1Server: StarlingServer;
+  let clients: TestClients;
+  let qos1Clients: TestClients;
+  let idCounter = 0;
+
+  before(async () => {
+    server = await startTestBroker();
+    qos1Server = await startTestBroker({ limits: { maxQoS: 1 } });
+    clients = new TestClients(() => server.port);
+    qos1Clients = new TestClients(() => qos1Server.port);
+  });
+
+  after(async () => {
+    await clients.closeAll();
+    await qos1Clients.closeAll();
+    await Promise.all([server.close(), qos1Server.close()]);
+  });
+
+  /** A fresh client id, so tests never share sessions. */
+  function nextId(prefix: string): string {
+    idCounter++;
+    return `${prefix}-${idCounter}`;
+  }
+
+  /**
+   * Reads PUBLISH packets until the one on `sentinel` (which the client is subscribed to and which
+   * was published last); returns those before it. A missing or extra delivery is then visible
+   * without waiting for silence.
+   */
+  async function publishesUntil(client: RawClient, sentinel: string): Promise<PublishPacket[]> {
+    const out: PublishPacket[] = [];
+    for (;;) {
+      const packet = await client.expect('publish');
+      if (packet.packetId !== undefined) client.send({ type: packet.qos === 2 ? 'pubrec' : 'puback', packetId: packet.packetId });
+      if (packet.topic === sentinel) return out;
+      out.push(packet);
+    }
+  }
+
+  /** Subscribes one client to `filter`, publishes each topic from the broker, returns the topics received. */
+  async function topicsMatched(filter: string, topics: string[]): Promise<string[]> {
+    const id = nextId('match');
+    const sentinel = `sentinel/${id}`;
+    const client = await clients.rawConnected({ clientId: id });
+    const suback = await client.subscribe([
+      [filter, 0],
+      [sentinel, 0],
+    ]);
+    assert.deepEqual(suback.reasonCodes, [0, 0]);
+    for (const topic of topics) server.broker.publish({ topic, payload: topic });
+    server.broker.publish({ topic: sentinel, payload: 'end' });
+    const received = (await publishesUntil(client, sentinel)).map((p) => p.topic);
+    client.disconnect();
+    return received;
+  }
+
+  test('[MQTT-3.8.4-1] [MQTT-3.9.3-1] SUBACK has the same packet id and one code per filter, in order', async () => {
+    const client = await clients.rawConnected({ clientId: nextId('suback') });
+    client.send({
+      type: 'subscribe',
+      packetId: 0x1234,
+      subscriptions: [
+        { topicFilter: 'order/a', qos: 2 },
+        { topicFilter: 'order/b', qos: 0 },
+        { topicFilter: 'order/c', qos: 1 },
+        { topicFilter: 'order/+/d', qos: 0 },
+      ],
+    });
+    const suback = await client.expect('suback');
+    assert.equal(suback.packetId, 0x1234);
+    assert.deepEqual(suback.reasonCodes, [2, 0, 1, 0]);
+  });
+
+  test('[MQTT-3.9.3-2] granted QoS is min(requested, maxQoS) and messages are sent at the granted QoS', async () => {
+    const client = await qos1Clients.rawConnected({ clientId: nextId('maxqos') });
+    const suback = await client.subscribe([
+      ['granted/0', 0],
+      ['granted/1', 1],
+      ['granted/2', 2],
+    ]);
+    assert.deepEqual(suback.reasonCodes, [0, 1, 1]);
+    qos1Server.broker.publish({ topic: 'granted/2', payload: 'x', qos: 2 });
+    const publish = await client.expect('publish');
+    assert.equal(publish.qos, 1);
+  });
+
+  test('[MQTT-4.7.1-2] "#" matches the parent level and every level below', async () => {
+    const seen = await topicsMatched('sport/#', ['sport', 'sport/tennis', 'sport/tennis/player1', 'sports', 'other/sport']);
+    assert.deepEqual(seen, ['sport', 'sport/tennis', 'sport/tennis/player1']);
+  });
+
+  test('[MQTT-4.7.1-2] "#" alone matches every topic not starting with $', async () => {
+    const seen = await topicsMatched('#', ['a', 'a/b', '/leading', 'trailing/']);
+    assert.deepEqual(seen, ['a', 'a/b', '/leading', 'trailing/']);
+  });
+
+  test('[MQTT-4.7.1-3] "+" matches exactly one level', async () => {
+    const seen = await topicsMatched('sport/tennis/+', ['sport/tennis/player1', 'sport/tennis/player2', 'sport/tennis/player1/ranking', 'sport/tennis']);
+    assert.deepEqual(seen, ['sport/tennis/player1', 'sport/tennis/player2']);
+  });
+
+  test('[MQTT-4.7.1-3] "+" matches an empty level', async () => {
+    const seen = await topicsMatched('a/+/c', ['a//c', 'a/b/c', 'a/c', 'a/b/b/c']);
+    assert.deepEqual(seen, ['a//c', 'a/b/c']);
+    const leading = await topicsMatched('+/finance', ['/finance', 'x/finance', 'finance']);
+    assert.deepEqual(leading, ['/finance', 'x/finance']);
+    const trailing = await topicsMatched('sport/+', ['sport/', 'sport', 'sport/x/']);
+    assert.deepEqual(trailing, ['sport/']);
+  });
+
+  test('"+" and "#" combined', async () => {
+    const seen = await topicsMatched('+/tennis/#', ['sport/tennis', 'sport/tennis/player1', 'tennis', 'x/y/tennis']);
+    assert.deepEqual(seen, ['sport/tennis', 'sport/tennis/player1']);
+  });
+
+  test('[MQTT-4.7.2-1] topics starting with $ are not matched by "#" or "+/x"', async () => {
+    assert.deepEqual(await topicsMatched('#', ['$SYS/x', 'plain/x']), ['plain/x']);
+    assert.deepEqual(await topicsMatched('+/x', ['$SYS/x', 'plain/x']), ['plain/x']);
+    assert.deepEqual(await topicsMatched('+', ['$SYS', 'plain']), ['plain']);
+  });
+
+  test('[MQTT-4.7.2-1] topics starting with $ are matched by filters starting with $', async () => {
+    assert.deepEqual(await topicsMatched('$SYS/#', ['$SYS/x', '$SYS/a/b', 'SYS/x']), ['$SYS/x', '$SYS/a/b']);
+    assert.deepEqual(await topicsMatched('$SYS/+', ['$SYS/x', '$SYS/a/b']), ['$SYS/x']);
+  });
+
+  test('[MQTT-4.7.2-1] a client publishing to a $ topic reaches $ filters only', async () => {
+    const id = nextId('dollar');
+    const subscriber = await clients.rawConnected({ clientId: id });
+    await subscriber.subscribe([
+      ['#', 0],
+      ['$app/status', 0],
+    ]);
+    const publisher = await clients.rawConnected({ clientId: nextId('dollar-pub') });
+    publisher.publish('$app/status', 'up');
+    publisher.publish('app/status', 'plain');
+    const first = await subscriber.expect('publish');
+    const second = await subscriber.expect('publish');
+    assert.deepEqual([first.topic, second.topic], ['$app/status', 'app/status']);
+    await subscriber.expectSilence(100);
+  });
+
+  test('[MQTT-3.3.5-1] overlapping subscriptions deliver one copy at the highest QoS', async () => {
+    const id = nextId('overlap');
+    const sentinel = `sentinel/${id}`;
+    const client = await clients.rawConnected({ clientId: id });
+    await client.subscribe([
+      ['overlap/#', 0],
+      ['overlap/+', 2],
+      ['overlap/x', 1],
+      [sentinel, 0],
+    ]);
+    server.broker.publish({ topic: 'overlap/x', payload: 'once', qos: 2 });
+    server.broker.publish({ topic: sentinel, payload: 'end' });
+    const received = await publishesUntil(client, sentinel);
+    assert.equal(received.length, 1, `one copy, got ${received.length}`);
+    assert.equal(received[0]?.qos, 2);
+  });
+
+  test('[MQTT-3.8.4-3] subscribing again to the same filter replaces its QoS', async () => {
+    const id = nextId('resub');
+    const sentinel = `sentinel/${id}`;
+    const client = await clients.rawConnected({ clientId: id });
+    assert.deepEqual((await client.subscribe('resub/t', 2)).reasonCodes, [2]);
+    assert.deepEqual((await client.subscribe([['resub/t', 0], [sentinel, 0]])).reasonCodes, [0, 0]);
+    server.broker.publish({ topic: 'resub/t', payload: 'x', qos: 2 });
+    server.broker.publish({ topic: sentinel, payload: 'end' });
+    const received = await publishesUntil(client, sentinel);
+    assert.equal(received.length, 1, 'one subscription, one copy');
+    assert.equal(received[0]?.qos, 0);
+  });
+
+  test('[MQTT-3.10.4-4] UNSUBSCRIBE stops delivery and is answered with UNSUBACK of the same id', async () => {
+    const id = nextId('unsub');
+    const sentinel = `sentinel/${id}`;
+    const client = await clients.rawConnected({ clientId: id });
+    await client.subscribe([
+      ['unsub/t', 1],
+      [sentinel, 0],
+    ]);
+    server.broker.publish({ topic: 'unsub/t', payload: 'before' });
+    assert.equal((await client.expect('publish')).payload.toString(), 'before');
+    client.send({ type: 'unsubscribe', packetId: 0x0beef, topicFilters: ['unsub/t'] });
+    const unsuback = await client.expect('unsuback');
+    assert.equal(unsuback.packetId, 0x0beef);
+    server.broker.publish({ topic: 'unsub/t', payload: 'after' });
+    server.broker.publish({ topic: sentinel, payload: 'end' });
+    assert.deepEqual(await publishesUntil(client, sentinel), []);
+  });
+
+  test('[MQTT-3.3.5-1] after unsubscribing the higher-QoS overlapping filter, delivery uses the remaining one', async () => {
+    const id = nextId('overlap-unsub');
+    const sentinel = `sentinel/${id}`;
+    const client = await clients.rawConnected({ clientId: id });
+    await client.subscribe([
+      ['ou/#', 1],
+      ['ou/+', 2],
+      [sentinel, 0],
+    ]);
+    client.send({ type: 'unsubscribe', packetId: 9, topicFilters: ['ou/+'] });
+    await client.expect('unsuback');
+    server.broker.publish({ topic: 'ou/x', payload: 'x', qos: 2 });
+    server.broker.publish({ topic: sentinel, payload: 'end' });
+    const received = await publishesUntil(client, sentinel);
+    assert.deepEqual(
+      received.map((p) => p.qos),
+      [1],
+    );
+  });
+
+  test('a subscription made after a topic was already routed (to nobody) still receives it', async () => {
+    server.broker.publish({ topic: 'late/topic', payload: 'to nobody' });
+    const client = await clients.rawConnected({ clientId: nextId('late') });
+    await client.subscribe('late/topic', 0);
+    server.broker.publish({ topic: 'late/topic', payload: 'to the new subscriber' });
+    assert.equal((await client.expect('publish')).payload.toString(), 'to the new subscriber');
+  });
+
+  test('[MQTT-3.10.4-5] UNSUBACK is sent even when no filter matched a subscription', async () => {
+    const client = await clients.rawConnected({ clientId: nextId('unsub-unknown') });
+    client.send({ type: 'unsubscribe', packetId: 42, topicFilters: ['never/subscribed', 'nor/+/this'] });
+    const unsuback = await client.expect('unsuback');
+    assert.equal(unsuback.packetId, 42);
+  });
+
+  test('[MQTT-3.10.4-1] UNSUBSCRIBE compares filters character by character (no wildcard matching)', async () => {
+    const id = nextId('unsub-exact');
+    const sentinel = `sentinel/${id}`;
+    const client = await clients.rawConnected({ clientId: id });
+    await client.subscribe([
+      ['exact/a', 0],
+      [sentinel, 0],
+    ]);
+    client.send({ type: 'unsubscribe', packetId: 3, topicFilters: ['exact/+', 'exact/#'] });
+    await client.expect('unsuback');
+    server.broker.publish({ topic: 'exact/a', payload: 'still' });
+    server.broker.publish({ topic: sentinel, payload: 'end' });
+    assert.deepEqual(
+      (await publishesUntil(client, sentinel)).map((p) => p.topic),
+      ['exact/a'],
+    );
+  });
+
+  for (const filter of ['a/#/b', 'a/b#', 'a+/b', '']) {
+    test(`[MQTT-4.7.1-2] [MQTT-4.7.1-3] [MQTT-4.7.3-1] invalid topic filter "${filter}" closes the connection`, async () => {
+      const client = await clients.rawConnected({ clientId: nextId('badfilter') });
+      client.send({ type: 'subscribe', packetId: 1, subscriptions: [{ topicFilter: filter, qos: 0 }] });
+      await client.expectClosed();
+    });
+  }
+
+  test('[MQTT-4.7.1-2] UNSUBSCRIBE with an invalid topic filter closes the connection', async () => {
+    const client = await clients.rawConnected({ clientId: nextId('badunsub') });
+    client.send({ type: 'unsubscribe', packetId: 1, topicFilters: ['a/#/b'] });
+    await client.expectClosed();
+  });
+
+  test('[MQTT-3.8.1-1] SUBSCRIBE with reserved flags other than 0010 closes the connection', async () => {
+    const client = await clients.rawConnected({ clientId: nextId('subflags') });
+    const bytes = encodePacket({ type: 'subscribe', packetId: 1, subscriptions: [{ topicFilter: 'a', qos: 0 }] }, 4);
+    bytes[0] = 0x80;
+    client.send(bytes);
+    await client.expectClosed();
+  });
+
+  test('[MQTT-3.10.1-1] UNSUBSCRIBE with reserved flags other than 0010 closes the connection', async () => {
+    const client = await clients.rawConnected({ clientId: nextId('unsubflags') });
+    const bytes = encodePacket({ type: 'unsubscribe', packetId: 1, topicFilters: ['a'] }, 4);
+    bytes[0] = 0xa0;
+    client.send(bytes);
+    await client.expectClosed();
+  });
+
+  test('[MQTT-3.8.3-3] SUBSCRIBE without any topic filter closes the connection', async () => {
+    const client = await clients.rawConnected({ clientId: nextId('subempty') });
+    client.send(Buffer.from([0x82, 0x02, 0x00, 0x01]));
+    await client.expectClosed();
+  });
+
+  test('[MQTT-3.8.3-4] SUBSCRIBE requesting QoS 3 closes the connection', async () => {
+    const client = await clients.rawConnected({ clientId: nextId('subqos3') });
+    const bytes = encodePacket({ type: 'subscribe', packetId: 1, subscriptions: [{ topicFilter: 'a', qos: 0 }] }, 4);
+    bytes[bytes.length - 1] = 3;
+    client.send(bytes);
+    await client.expectClosed();
+  });
+
+  test('subscriptions of one client do not leak to another', async () => {
+    const a = await clients.rawConnected({ clientId: nextId('iso-a') });
+    const b = await clients.rawConnected({ clientId: nextId('iso-b') });
+    await a.subscribe('iso/t', 0);
+    await b.subscribe('iso/other', 0);
+    server.broker.publish({ topic: 'iso/t', payload: 'a only' });
+    assert.equal((await a.expect('publish')).payload.toString(), 'a only');
+    await b.expectSilence(100);
+  });
+});
