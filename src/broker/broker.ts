@@ -1,12 +1,14 @@
 import type { Duplex } from 'node:stream';
 import type { Message, PublishInput } from '../model/message.js';
 import { validateTopicName } from '../protocol/topic.js';
+import type { Will } from '../protocol/types.js';
 import { Connection, type CloseReason, type ConnectionInfo } from './connection.js';
 import type { BrokerContext } from './context.js';
 import { silentLogger, type Logger } from './logger.js';
 import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.js';
 import { RetainedMessages } from './retained.js';
 import { Router } from './router.js';
+import { NEVER_EXPIRES, type Session } from './session.js';
 import { SessionRegistry } from './sessions.js';
 import { BrokerStats } from './stats.js';
 import { WireCache } from './wire-cache.js';
@@ -17,6 +19,13 @@ const SWEEP_INTERVAL_MS = 250;
 /** Options for `new Broker()`: any BrokerOptions field, plus a logger. */
 export type BrokerInit = Partial<BrokerOptions> & { logger?: Logger };
 
+/** A will waiting for its MQTT 5 Will Delay Interval. */
+interface PendingWill {
+  will: Will;
+  clientId: string;
+  at: number;
+}
+
 /**
  * The MQTT broker core: accepts any Duplex stream as a client connection and implements
  * MQTT semantics. It knows nothing of sockets, files or Redis.
@@ -26,13 +35,16 @@ export class Broker implements BrokerContext {
   readonly logger: Logger;
   readonly debugEnabled: boolean;
   readonly stats = new BrokerStats();
-  readonly router = new Router();
+  readonly router: Router;
   readonly sessions: SessionRegistry;
   readonly retained = new RetainedMessages();
   readonly wire = new WireCache();
   readonly online = new Map<string, Connection>();
 
   private readonly connections = new Set<Connection>();
+  /** Offline sessions that expire, and wills waiting for their delay. */
+  private readonly expiring = new Set<Session>();
+  private readonly pendingWills = new Map<Session, PendingWill>();
   private flushList: Connection[] = [];
   private flushScheduled = false;
   private closed = false;
@@ -43,16 +55,12 @@ export class Broker implements BrokerContext {
     this.options = { ...DEFAULT_BROKER_OPTIONS, ...stripUndefined(options) };
     this.logger = logger ?? silentLogger;
     this.debugEnabled = this.logger.isLevelEnabled?.('debug') ?? this.logger !== silentLogger;
+    this.router = new Router(this.options.sharedSubscriptionStrategy);
     this.sessions = new SessionRegistry(this.router, this.options.maxInflight, this.options.maxQueuedMessages);
-    // One timer for every connection's connect timeout and keep-alive, instead of one timer each.
+    // One timer for every connection's connect timeout and keep-alive, session expiry and will delay.
     this.sweepTimer = setInterval(this.sweep, SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
   }
-
-  private readonly sweep = (): void => {
-    const now = Date.now();
-    for (const connection of this.connections) connection.checkTimers(now);
-  };
 
   /** Takes a new client stream (TCP socket, TLS socket, WebSocket stream, in-memory pair). */
   accept(stream: Duplex, info: ConnectionInfo): Connection {
@@ -77,7 +85,11 @@ export class Broker implements BrokerContext {
       origin: '',
       receivedAt: Date.now(),
     };
-    if (input.properties !== undefined) message.properties = input.properties;
+    if (input.properties !== undefined) {
+      const { messageExpiryInterval, ...rest } = input.properties;
+      if (Object.keys(rest).length > 0) message.properties = rest;
+      if (messageExpiryInterval !== undefined) message.expiresAt = message.receivedAt + messageExpiryInterval * 1000;
+    }
     this.dispatch(message);
   }
 
@@ -87,18 +99,39 @@ export class Broker implements BrokerContext {
   }
 
   /** BrokerContext: stores retained messages and routes to every matching session. */
-  dispatch(message: Message): void {
+  dispatch(message: Message): number {
     // [MQTT-3.3.1-5] a retained message is stored (or cleared by an empty payload) for future subscribers.
-    if (message.retain) this.retained.set(message);
-    const targets = this.router.targets(message.topic);
+    if (message.retain && this.options.retainAvailable) this.retained.set(message);
+    const { targets, groups } = this.router.routes(message.topic);
     const messageQos = message.qos;
+    const origin = message.origin;
+    let count = 0;
     for (let i = 0; i < targets.length; i++) {
       const target = targets[i]!;
+      let delivery = target.delivery;
+      if (target.ownDelivery !== undefined && origin === target.session.clientId) {
+        // [MQTT-3.8.3-3] No Local: not sent back to the client that published it.
+        if (target.ownDelivery === null) continue;
+        delivery = target.ownDelivery;
+      }
       // [MQTT-3.3.5-1] delivered at the lower of the message QoS and the subscription QoS;
-      // [MQTT-3.3.1-9] RETAIN=0 on live delivery.
-      const qos = messageQos < target.qos ? messageQos : target.qos;
-      if (!target.session.deliver(message, qos, false) && qos > 0) this.stats.droppedQueueFull++;
+      // [MQTT-3.3.1-9] RETAIN=0 on live delivery unless Retain As Published (MQTT 5 [MQTT-3.3.1-12]).
+      const qos = messageQos < delivery.qos ? messageQos : delivery.qos;
+      const retain = delivery.retainAsPublished && message.retain;
+      if (target.session.deliver(message, qos, retain, delivery.subscriptionIds)) count++;
+      else if (qos > 0) this.stats.droppedQueueFull++;
     }
+    for (let i = 0; i < groups.length; i++) {
+      // MQTT 5 section 4.8.2: each shared group gets the message once, at one of its members.
+      const picked = groups[i]!.pick();
+      if (picked === undefined) continue;
+      const { session, subscription } = picked;
+      const qos = messageQos < subscription.qos ? messageQos : subscription.qos;
+      const ids = subscription.subscriptionId === undefined ? undefined : [subscription.subscriptionId];
+      if (session.deliver(message, qos, subscription.retainAsPublished && message.retain, ids, groups[i]!.key)) count++;
+      else if (qos > 0) this.stats.droppedQueueFull++;
+    }
+    return count;
   }
 
   /** BrokerContext: flushes `connection` at the end of this event-loop turn, with all others. */
@@ -125,25 +158,92 @@ export class Broker implements BrokerContext {
     const clientId = connection.clientId;
     if (this.online.get(clientId) === connection) this.online.delete(clientId);
     const session = connection.session;
-    if (session === undefined) return;
-    if (session.link === connection) session.link = undefined;
+    if (session === undefined || session.link !== connection) return;
+    session.link = undefined;
     if (this.debugEnabled) this.logger.debug({ clientId, reason }, 'client disconnected');
     const will = session.will;
     session.will = undefined;
-    // [MQTT-3.1.2-8] the will is published when the connection closes without DISCONNECT.
+    const now = Date.now();
+    // [MQTT-3.1.2-8] the will is published when the connection closes without a normal DISCONNECT.
     if (will !== undefined && reason !== 'client-disconnect' && reason !== 'server-shutdown') {
-      this.dispatch({
-        topic: will.topic,
-        payload: will.payload,
-        qos: will.qos,
-        retain: will.retain,
-        origin: clientId,
-        receivedAt: Date.now(),
-      });
+      const delay = will.properties?.willDelayInterval ?? 0;
+      if (delay === 0 || !session.persistent) this.publishWill(will, clientId);
+      else {
+        // MQTT 5 Will Delay Interval: sent at the earlier of the delay and the session's end [MQTT-3.1.3-9].
+        this.pendingWills.set(session, { will, clientId, at: now + Math.min(delay, session.expiryInterval) * 1000 });
+      }
     }
-    // [MQTT-3.1.2-6] a clean session ends with its connection.
-    if (!session.persistent) this.sessions.discard(session);
+    // Messages this member of a shared group had not completed go to another member.
+    this.handOnShared(session);
+    if (!session.persistent) {
+      // [MQTT-3.1.2-6] a clean session (Session Expiry 0) ends with its connection.
+      this.sessions.discard(session);
+      return;
+    }
+    if (session.expiryInterval !== NEVER_EXPIRES && !this.closed) {
+      session.expiresAt = now + session.expiryInterval * 1000;
+      this.expiring.add(session);
+    }
   }
+
+  /** BrokerContext: ends a session now; a pending will is published first. */
+  sessionEnded(session: Session): void {
+    const pending = this.pendingWills.get(session);
+    if (pending !== undefined) {
+      this.pendingWills.delete(session);
+      this.publishWill(pending.will, pending.clientId);
+    }
+    this.expiring.delete(session);
+    this.handOnShared(session);
+    this.sessions.discard(session);
+  }
+
+  /** BrokerContext: the session resumed, so its delayed will is not sent. */
+  cancelWill(session: Session): void {
+    this.pendingWills.delete(session);
+    this.expiring.delete(session);
+  }
+
+  private publishWill(will: Will, clientId: string): void {
+    const message: Message = { topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain, origin: clientId, receivedAt: Date.now() };
+    const props = will.properties;
+    if (props !== undefined) {
+      const { willDelayInterval: _delay, messageExpiryInterval, ...forwarded } = props;
+      if (Object.keys(forwarded).length > 0) message.properties = forwarded;
+      if (messageExpiryInterval !== undefined) message.expiresAt = message.receivedAt + messageExpiryInterval * 1000;
+    }
+    this.dispatch(message);
+  }
+
+  private handOnShared(session: Session): void {
+    const taken = session.takeSharedDeliveries();
+    for (const delivery of taken) {
+      const group = delivery.shareKey === undefined ? undefined : this.router.group(delivery.shareKey);
+      const picked = group?.pick(session);
+      if (group === undefined || picked === undefined) continue;
+      const qos = delivery.message.qos < picked.subscription.qos ? delivery.message.qos : picked.subscription.qos;
+      picked.session.deliver(delivery.message, qos, delivery.retain, delivery.subscriptionIds, delivery.shareKey);
+    }
+  }
+
+  private readonly sweep = (): void => {
+    const now = Date.now();
+    for (const connection of this.connections) connection.checkTimers(now);
+    for (const [session, pending] of this.pendingWills) {
+      if (now < pending.at) continue;
+      this.pendingWills.delete(session);
+      this.publishWill(pending.will, pending.clientId);
+    }
+    for (const session of this.expiring) {
+      if (session.link !== undefined) {
+        this.expiring.delete(session);
+        continue;
+      }
+      if (now < session.expiresAt) continue;
+      if (this.debugEnabled) this.logger.debug({ clientId: session.clientId }, 'session expired');
+      this.sessionEnded(session);
+    }
+  };
 
   /** Closes every connection; the broker accepts nothing afterwards. */
   close(): Promise<void> {

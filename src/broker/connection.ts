@@ -1,13 +1,23 @@
 import type { Duplex } from 'node:stream';
 import type { Message } from '../model/message.js';
 import { PacketDecoder } from '../protocol/decoder.js';
-import { encodePacket } from '../protocol/encoder.js';
+import { encodePacket, encodePublish } from '../protocol/encoder.js';
 import { MqttError, UnsupportedProtocolVersionError } from '../protocol/errors.js';
-import { ConnackReturnCode } from '../protocol/reason-codes.js';
-import type { Packet, ProtocolVersion, QoS } from '../protocol/types.js';
+import { ConnackReturnCode, ReasonCode } from '../protocol/reason-codes.js';
+import type { Packet, Properties, ProtocolVersion, PublishPacket, QoS } from '../protocol/types.js';
+import { publishProperties } from './wire-cache.js';
 import type { BrokerContext } from './context.js';
 import { handlePacket } from './handlers/index.js';
-import type { Session, SessionLink } from './session.js';
+import { SendResult, type Session, type SessionLink } from './session.js';
+
+/** The reason code of the DISCONNECT an MQTT 5 client gets when the server closes for this reason. */
+const SERVER_DISCONNECT_REASONS: Partial<Record<CloseReason, number>> = {
+  'keep-alive-timeout': ReasonCode.keepAliveTimeout,
+  'session-taken-over': ReasonCode.sessionTakenOver,
+  'server-shutdown': ReasonCode.serverShuttingDown,
+  administrative: ReasonCode.administrativeAction,
+  'protocol-error': ReasonCode.protocolError,
+};
 
 /** Bytes waiting in the socket beyond which we stop reading from that peer until it drains. */
 const PAUSE_READING_AT = 1024 * 1024;
@@ -26,6 +36,7 @@ export type ConnectionState = 'awaiting-connect' | 'authenticating' | 'connected
 /** Why a connection ended; named in logs. */
 export type CloseReason =
   | 'client-disconnect'
+  | 'client-disconnect-with-will'
   | 'socket-closed'
   | 'socket-error'
   | 'protocol-error'
@@ -50,6 +61,14 @@ export class Connection implements SessionLink {
   session: Session | undefined;
   /** Packets that arrived while an asynchronous CONNECT check was running. */
   backlog: Packet[] | undefined;
+  /** MQTT 5: the largest packet the client accepts (Maximum Packet Size), Infinity if unlimited. */
+  clientMaxPacketSize = Infinity;
+  /** MQTT 5: how many topic aliases the client accepts from us. */
+  clientTopicAliasMax = 0;
+  /** MQTT 5: topic aliases the client set towards us (index = alias). */
+  aliasIn: (string | undefined)[] | undefined;
+  /** MQTT 5: topic aliases we assigned towards the client. */
+  private aliasOut: Map<string, number> | undefined;
   /** True once this connection is in the broker's flush list for this turn. */
   flushQueued = false;
   readonly connectedAt = Date.now();
@@ -190,7 +209,7 @@ export class Connection implements SessionLink {
     } else {
       this.ctx.logger.error({ clientId: this.clientId || undefined, remote: this.info.remoteAddress, err: error }, 'closing connection: internal error');
     }
-    this.close('protocol-error');
+    this.close('protocol-error', error instanceof MqttError ? error.reasonCode : ReasonCode.unspecifiedError);
   }
 
   /** Encodes and queues a control packet. */
@@ -198,28 +217,83 @@ export class Connection implements SessionLink {
     this.write(encodePacket(packet, this.version));
   }
 
-  /** SessionLink: sends a PUBLISH using the broker's shared encoding of the message. */
-  sendPublish(message: Message, qos: QoS, retain: boolean, packetId: number, dup: boolean): boolean {
-    if (this.state !== 'connected') return false;
+  /** SessionLink: sends a PUBLISH using the broker's shared encoding of the message where it can. */
+  sendPublish(message: Message, qos: QoS, retain: boolean, packetId: number, dup: boolean, subscriptionIds: number[] | undefined): SendResult {
+    if (this.state !== 'connected') return SendResult.offline;
     if (qos === 0 && this.pendingBytes + this.stream.writableLength > this.ctx.options.maxWriteBuffer) {
       this.ctx.stats.droppedBufferFull++;
-      return false;
+      return SendResult.bufferFull;
     }
-    const wire = this.ctx.wire;
-    const form = wire.get(message, this.version, qos, retain);
-    if (qos === 0) {
-      this.write(form);
+    let bytes: Buffer;
+    if (this.version !== 5) {
+      bytes = this.shared(message, qos, retain, packetId, dup, 0);
     } else {
-      const copy = Buffer.allocUnsafe(form.length);
-      form.copy(copy, 0);
-      const offset = wire.packetIdOffset(qos, retain);
-      copy[offset] = packetId >> 8;
-      copy[offset + 1] = packetId & 0xff;
-      if (dup) copy[0] = (copy[0] as number) | 0x08;
-      this.write(copy);
+      const now = Date.now();
+      // [MQTT-3.3.2-5] an expired message is not sent.
+      if (message.expiresAt !== undefined && now >= message.expiresAt) {
+        this.ctx.stats.droppedExpired++;
+        return SendResult.expired;
+      }
+      if (subscriptionIds === undefined && this.clientTopicAliasMax === 0) {
+        bytes = this.shared(message, qos, retain, packetId, dup, now);
+      } else {
+        const encoded = this.encodeOwn(message, qos, retain, packetId, dup, subscriptionIds, now);
+        if (encoded === undefined) return SendResult.tooLarge;
+        bytes = encoded;
+      }
     }
+    if (bytes.length > this.clientMaxPacketSize) {
+      // [MQTT-3.1.2-25] never send a packet larger than the client's Maximum Packet Size: discard it.
+      this.ctx.stats.droppedTooLarge++;
+      return SendResult.tooLarge;
+    }
+    this.write(bytes);
     this.ctx.stats.messagesSent++;
-    return true;
+    return SendResult.sent;
+  }
+
+  /** The broker-wide encoding of the message, copied and patched only for a packet id or DUP. */
+  private shared(message: Message, qos: QoS, retain: boolean, packetId: number, dup: boolean, now: number): Buffer {
+    const wire = this.ctx.wire;
+    const form = wire.get(message, this.version, qos, retain, now);
+    if (qos === 0) return form;
+    const copy = Buffer.allocUnsafe(form.length);
+    form.copy(copy, 0);
+    const offset = wire.packetIdOffset(this.version, qos, retain);
+    copy[offset] = packetId >> 8;
+    copy[offset + 1] = packetId & 0xff;
+    if (dup) copy[0] = (copy[0] as number) | 0x08;
+    return copy;
+  }
+
+  /** MQTT 5 encoding for this subscriber alone: its subscription identifiers and topic alias. */
+  private encodeOwn(message: Message, qos: QoS, retain: boolean, packetId: number, dup: boolean, subscriptionIds: number[] | undefined, now: number): Buffer | undefined {
+    const properties: Properties = { ...publishProperties(message, now) };
+    if (subscriptionIds !== undefined) properties.subscriptionIdentifiers = subscriptionIds;
+    let topic = message.topic;
+    let assigned = false;
+    if (this.clientTopicAliasMax > 0) {
+      // Server-to-client topic aliases: a repeated topic is sent as its alias alone.
+      this.aliasOut ??= new Map();
+      const alias = this.aliasOut.get(topic);
+      if (alias !== undefined) {
+        properties.topicAlias = alias;
+        topic = '';
+      } else if (this.aliasOut.size < this.clientTopicAliasMax) {
+        properties.topicAlias = this.aliasOut.size + 1;
+        this.aliasOut.set(topic, properties.topicAlias);
+        assigned = true;
+      }
+    }
+    const packet: PublishPacket = { type: 'publish', topic, payload: message.payload, qos, retain, dup, properties };
+    if (qos > 0) packet.packetId = packetId;
+    const bytes = encodePublish(packet, 5);
+    if (bytes.length > this.clientMaxPacketSize) {
+      if (assigned) this.aliasOut?.delete(message.topic); // the client never learns this alias
+      this.ctx.stats.droppedTooLarge++;
+      return undefined;
+    }
+    return bytes;
   }
 
   /** SessionLink: sends PUBREL for an outgoing QoS 2 message. */
@@ -264,9 +338,14 @@ export class Connection implements SessionLink {
   }
 
   /** Ends the connection; the broker decides what happens to the session and the will. */
-  close(reason: CloseReason): void {
+  close(reason: CloseReason, reasonCode?: number): void {
     if (this.state === 'closed') return;
     const wasConnected = this.state === 'connected';
+    if (wasConnected && this.version === 5) {
+      // MQTT 5: the server says why it closes; only after a successful CONNACK [MQTT-3.14.0-1].
+      const code = reasonCode ?? SERVER_DISCONNECT_REASONS[reason];
+      if (code !== undefined) this.send({ type: 'disconnect', reasonCode: code });
+    }
     this.state = 'closed';
     this.backlog = undefined;
     if (this.pending !== undefined && !this.stream.destroyed) this.flush();

@@ -5,6 +5,7 @@ import type { BrokerOptions } from './options.js';
 import type { RetainedMessages } from './retained.js';
 import type { Router } from './router.js';
 import type { SessionRegistry } from './sessions.js';
+import type { Session } from './session.js';
 import type { BrokerStats } from './stats.js';
 import type { WireCache } from './wire-cache.js';
 
@@ -23,8 +24,12 @@ export interface BrokerContext {
   readonly online: Map<string, Connection>;
   /** Asks for `connection.flush()` at the end of this event-loop turn. */
   scheduleFlush(connection: Connection): void;
-  /** Stores (if retained) and routes a message to every matching session. */
-  dispatch(message: Message): void;
+  /** Stores (if retained) and routes a message; returns how many sessions it went to. */
+  dispatch(message: Message): number;
+  /** Ends a session now (Clean Start over it, or expiry): its pending will is published, its state dropped. */
+  sessionEnded(session: Session): void;
+  /** Cancels a session's delayed will (the session resumed in time) [MQTT-3.1.3-9]. */
+  cancelWill(session: Session): void;
   /** Called once when a connection closes, for session and will handling. */
   connectionClosed(connection: Connection, reason: CloseReason, wasConnected: boolean): void;
 }

@@ -29,6 +29,28 @@ export interface BrokerOptions {
   maxConnections: number;
   /** Longest client identifier accepted (bytes of UTF-8); longer gets CONNACK 2. */
   maxClientIdLength: number;
+  /** MQTT 5 Receive Maximum we advertise: unacknowledged QoS 2 PUBLISH a client may have in flight to us. */
+  receiveMaximum: number;
+  /** MQTT 5 Topic Alias Maximum we advertise (aliases a client may use towards us; 0 disables). */
+  topicAliasMaximum: number;
+  /** Longest session expiry granted, in seconds (0xFFFFFFFF: no cap). Also bounds MQTT 3.1.1 CleanSession=0 sessions. */
+  maxSessionExpiry: number;
+  /** Longest keep-alive accepted, in seconds; a client asking for more (or for 0) is told this (MQTT 5 Server Keep Alive). */
+  maxKeepAlive: number;
+  /** Whether retained messages are supported (MQTT 5 Retain Available). */
+  retainAvailable: boolean;
+  /** Whether filters with + or # are accepted (MQTT 5 Wildcard Subscription Available). */
+  wildcardSubscriptionAvailable: boolean;
+  /** Whether MQTT 5 Subscription Identifiers are supported. */
+  subscriptionIdentifiersAvailable: boolean;
+  /** Whether `$share/{group}/{filter}` subscriptions are supported (MQTT 5). */
+  sharedSubscriptionAvailable: boolean;
+  /** How a shared subscription group picks the member that gets a message. */
+  sharedSubscriptionStrategy: 'round-robin' | 'random';
+  /** Refuse (reason 0x99) MQTT 5 messages that declare a UTF-8 payload (Payload Format Indicator 1) but are not UTF-8. */
+  validateUtf8Payload: boolean;
+  /** When set, a client that requests response information gets `${responseInformation}${clientId}` (MQTT 5). */
+  responseInformation?: string;
   /** Optional authentication: called for every CONNECT. */
   authenticate?: (request: AuthenticateRequest) => AuthenticateResult | Promise<AuthenticateResult>;
 }
@@ -43,4 +65,14 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = {
   maxPacketSize: 268_435_460,
   maxConnections: 1_000_000,
   maxClientIdLength: 65_535,
+  receiveMaximum: 65_535,
+  topicAliasMaximum: 1024,
+  maxSessionExpiry: 0xffff_ffff,
+  maxKeepAlive: 65_535,
+  retainAvailable: true,
+  wildcardSubscriptionAvailable: true,
+  subscriptionIdentifiersAvailable: true,
+  sharedSubscriptionAvailable: true,
+  sharedSubscriptionStrategy: 'round-robin',
+  validateUtf8Payload: false,
 };

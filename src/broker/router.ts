@@ -1,63 +1,144 @@
 import type { Subscription } from '../model/subscription.js';
 import type { QoS } from '../protocol/types.js';
 import type { Session } from './session.js';
+import { SharedGroup } from './shared-group.js';
 import { TopicTrie } from './topic-trie.js';
 
-/** One session a topic routes to, at the highest QoS of its matching subscriptions. */
+/** How a message reaches one session: the aggregate of its matching subscriptions. */
+export interface Delivery {
+  /** Highest QoS among the matching subscriptions [MQTT-3.3.5-1]. */
+  qos: QoS;
+  /** Any matching subscription asked for Retain As Published. */
+  retainAsPublished: boolean;
+  /** Subscription identifiers of every matching subscription (MQTT 5 [MQTT-3.3.4-3]). */
+  subscriptionIds: number[] | undefined;
+}
+
+/** One session a topic routes to. */
 export interface RouteTarget {
   session: Session;
-  qos: QoS;
+  delivery: Delivery;
+  /**
+   * The delivery for a message the session published itself: undefined when no matching subscription
+   * has No Local (same as `delivery`), null when all do (not delivered) [MQTT-3.8.3-3].
+   */
+  ownDelivery: Delivery | null | undefined;
+}
+
+/** Everything a topic routes to: sessions, and shared groups that pick one member per message. */
+export interface Routes {
+  targets: RouteTarget[];
+  groups: SharedGroup[];
 }
 
 const MAX_CACHED_TOPICS = 10_000;
+const NO_GROUPS: SharedGroup[] = [];
+
+type Subscriber = Session | SharedGroup;
 
 /**
  * Which sessions a topic reaches. Matches go through the subscription trie; the result per topic
  * is cached until the next subscription change, so steady traffic costs one map lookup.
  */
 export class Router {
-  private readonly trie = new TopicTrie<Session, Subscription>();
-  private cache = new Map<string, RouteTarget[]>();
-  private collecting = new Map<Session, RouteTarget>();
+  private readonly trie = new TopicTrie<Subscriber, Subscription>();
+  private readonly groups = new Map<string, SharedGroup>();
+  private cache = new Map<string, Routes>();
+  private readonly collecting = new Map<Session, Subscription[]>();
+  private collectingGroups: SharedGroup[] = [];
+  private readonly collect = (subscriber: Subscriber, subscription: Subscription): void => {
+    if (subscriber instanceof SharedGroup) {
+      if (!this.collectingGroups.includes(subscriber)) this.collectingGroups.push(subscriber);
+      return;
+    }
+    const list = this.collecting.get(subscriber);
+    if (list === undefined) this.collecting.set(subscriber, [subscription]);
+    else list.push(subscription);
+  };
 
-  /** Number of (filter, session) subscriptions. */
+  constructor(private readonly strategy: 'round-robin' | 'random' = 'round-robin') {}
+
+  /** Number of (filter, session) subscriptions, shared members included. */
   get subscriptionCount(): number {
-    return this.trie.size;
+    let count = this.trie.size - this.groups.size;
+    for (const group of this.groups.values()) count += group.size;
+    return count;
   }
 
   /** Adds or replaces a session's subscription; returns true when it is new. */
   subscribe(session: Session, subscription: Subscription): boolean {
     this.invalidate();
-    return this.trie.add(subscription.topicFilter, session, subscription);
+    const group = subscription.shareGroup;
+    if (group === undefined) return this.trie.add(subscription.matchFilter, session, subscription);
+    const key = SharedGroup.key(group, subscription.matchFilter);
+    let shared = this.groups.get(key);
+    if (shared === undefined) {
+      shared = new SharedGroup(group, subscription.matchFilter, this.strategy);
+      this.groups.set(key, shared);
+      this.trie.add(subscription.matchFilter, shared, subscription);
+    }
+    return shared.add(session, subscription);
   }
 
   /** Removes a session's subscription; returns true when it existed. */
-  unsubscribe(session: Session, topicFilter: string): boolean {
+  unsubscribe(session: Session, subscription: Subscription): boolean {
     this.invalidate();
-    return this.trie.remove(topicFilter, session);
+    const group = subscription.shareGroup;
+    if (group === undefined) return this.trie.remove(subscription.matchFilter, session);
+    const key = SharedGroup.key(group, subscription.matchFilter);
+    const shared = this.groups.get(key);
+    if (shared === undefined || !shared.remove(session)) return false;
+    if (shared.size === 0) {
+      this.groups.delete(key);
+      this.trie.remove(subscription.matchFilter, shared);
+    }
+    return true;
   }
 
-  /**
-   * Sessions that receive a message on `topic`, each once at the maximum QoS of its
-   * overlapping subscriptions [MQTT-3.3.5-1]. The array is shared: do not modify it.
-   */
-  targets(topic: string): RouteTarget[] {
+  /** The shared group with this key (see SharedGroup.key), if it still exists. */
+  group(key: string): SharedGroup | undefined {
+    return this.groups.get(key);
+  }
+
+  /** Everything a message on `topic` goes to. The result is shared: do not modify it. */
+  routes(topic: string): Routes {
     const cached = this.cache.get(topic);
     if (cached !== undefined) return cached;
-    const collecting = this.collecting;
-    this.trie.match(topic, (session, subscription) => {
-      const existing = collecting.get(session);
-      if (existing === undefined) collecting.set(session, { session, qos: subscription.qos });
-      else if (subscription.qos > existing.qos) existing.qos = subscription.qos;
-    });
-    const targets = [...collecting.values()];
-    collecting.clear();
+    this.trie.match(topic, this.collect);
+    const targets: RouteTarget[] = [];
+    for (const [session, subscriptions] of this.collecting) targets.push(toTarget(session, subscriptions));
+    this.collecting.clear();
+    const groups = this.collectingGroups.length === 0 ? NO_GROUPS : this.collectingGroups;
+    this.collectingGroups = [];
+    const routes = { targets, groups };
     if (this.cache.size >= MAX_CACHED_TOPICS) this.cache.clear();
-    this.cache.set(topic, targets);
-    return targets;
+    this.cache.set(topic, routes);
+    return routes;
   }
 
   private invalidate(): void {
     if (this.cache.size > 0) this.cache = new Map();
   }
+}
+
+function toTarget(session: Session, subscriptions: Subscription[]): RouteTarget {
+  const delivery = aggregate(subscriptions);
+  let ownDelivery: Delivery | null | undefined;
+  if (subscriptions.some((s) => s.noLocal)) {
+    const others = subscriptions.filter((s) => !s.noLocal);
+    ownDelivery = others.length === 0 ? null : aggregate(others);
+  }
+  return { session, delivery, ownDelivery };
+}
+
+function aggregate(subscriptions: Subscription[]): Delivery {
+  let qos: QoS = 0;
+  let retainAsPublished = false;
+  let subscriptionIds: number[] | undefined;
+  for (const s of subscriptions) {
+    if (s.qos > qos) qos = s.qos;
+    if (s.retainAsPublished) retainAsPublished = true;
+    if (s.subscriptionId !== undefined) (subscriptionIds ??= []).push(s.subscriptionId);
+  }
+  return { qos, retainAsPublished, subscriptionIds };
 }

@@ -2,12 +2,24 @@ import type { Message } from '../model/message.js';
 import type { Subscription } from '../model/subscription.js';
 import type { QoS, Will } from '../protocol/types.js';
 
+/** How one delivery is shaped for the subscriber: its QoS, RETAIN flag and subscription identifiers. */
+export interface DeliveryOptions {
+  qos: QoS;
+  retain: boolean;
+  /** MQTT 5 Subscription Identifiers to send with the message. */
+  subscriptionIds: number[] | undefined;
+  /** The shared subscription group this delivery came from (to hand it on if this member goes away). */
+  shareKey: string | undefined;
+}
+
 /** A QoS 1/2 message sent to the client and not yet fully acknowledged. */
 export interface OutgoingFlight {
   packetId: number;
   message: Message;
   qos: 1 | 2;
   retain: boolean;
+  subscriptionIds: number[] | undefined;
+  shareKey: string | undefined;
   /** 'publish': waiting for PUBACK / PUBREC; 'pubrel': PUBREL sent, waiting for PUBCOMP. */
   state: 'publish' | 'pubrel';
 }
@@ -17,42 +29,67 @@ export interface QueuedDelivery {
   message: Message;
   qos: QoS;
   retain: boolean;
+  subscriptionIds: number[] | undefined;
+  shareKey: string | undefined;
 }
+
+/** Outcome of handing a PUBLISH to a connection. */
+export const SendResult = {
+  /** Written (or queued for this turn's write). */
+  sent: 0,
+  /** QoS 0 dropped: the connection's write buffer is full. */
+  bufferFull: 1,
+  /** Larger than the client's Maximum Packet Size: discarded as if sent [MQTT-3.1.2-25]. */
+  tooLarge: 2,
+  /** Expired before it could be sent (MQTT 5 Message Expiry Interval). */
+  expired: 3,
+  /** The connection is gone. */
+  offline: 4,
+} as const;
+/** One of SendResult. */
+export type SendResult = (typeof SendResult)[keyof typeof SendResult];
 
 /** What the session needs from an online connection to send packets. */
 export interface SessionLink {
-  /** Sends a PUBLISH now (subject to the connection's buffer limit for QoS 0); returns false if dropped. */
-  sendPublish(message: Message, qos: QoS, retain: boolean, packetId: number, dup: boolean): boolean;
+  /** Sends a PUBLISH now. */
+  sendPublish(message: Message, qos: QoS, retain: boolean, packetId: number, dup: boolean, subscriptionIds: number[] | undefined): SendResult;
   /** Sends a PUBREL for a QoS 2 flight. */
   sendPubrel(packetId: number): void;
 }
 
 // Shared empty collections: a session allocates its own only when it first needs one, which keeps
-// the memory of an idle connection small. They are never written to (see the `own*` methods).
+// the memory of an idle connection small. They are never written to (see the methods below).
 const EMPTY_SUBSCRIPTIONS: Map<string, Subscription> = new Map();
 const EMPTY_OUTFLIGHT: Map<number, OutgoingFlight> = new Map();
 const EMPTY_IDS: Set<number> = new Set();
 const EMPTY_QUEUE: QueuedDelivery[] = [];
 
+/** Session Expiry Interval meaning "never expires". */
+export const NEVER_EXPIRES = 0xffff_ffff;
+
 /**
  * The server side of an MQTT session: subscriptions, packet ids, inflight messages in both
  * directions and the queue of messages waiting to be sent. It outlives a connection when the
- * client asked for a persistent session (CleanSession=0).
+ * session expiry interval is not 0 (CleanSession=0 in 3.1.1).
  */
 export class Session {
   readonly clientId: string;
-  /** CleanSession=0: kept after the connection closes. */
-  persistent = false;
+  /** Seconds the session outlives its connection: 0 ends it with the connection. */
+  expiryInterval = 0;
+  /** When an offline session expires (ms since the epoch); Infinity while online or never. */
+  expiresAt = Infinity;
   /** Subscriptions by topic filter (allocated on first use: most connections are small). */
   subscriptions: Map<string, Subscription> = EMPTY_SUBSCRIPTIONS;
   /** QoS 1/2 messages sent and not yet acknowledged, in send order. */
   outflight: Map<number, OutgoingFlight> = EMPTY_OUTFLIGHT;
   /** Packet ids of QoS 2 messages received and awaiting PUBREL [MQTT-4.3.3-2]. */
   incomingQos2: Set<number> = EMPTY_IDS;
-  /** The will of the current connection, published if it closes without DISCONNECT. */
+  /** The will of the current connection, published if it closes without a normal DISCONNECT. */
   will: Will | undefined;
   /** Set while a connection is online. */
   link: SessionLink | undefined;
+  /** Unacknowledged QoS 1/2 messages we may send at once: ours, capped by the client's Receive Maximum. */
+  inflightLimit: number;
   /** Messages dropped because the queue was full. */
   droppedQueueFull = 0;
 
@@ -62,10 +99,16 @@ export class Session {
 
   constructor(
     clientId: string,
-    private readonly maxInflight: number,
+    maxInflight: number,
     private readonly maxQueued: number,
   ) {
     this.clientId = clientId;
+    this.inflightLimit = maxInflight;
+  }
+
+  /** True when the session survives its connection. */
+  get persistent(): boolean {
+    return this.expiryInterval !== 0;
   }
 
   /** Adds or replaces a subscription in this session's own map. */
@@ -74,9 +117,11 @@ export class Session {
     this.subscriptions.set(subscription.topicFilter, subscription);
   }
 
-  /** Removes a subscription; returns true when it existed. */
-  deleteSubscription(topicFilter: string): boolean {
-    return this.subscriptions !== EMPTY_SUBSCRIPTIONS && this.subscriptions.delete(topicFilter);
+  /** Removes a subscription; returns it when it existed. */
+  deleteSubscription(topicFilter: string): Subscription | undefined {
+    const existing = this.subscriptions.get(topicFilter);
+    if (existing !== undefined) this.subscriptions.delete(topicFilter);
+    return existing;
   }
 
   /** Records an incoming QoS 2 packet id; returns false when it was already awaiting PUBREL (a duplicate). */
@@ -87,9 +132,9 @@ export class Session {
     return true;
   }
 
-  /** Releases an incoming QoS 2 packet id on PUBREL. */
-  releaseIncomingQos2(packetId: number): void {
-    if (this.incomingQos2 !== EMPTY_IDS) this.incomingQos2.delete(packetId);
+  /** Releases an incoming QoS 2 packet id on PUBREL; returns false when it was unknown. */
+  releaseIncomingQos2(packetId: number): boolean {
+    return this.incomingQos2 !== EMPTY_IDS && this.incomingQos2.delete(packetId);
   }
 
   /** Number of messages waiting in the queue. */
@@ -98,18 +143,17 @@ export class Session {
   }
 
   /**
-   * Delivers a message at an already-resolved QoS: sends it if online and the inflight window
-   * allows, queues QoS 1/2 otherwise (bounded), drops QoS 0 for an offline client.
-   * Returns false when the message was dropped.
+   * Delivers a message: sends it if online and the inflight window allows, queues QoS 1/2
+   * otherwise (bounded), drops QoS 0 for an offline client. Returns false when it was dropped.
    */
-  deliver(message: Message, qos: QoS, retain: boolean): boolean {
+  deliver(message: Message, qos: QoS, retain: boolean, subscriptionIds?: number[], shareKey?: string): boolean {
     const link = this.link;
     if (qos === 0) {
       if (link === undefined) return false;
-      return link.sendPublish(message, 0, retain, 0, false);
+      return link.sendPublish(message, 0, retain, 0, false, subscriptionIds) === SendResult.sent;
     }
-    if (link !== undefined && this.queueHead === this.queue.length && this.outflight.size < this.maxInflight) {
-      this.sendFlight(link, message, qos, retain);
+    if (link !== undefined && this.queueHead === this.queue.length && this.outflight.size < this.inflightLimit) {
+      this.sendFlight(link, message, qos, retain, subscriptionIds, shareKey);
       return true;
     }
     if (this.queuedCount >= this.maxQueued) {
@@ -117,7 +161,7 @@ export class Session {
       return false;
     }
     if (this.queue === EMPTY_QUEUE) this.queue = [];
-    this.queue.push({ message, qos, retain });
+    this.queue.push({ message, qos, retain, subscriptionIds, shareKey });
     return true;
   }
 
@@ -130,10 +174,18 @@ export class Session {
     return true;
   }
 
-  /** Handles PUBREC for `packetId`: moves the flight to the PUBREL stage and sends PUBREL. */
-  received(packetId: number): boolean {
+  /**
+   * Handles PUBREC for `packetId`: moves the flight to the PUBREL stage and sends PUBREL, or, with a
+   * failure reason code (MQTT 5, >= 0x80), ends the flow [MQTT-4.3.3-4].
+   */
+  received(packetId: number, reasonCode = 0): boolean {
     const flight = this.outflight.get(packetId);
-    if (flight === undefined || flight.qos !== 2) return false;
+    if (flight === undefined || flight.qos !== 2 || flight.state !== 'publish') return false;
+    if (reasonCode >= 0x80) {
+      this.outflight.delete(packetId);
+      this.drain();
+      return true;
+    }
     flight.state = 'pubrel';
     this.link?.sendPubrel(packetId);
     return true;
@@ -154,9 +206,10 @@ export class Session {
    */
   resume(link: SessionLink): void {
     this.link = link;
+    this.expiresAt = Infinity;
     for (const flight of this.outflight.values()) {
       if (flight.state === 'pubrel') link.sendPubrel(flight.packetId);
-      else link.sendPublish(flight.message, flight.qos, flight.retain, flight.packetId, true);
+      else link.sendPublish(flight.message, flight.qos, flight.retain, flight.packetId, true, flight.subscriptionIds);
     }
     this.drain();
   }
@@ -165,12 +218,12 @@ export class Session {
   drain(): void {
     const link = this.link;
     if (link === undefined) return;
-    while (this.queueHead < this.queue.length && this.outflight.size < this.maxInflight) {
+    while (this.queueHead < this.queue.length && this.outflight.size < this.inflightLimit) {
       const next = this.queue[this.queueHead] as QueuedDelivery;
       this.queue[this.queueHead] = undefined as unknown as QueuedDelivery;
       this.queueHead++;
-      if (next.qos === 0) link.sendPublish(next.message, 0, next.retain, 0, false);
-      else this.sendFlight(link, next.message, next.qos, next.retain);
+      if (next.qos === 0) link.sendPublish(next.message, 0, next.retain, 0, false, next.subscriptionIds);
+      else this.sendFlight(link, next.message, next.qos, next.retain, next.subscriptionIds, next.shareKey);
     }
     if (this.queueHead === this.queue.length) {
       this.queue = EMPTY_QUEUE;
@@ -181,7 +234,32 @@ export class Session {
     }
   }
 
-  /** Forgets everything (CleanSession=1 on connect, or the session ending). */
+  /**
+   * Removes and returns the unacknowledged and queued deliveries that came from shared subscriptions,
+   * so they can go to another member of the group (this member went away).
+   */
+  takeSharedDeliveries(): QueuedDelivery[] {
+    const out: QueuedDelivery[] = [];
+    for (const [packetId, flight] of this.outflight) {
+      // A QoS 2 message whose PUBREC arrived was received by this member: it stays.
+      if (flight.shareKey === undefined || flight.state === 'pubrel') continue;
+      out.push({ message: flight.message, qos: flight.qos, retain: flight.retain, subscriptionIds: flight.subscriptionIds, shareKey: flight.shareKey });
+      this.outflight.delete(packetId);
+    }
+    if (this.queuedCount > 0) {
+      const kept: QueuedDelivery[] = [];
+      for (let i = this.queueHead; i < this.queue.length; i++) {
+        const queued = this.queue[i] as QueuedDelivery;
+        if (queued.shareKey === undefined) kept.push(queued);
+        else out.push(queued);
+      }
+      this.queue = kept.length === 0 ? EMPTY_QUEUE : kept;
+      this.queueHead = 0;
+    }
+    return out;
+  }
+
+  /** Forgets everything (Clean Start, or the session ending). */
   clear(): void {
     this.subscriptions = EMPTY_SUBSCRIPTIONS;
     this.outflight = EMPTY_OUTFLIGHT;
@@ -191,11 +269,13 @@ export class Session {
     this.will = undefined;
   }
 
-  private sendFlight(link: SessionLink, message: Message, qos: 1 | 2, retain: boolean): void {
+  private sendFlight(link: SessionLink, message: Message, qos: 1 | 2, retain: boolean, subscriptionIds: number[] | undefined, shareKey: string | undefined): void {
     const packetId = this.allocatePacketId();
     if (this.outflight === EMPTY_OUTFLIGHT) this.outflight = new Map();
-    this.outflight.set(packetId, { packetId, message, qos, retain, state: 'publish' });
-    link.sendPublish(message, qos, retain, packetId, false);
+    this.outflight.set(packetId, { packetId, message, qos, retain, subscriptionIds, shareKey, state: 'publish' });
+    const result = link.sendPublish(message, qos, retain, packetId, false, subscriptionIds);
+    // Too large for the client, or expired: it will never be sent, so the flow is over.
+    if (result === SendResult.tooLarge || result === SendResult.expired) this.outflight.delete(packetId);
   }
 
   /** Next free non-zero packet id [MQTT-2.3.1-1]; the inflight window is far below 65535. */

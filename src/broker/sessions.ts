@@ -32,7 +32,7 @@ export class SessionRegistry {
 
   /** Ends a session: its subscriptions leave the router and its state is dropped. */
   discard(session: Session): void {
-    for (const filter of session.subscriptions.keys()) this.router.unsubscribe(session, filter);
+    for (const subscription of session.subscriptions.values()) this.router.unsubscribe(session, subscription);
     session.clear();
     session.link = undefined;
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);

@@ -10,6 +10,10 @@ export class BrokerStats {
   droppedBufferFull = 0;
   /** QoS 1/2 messages dropped because a session queue was full. */
   droppedQueueFull = 0;
+  /** Messages not delivered because their MQTT 5 Message Expiry Interval had passed. */
+  droppedExpired = 0;
+  /** Messages not sent because they exceeded the client's MQTT 5 Maximum Packet Size. */
+  droppedTooLarge = 0;
   /** Connections closed for a protocol error. */
   protocolErrors = 0;
   readonly startedAt = Date.now();

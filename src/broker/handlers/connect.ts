@@ -1,10 +1,30 @@
+import { isUtf8 } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
-import { ConnackReturnCode } from '../../protocol/reason-codes.js';
+import { ConnackReturnCode, ReasonCode } from '../../protocol/reason-codes.js';
 import { ProtocolViolationError } from '../../protocol/errors.js';
-import type { ConnectPacket } from '../../protocol/types.js';
+import type { ConnectPacket, Properties } from '../../protocol/types.js';
 import type { Connection } from '../connection.js';
 import type { BrokerContext } from '../context.js';
 import type { AuthenticateResult } from '../options.js';
+import { NEVER_EXPIRES } from '../session.js';
+
+/** A refusal, as a 3.1.x return code and an MQTT 5 reason code. */
+interface Refusal {
+  v3: number;
+  v5: number;
+}
+
+const REFUSE = {
+  identifier: { v3: ConnackReturnCode.identifierRejected, v5: ReasonCode.clientIdentifierNotValid },
+  unavailable: { v3: ConnackReturnCode.serverUnavailable, v5: ReasonCode.serverUnavailable },
+  busy: { v3: ConnackReturnCode.serverUnavailable, v5: ReasonCode.serverBusy },
+  credentials: { v3: ConnackReturnCode.badUsernameOrPassword, v5: ReasonCode.badUserNameOrPassword },
+  notAuthorized: { v3: ConnackReturnCode.notAuthorized, v5: ReasonCode.notAuthorized },
+  authMethod: { v3: ConnackReturnCode.notAuthorized, v5: ReasonCode.badAuthenticationMethod },
+  qos: { v3: ConnackReturnCode.notAuthorized, v5: ReasonCode.qosNotSupported },
+  retain: { v3: ConnackReturnCode.notAuthorized, v5: ReasonCode.retainNotSupported },
+  payloadFormat: { v3: ConnackReturnCode.notAuthorized, v5: ReasonCode.payloadFormatInvalid },
+} as const satisfies Record<string, Refusal>;
 
 /** Handles CONNECT: protocol checks, client id rules, authentication, then session set-up. */
 export function handleConnect(ctx: BrokerContext, conn: Connection, packet: ConnectPacket): void {
@@ -14,39 +34,38 @@ export function handleConnect(ctx: BrokerContext, conn: Connection, packet: Conn
   }
   conn.version = packet.protocolVersion;
   conn.username = packet.username;
-  if (packet.protocolVersion === 5) {
-    // MQTT 5 sessions are not implemented yet: refuse cleanly in the client's own version.
-    refuse(ctx, conn, packet, 0x84, 'MQTT 5 is not supported yet');
-    return;
-  }
+  const v5 = packet.protocolVersion === 5;
 
   let clientId = packet.clientId;
+  let assigned = false;
   if (clientId.length === 0) {
     if (packet.protocolVersion === 3) {
-      refuse(ctx, conn, packet, ConnackReturnCode.identifierRejected, 'MQTT 3.1 requires a client identifier');
+      refuse(ctx, conn, packet, REFUSE.identifier, 'MQTT 3.1 requires a client identifier');
       return;
     }
-    if (!packet.clean) {
+    if (!packet.clean && !v5) {
       // [MQTT-3.1.3-8] an empty client id with CleanSession=0 is rejected with return code 2.
-      refuse(ctx, conn, packet, ConnackReturnCode.identifierRejected, 'empty client identifier with CleanSession=0 [MQTT-3.1.3-8]');
+      refuse(ctx, conn, packet, REFUSE.identifier, 'empty client identifier with CleanSession=0 [MQTT-3.1.3-8]');
       return;
     }
-    // [MQTT-3.1.3-6] the server assigns a unique identifier.
+    // [MQTT-3.1.3-6] (3.1.1) [MQTT-3.1.3-6] (5.0) the server assigns a unique identifier.
     clientId = assignClientId(ctx);
+    assigned = true;
   } else if (Buffer.byteLength(clientId) > ctx.options.maxClientIdLength) {
-    refuse(ctx, conn, packet, ConnackReturnCode.identifierRejected, `client identifier longer than ${ctx.options.maxClientIdLength} bytes`);
+    refuse(ctx, conn, packet, REFUSE.identifier, `client identifier longer than ${ctx.options.maxClientIdLength} bytes`);
     return;
   }
   conn.clientId = clientId;
 
   if (ctx.online.size >= ctx.options.maxConnections && ctx.online.get(clientId) === undefined) {
-    refuse(ctx, conn, packet, ConnackReturnCode.serverUnavailable, `connection limit of ${ctx.options.maxConnections} reached`);
+    refuse(ctx, conn, packet, REFUSE.busy, `connection limit of ${ctx.options.maxConnections} reached`);
     return;
   }
+  if (v5 && !checkV5Connect(ctx, conn, packet)) return;
 
   const authenticate = ctx.options.authenticate;
   if (authenticate === undefined) {
-    accept(ctx, conn, packet);
+    accept(ctx, conn, packet, assigned);
     return;
   }
   let result: AuthenticateResult | Promise<AuthenticateResult>;
@@ -57,7 +76,7 @@ export function handleConnect(ctx: BrokerContext, conn: Connection, packet: Conn
     return;
   }
   if (typeof result === 'string') {
-    decide(ctx, conn, packet, result);
+    decide(ctx, conn, packet, result, assigned);
     return;
   }
   // Packets sent right after CONNECT wait until the decision [MQTT-3.1.4-5 allows only CONNACK first].
@@ -66,7 +85,7 @@ export function handleConnect(ctx: BrokerContext, conn: Connection, packet: Conn
   result.then(
     (decision) => {
       if (conn.state !== 'authenticating') return;
-      decide(ctx, conn, packet, decision);
+      decide(ctx, conn, packet, decision, assigned);
       conn.replayBacklog();
     },
     (error: unknown) => {
@@ -76,31 +95,59 @@ export function handleConnect(ctx: BrokerContext, conn: Connection, packet: Conn
   );
 }
 
-function decide(ctx: BrokerContext, conn: Connection, packet: ConnectPacket, result: AuthenticateResult): void {
+/** MQTT 5 CONNECT checks that can refuse the connection; returns false after refusing. */
+function checkV5Connect(ctx: BrokerContext, conn: Connection, packet: ConnectPacket): boolean {
+  if (packet.properties?.authenticationMethod !== undefined) {
+    // Enhanced authentication is not offered: no method is supported [MQTT-4.12.0-1].
+    refuse(ctx, conn, packet, REFUSE.authMethod, `authentication method "${packet.properties.authenticationMethod}" is not supported`);
+    return false;
+  }
+  const will = packet.will;
+  if (will !== undefined) {
+    if (will.qos > ctx.options.maxQoS) {
+      // [MQTT-3.2.2-12] a will QoS above the maximum QoS is refused with 0x9B.
+      refuse(ctx, conn, packet, REFUSE.qos, `will QoS ${will.qos} above maximum QoS ${ctx.options.maxQoS}`);
+      return false;
+    }
+    if (will.retain && !ctx.options.retainAvailable) {
+      // [MQTT-3.2.2-13] a retained will when retain is not available is refused with 0x9A.
+      refuse(ctx, conn, packet, REFUSE.retain, 'retained will, but retained messages are not available');
+      return false;
+    }
+    if (ctx.options.validateUtf8Payload && will.properties?.payloadFormatIndicator === 1 && !isUtf8(will.payload)) {
+      refuse(ctx, conn, packet, REFUSE.payloadFormat, 'will payload declared UTF-8 is not valid UTF-8');
+      return false;
+    }
+  }
+  return true;
+}
+
+function decide(ctx: BrokerContext, conn: Connection, packet: ConnectPacket, result: AuthenticateResult, assigned: boolean): void {
   switch (result) {
     case 'accept':
-      accept(ctx, conn, packet);
+      accept(ctx, conn, packet, assigned);
       return;
     case 'bad-credentials':
-      refuse(ctx, conn, packet, ConnackReturnCode.badUsernameOrPassword, 'bad user name or password');
+      refuse(ctx, conn, packet, REFUSE.credentials, 'bad user name or password');
       return;
     case 'not-authorized':
-      refuse(ctx, conn, packet, ConnackReturnCode.notAuthorized, 'not authorized');
+      refuse(ctx, conn, packet, REFUSE.notAuthorized, 'not authorized');
       return;
     case 'server-unavailable':
-      refuse(ctx, conn, packet, ConnackReturnCode.serverUnavailable, 'authentication service unavailable');
+      refuse(ctx, conn, packet, REFUSE.unavailable, 'authentication service unavailable');
       return;
   }
 }
 
 function authFailed(ctx: BrokerContext, conn: Connection, packet: ConnectPacket, error: unknown): void {
   ctx.logger.error({ clientId: conn.clientId, err: error }, 'authentication hook failed');
-  refuse(ctx, conn, packet, ConnackReturnCode.serverUnavailable, 'authentication hook failed');
+  refuse(ctx, conn, packet, REFUSE.unavailable, 'authentication hook failed');
 }
 
 /** Sends a refusing CONNACK and closes [MQTT-3.2.2-5]: session present is 0 on any refusal [MQTT-3.2.2-4]. */
-function refuse(ctx: BrokerContext, conn: Connection, packet: ConnectPacket, reasonCode: number, why: string): void {
+function refuse(ctx: BrokerContext, conn: Connection, packet: ConnectPacket, refusal: Refusal, why: string): void {
   ctx.stats.connectionsRefused++;
+  const reasonCode = packet.protocolVersion === 5 ? refusal.v5 : refusal.v3;
   ctx.logger.info(
     { clientId: packet.clientId || undefined, username: packet.username, remote: conn.info.remoteAddress, reasonCode },
     `connection refused: ${why}`,
@@ -110,33 +157,69 @@ function refuse(ctx: BrokerContext, conn: Connection, packet: ConnectPacket, rea
 }
 
 /** Takes over or creates the session, answers CONNACK 0 and resumes delivery. */
-function accept(ctx: BrokerContext, conn: Connection, packet: ConnectPacket): void {
+function accept(ctx: BrokerContext, conn: Connection, packet: ConnectPacket, assigned: boolean): void {
   const clientId = conn.clientId;
+  const v5 = packet.protocolVersion === 5;
+  const options = ctx.options;
+  const props = packet.properties;
   const existing = ctx.online.get(clientId);
   if (existing !== undefined && existing !== conn) {
-    // [MQTT-3.1.4-2] the server disconnects the existing client with the same id.
+    // [MQTT-3.1.4-2] the server disconnects the existing client with the same id (0x8E in MQTT 5).
     ctx.logger.info({ clientId, remote: conn.info.remoteAddress }, 'session taken over by a new connection');
     existing.close('session-taken-over');
   }
   let session = ctx.sessions.get(clientId);
   let sessionPresent = false;
-  if (packet.clean || session === undefined || !session.persistent) {
-    // [MQTT-3.1.2-6] CleanSession=1 discards any previous session and starts a new one.
+  if (packet.clean || session === undefined) {
+    // [MQTT-3.1.2-6] CleanSession / Clean Start = 1 discards any previous session and starts a new one.
+    if (session !== undefined) ctx.sessionEnded(session);
     session = ctx.sessions.create(clientId);
   } else {
-    // [MQTT-3.1.2-4] resume the stored session.
+    // [MQTT-3.1.2-4] resume the stored session; its pending will (delay not yet over) is not sent [MQTT-3.1.3-9].
+    ctx.cancelWill(session);
     sessionPresent = true;
   }
-  session.persistent = !packet.clean;
+
+  // Session expiry: 3.1.1 CleanSession=0 keeps the session (bounded by maxSessionExpiry); MQTT 5 says how long.
+  const requestedExpiry = v5 ? (props?.sessionExpiryInterval ?? 0) : packet.clean ? 0 : NEVER_EXPIRES;
+  session.expiryInterval = Math.min(requestedExpiry, options.maxSessionExpiry);
   session.will = packet.will;
+  session.inflightLimit = Math.min(options.maxInflight, props?.receiveMaximum ?? 65_535);
+
+  let keepalive = packet.keepalive;
+  const connack: Properties = {};
+  if (v5) {
+    conn.clientMaxPacketSize = props?.maximumPacketSize ?? Infinity;
+    conn.clientTopicAliasMax = props?.topicAliasMaximum ?? 0;
+    if (session.expiryInterval !== requestedExpiry) connack.sessionExpiryInterval = session.expiryInterval;
+    if (options.receiveMaximum < 65_535) connack.receiveMaximum = options.receiveMaximum;
+    if (options.maxQoS < 2) connack.maximumQoS = options.maxQoS as 0 | 1;
+    if (!options.retainAvailable) connack.retainAvailable = 0;
+    if (options.maxPacketSize < 268_435_460) connack.maximumPacketSize = options.maxPacketSize;
+    // [MQTT-3.2.2-16] an assigned client identifier is returned to the client.
+    if (assigned) connack.assignedClientIdentifier = clientId;
+    if (options.topicAliasMaximum > 0) connack.topicAliasMaximum = options.topicAliasMaximum;
+    if (!options.wildcardSubscriptionAvailable) connack.wildcardSubscriptionAvailable = 0;
+    if (!options.subscriptionIdentifiersAvailable) connack.subscriptionIdentifiersAvailable = 0;
+    if (!options.sharedSubscriptionAvailable) connack.sharedSubscriptionAvailable = 0;
+    if (keepalive > options.maxKeepAlive || (keepalive === 0 && options.maxKeepAlive < 65_535)) {
+      // [MQTT-3.2.2-21] the client must use the Server Keep Alive we send.
+      keepalive = options.maxKeepAlive;
+      connack.serverKeepAlive = keepalive;
+    }
+    if (props?.requestResponseInformation === 1 && options.responseInformation !== undefined) {
+      connack.responseInformation = `${options.responseInformation}${clientId}`;
+    }
+  }
   conn.session = session;
   conn.state = 'connected';
   ctx.online.set(clientId, conn);
   ctx.stats.connectionsAccepted++;
   // [MQTT-3.2.2-1/2/3] session present reflects whether a stored session is resumed.
-  conn.send({ type: 'connack', sessionPresent, reasonCode: ConnackReturnCode.accepted });
-  conn.startKeepAlive(packet.keepalive);
-  if (ctx.debugEnabled) ctx.logger.debug({ clientId, remote: conn.info.remoteAddress, clean: packet.clean, keepalive: packet.keepalive, sessionPresent }, 'client connected');
+  if (v5 && Object.keys(connack).length > 0) conn.send({ type: 'connack', sessionPresent, reasonCode: 0, properties: connack });
+  else conn.send({ type: 'connack', sessionPresent, reasonCode: 0 });
+  conn.startKeepAlive(keepalive);
+  if (ctx.debugEnabled) ctx.logger.debug({ clientId, remote: conn.info.remoteAddress, clean: packet.clean, keepalive, sessionPresent, version: packet.protocolVersion }, 'client connected');
   session.resume(conn);
 }
 

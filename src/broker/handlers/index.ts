@@ -1,7 +1,9 @@
 import { ProtocolViolationError } from '../../protocol/errors.js';
-import type { Packet } from '../../protocol/types.js';
+import { ReasonCode } from '../../protocol/reason-codes.js';
+import type { DisconnectPacket, Packet } from '../../protocol/types.js';
 import type { Connection } from '../connection.js';
 import type { BrokerContext } from '../context.js';
+import type { Session } from '../session.js';
 import { handleConnect } from './connect.js';
 import { handlePublish } from './publish.js';
 import { handleSubscribe, handleUnsubscribe } from './subscribe.js';
@@ -17,6 +19,7 @@ export function handlePacket(ctx: BrokerContext, conn: Connection, packet: Packe
     // [MQTT-3.1.0-1] the first packet from the client must be CONNECT.
     throw new ProtocolViolationError(`${packet.type.toUpperCase()} before CONNECT [MQTT-3.1.0-1]`);
   }
+  const v5 = conn.version === 5;
   switch (packet.type) {
     case 'publish':
       handlePublish(ctx, conn, session, packet);
@@ -25,13 +28,19 @@ export function handlePacket(ctx: BrokerContext, conn: Connection, packet: Packe
       session.acknowledge(packet.packetId);
       return;
     case 'pubrec':
-      session.received(packet.packetId);
+      if (!session.received(packet.packetId, packet.reasonCode) && v5 && (packet.reasonCode ?? 0) < 0x80) {
+        // MQTT 5: PUBREL 0x92 for an id we do not hold, so the client can end its flow.
+        conn.send({ type: 'pubrel', packetId: packet.packetId, reasonCode: ReasonCode.packetIdentifierNotFound });
+      }
       return;
-    case 'pubrel':
-      // [MQTT-4.3.3-2] the id is released and PUBCOMP sent, even for an id we no longer hold.
-      session.releaseIncomingQos2(packet.packetId);
-      conn.send({ type: 'pubcomp', packetId: packet.packetId });
+    case 'pubrel': {
+      // [MQTT-4.3.3-2] the id is released and PUBCOMP sent, even for an id we no longer hold
+      // (MQTT 5 says so with 0x92).
+      const known = session.releaseIncomingQos2(packet.packetId);
+      if (known || !v5) conn.send({ type: 'pubcomp', packetId: packet.packetId });
+      else conn.send({ type: 'pubcomp', packetId: packet.packetId, reasonCode: ReasonCode.packetIdentifierNotFound });
       return;
+    }
     case 'pubcomp':
       session.completed(packet.packetId);
       return;
@@ -46,15 +55,32 @@ export function handlePacket(ctx: BrokerContext, conn: Connection, packet: Packe
       conn.send({ type: 'pingresp' });
       return;
     case 'disconnect':
-      // [MQTT-3.14.4-3] on DISCONNECT the will is discarded without being published.
-      session.will = undefined;
-      conn.close('client-disconnect');
+      handleDisconnect(ctx, conn, session, packet);
       return;
+    case 'auth':
+      // Enhanced authentication is not offered, so no AUTH exchange can be in progress.
+      throw new ProtocolViolationError('AUTH without an enhanced authentication exchange');
     case 'connack':
     case 'suback':
     case 'unsuback':
     case 'pingresp':
-    case 'auth':
       throw new ProtocolViolationError(`a client may not send ${packet.type.toUpperCase()}`);
   }
+}
+
+function handleDisconnect(ctx: BrokerContext, conn: Connection, session: Session, packet: DisconnectPacket): void {
+  const expiry = packet.properties?.sessionExpiryInterval;
+  if (expiry !== undefined) {
+    // [MQTT-3.14.2-2] a session that was to end with the connection cannot be extended at DISCONNECT.
+    if (session.expiryInterval === 0 && expiry !== 0) throw new ProtocolViolationError('DISCONNECT sets a Session Expiry Interval after CONNECT set 0 [MQTT-3.14.2-2]');
+    session.expiryInterval = Math.min(expiry, ctx.options.maxSessionExpiry);
+  }
+  if (packet.reasonCode === ReasonCode.disconnectWithWill) {
+    // MQTT 5 reason 0x04: the client asks for its will to be published.
+    conn.close('client-disconnect-with-will');
+    return;
+  }
+  // [MQTT-3.14.4-3] on a normal DISCONNECT the will is discarded without being published.
+  session.will = undefined;
+  conn.close('client-disconnect');
 }

@@ -1,34 +1,113 @@
+import { isUtf8 } from 'node:buffer';
 import type { Message } from '../../model/message.js';
-import type { PublishPacket } from '../../protocol/types.js';
+import { ProtocolViolationError } from '../../protocol/errors.js';
+import { ReasonCode } from '../../protocol/reason-codes.js';
+import type { Properties, PublishPacket } from '../../protocol/types.js';
 import type { Connection } from '../connection.js';
 import type { BrokerContext } from '../context.js';
 import type { Session } from '../session.js';
 
-/** Handles an inbound PUBLISH: routes it and acknowledges by its QoS. */
+/** Handles an inbound PUBLISH: checks it, routes it and acknowledges by its QoS. */
 export function handlePublish(ctx: BrokerContext, conn: Connection, session: Session, packet: PublishPacket): void {
   ctx.stats.messagesReceived++;
   const qos = packet.qos;
+  const v5 = conn.version === 5;
+  let topic = packet.topic;
+  let properties: Properties | undefined;
+  let expiresAt: number | undefined;
+  const now = Date.now();
+  if (v5) {
+    const props = packet.properties;
+    if (props !== undefined) {
+      if (props.topicAlias !== undefined) topic = resolveTopicAlias(ctx, conn, topic, props.topicAlias);
+      // [MQTT-3.3.4-6] a client never sends a Subscription Identifier.
+      if (props.subscriptionIdentifiers !== undefined) throw new ProtocolViolationError('PUBLISH from a client with a Subscription Identifier [MQTT-3.3.4-6]');
+      if (props.messageExpiryInterval !== undefined) expiresAt = now + props.messageExpiryInterval * 1000;
+      properties = forwardedProperties(props);
+    }
+    if (qos > ctx.options.maxQoS) {
+      // [MQTT-3.2.2-11] a QoS above the advertised Maximum QoS is a protocol error (0x9B).
+      throw new ProtocolViolationError(`PUBLISH with QoS ${qos} above Maximum QoS ${ctx.options.maxQoS}`, ReasonCode.qosNotSupported);
+    }
+    if (packet.retain && !ctx.options.retainAvailable) {
+      // [MQTT-3.2.2-14] retained PUBLISH when Retain Available is 0.
+      throw new ProtocolViolationError('retained PUBLISH, but retained messages are not available', ReasonCode.retainNotSupported);
+    }
+    if (ctx.options.validateUtf8Payload && props?.payloadFormatIndicator === 1 && !isUtf8(packet.payload)) {
+      if (qos === 0) throw new ProtocolViolationError('payload declared UTF-8 is not valid UTF-8', ReasonCode.payloadFormatInvalid);
+      acknowledge(conn, session, packet, ReasonCode.payloadFormatInvalid);
+      return;
+    }
+  }
+
   if (qos === 2) {
     const packetId = packet.packetId as number;
-    // [MQTT-4.3.3-2] a QoS 2 PUBLISH whose id awaits PUBREL is a duplicate: acknowledge, do not deliver again.
-    if (session.beginIncomingQos2(packetId)) {
-      ctx.dispatch(toMessage(packet, conn.clientId, true));
+    if (!session.incomingQos2.has(packetId) && session.incomingQos2.size >= ctx.options.receiveMaximum && v5) {
+      // [MQTT-3.3.4-9] more unacknowledged QoS 2 PUBLISH than our Receive Maximum.
+      throw new ProtocolViolationError(`more than ${ctx.options.receiveMaximum} unacknowledged QoS 2 messages`, ReasonCode.receiveMaximumExceeded);
     }
-    conn.send({ type: 'pubrec', packetId });
+    // [MQTT-4.3.3-2] a QoS 2 PUBLISH whose id awaits PUBREL is a duplicate: acknowledge, do not deliver again.
+    let reasonCode = 0;
+    if (session.beginIncomingQos2(packetId)) {
+      const delivered = ctx.dispatch(toMessage(packet, topic, properties, expiresAt, conn.clientId, now, true));
+      if (delivered === 0 && v5) reasonCode = ReasonCode.noMatchingSubscribers;
+    }
+    conn.send(reasonCode === 0 ? { type: 'pubrec', packetId } : { type: 'pubrec', packetId, reasonCode });
     return;
   }
   // Payloads that may outlive this read (queued, inflight, retained) are copied out of the socket chunk.
-  ctx.dispatch(toMessage(packet, conn.clientId, qos === 1 || packet.retain));
-  if (qos === 1) conn.send({ type: 'puback', packetId: packet.packetId as number }); // [MQTT-4.3.2-2]
+  const delivered = ctx.dispatch(toMessage(packet, topic, properties, expiresAt, conn.clientId, now, qos === 1 || packet.retain));
+  // [MQTT-4.3.2-2] PUBACK; MQTT 5 may say no one was subscribed (0x10).
+  if (qos === 1) acknowledge(conn, session, packet, delivered === 0 && v5 ? ReasonCode.noMatchingSubscribers : 0);
 }
 
-function toMessage(packet: PublishPacket, origin: string, copyPayload: boolean): Message {
-  return {
-    topic: packet.topic,
+function acknowledge(conn: Connection, session: Session, packet: PublishPacket, reasonCode: number): void {
+  const packetId = packet.packetId as number;
+  if (packet.qos === 1) conn.send(reasonCode === 0 ? { type: 'puback', packetId } : { type: 'puback', packetId, reasonCode });
+  else {
+    // A refused QoS 2 message ends its flow here: no PUBREL is expected for it.
+    if (reasonCode >= 0x80) session.releaseIncomingQos2(packetId);
+    conn.send({ type: 'pubrec', packetId, reasonCode });
+  }
+}
+
+/** Resolves or records an MQTT 5 Topic Alias (client to server). */
+function resolveTopicAlias(ctx: BrokerContext, conn: Connection, topic: string, alias: number): string {
+  if (alias === 0 || alias > ctx.options.topicAliasMaximum) {
+    // [MQTT-3.3.2-9] [MQTT-3.3.2-10] an alias outside 1..Topic Alias Maximum is invalid (0x94).
+    throw new ProtocolViolationError(`topic alias ${alias} outside 1..${ctx.options.topicAliasMaximum}`, ReasonCode.topicAliasInvalid);
+  }
+  conn.aliasIn ??= [];
+  if (topic.length > 0) {
+    conn.aliasIn[alias] = topic;
+    return topic;
+  }
+  const known = conn.aliasIn[alias];
+  if (known === undefined) throw new ProtocolViolationError(`topic alias ${alias} used before it was set`);
+  return known;
+}
+
+/** The properties forwarded to subscribers: all but the per-hop ones (alias, expiry kept as expiresAt). */
+function forwardedProperties(props: Properties): Properties | undefined {
+  let out: Properties | undefined;
+  for (const key of Object.keys(props) as (keyof Properties)[]) {
+    if (key === 'topicAlias' || key === 'messageExpiryInterval' || key === 'subscriptionIdentifiers') continue;
+    out ??= {};
+    (out as Record<string, unknown>)[key] = props[key];
+  }
+  return out;
+}
+
+function toMessage(packet: PublishPacket, topic: string, properties: Properties | undefined, expiresAt: number | undefined, origin: string, now: number, copyPayload: boolean): Message {
+  const message: Message = {
+    topic,
     payload: copyPayload ? Buffer.from(packet.payload) : packet.payload,
     qos: packet.qos,
     retain: packet.retain,
     origin,
-    receivedAt: Date.now(),
+    receivedAt: now,
   };
+  if (properties !== undefined) message.properties = properties;
+  if (expiresAt !== undefined) message.expiresAt = expiresAt;
+  return message;
 }

@@ -1,44 +1,83 @@
 import type { Message } from '../../model/message.js';
 import type { Subscription } from '../../model/subscription.js';
-import type { QoS, SubscribePacket, UnsubscribePacket } from '../../protocol/types.js';
+import { ReasonCode, SUBACK_FAILURE } from '../../protocol/reason-codes.js';
+import { parseSharedSubscription } from '../../protocol/topic.js';
+import type { QoS, SubscribePacket, SubscriptionRequest, UnsubscribePacket } from '../../protocol/types.js';
 import type { Connection } from '../connection.js';
 import type { BrokerContext } from '../context.js';
 import type { Session } from '../session.js';
 
 /** Handles SUBSCRIBE: stores each subscription, answers SUBACK, then sends matching retained messages. */
 export function handleSubscribe(ctx: BrokerContext, conn: Connection, session: Session, packet: SubscribePacket): void {
+  const v5 = conn.version === 5;
   const reasonCodes: number[] = [];
-  const retained: { message: Message; qos: QoS }[] = [];
+  const retained: { message: Message; subscription: Subscription }[] = [];
+  const subscriptionId = packet.properties?.subscriptionIdentifiers?.[0];
   for (const request of packet.subscriptions) {
+    const refusal = refusalOf(ctx, request, subscriptionId);
+    if (refusal !== undefined) {
+      reasonCodes.push(v5 ? refusal : SUBACK_FAILURE);
+      ctx.logger.info({ clientId: conn.clientId, topicFilter: request.topicFilter, reasonCode: refusal }, 'subscription refused');
+      continue;
+    }
+    const shared = parseSharedSubscription(request.topicFilter);
     // [MQTT-3.9.3-2] granted QoS may be lower than requested.
-    const qos = (request.qos < ctx.options.maxQoS ? request.qos : ctx.options.maxQoS);
+    const qos = request.qos < ctx.options.maxQoS ? request.qos : ctx.options.maxQoS;
     const subscription: Subscription = {
       topicFilter: request.topicFilter,
+      matchFilter: shared?.filter ?? request.topicFilter,
       qos,
-      noLocal: false,
-      retainAsPublished: false,
-      retainHandling: 0,
+      noLocal: request.noLocal ?? false,
+      retainAsPublished: request.retainAsPublished ?? false,
+      retainHandling: request.retainHandling ?? 0,
     };
+    if (subscriptionId !== undefined) subscription.subscriptionId = subscriptionId;
+    if (shared !== undefined) subscription.shareGroup = shared.group;
     // [MQTT-3.8.4-3] an identical filter replaces the existing subscription.
+    const previous = session.subscriptions.get(request.topicFilter);
+    if (previous !== undefined && previous.shareGroup !== subscription.shareGroup) ctx.router.unsubscribe(session, previous);
     session.setSubscription(subscription);
     ctx.router.subscribe(session, subscription);
     reasonCodes.push(qos);
-    // [MQTT-3.3.1-6] retained messages matching the filter are sent to the new subscriber.
-    for (const message of ctx.retained.match(request.topicFilter)) {
-      retained.push({ message, qos: message.qos < qos ? message.qos : qos });
-    }
+    // [MQTT-3.3.1-6] retained messages matching the filter are sent to the new subscriber, as Retain
+    // Handling says (MQTT 5 [MQTT-3.3.1-9..11]); never for a shared subscription (MQTT 5 section 4.8.2).
+    if (shared !== undefined || !ctx.options.retainAvailable) continue;
+    if (subscription.retainHandling === 2 || (subscription.retainHandling === 1 && previous !== undefined)) continue;
+    for (const message of ctx.retained.match(subscription.matchFilter)) retained.push({ message, subscription });
   }
   // [MQTT-3.8.4-1] SUBACK with the same packet id; [MQTT-3.8.4-5] one code per filter in order.
   conn.send({ type: 'suback', packetId: packet.packetId, reasonCodes });
   // [MQTT-3.3.1-8] messages sent from the retained store carry RETAIN=1.
-  for (const { message, qos } of retained) session.deliver(message, qos, true);
+  const now = Date.now();
+  for (const { message, subscription } of retained) {
+    if (message.expiresAt !== undefined && now >= message.expiresAt) {
+      ctx.retained.delete(message.topic);
+      continue;
+    }
+    const qos: QoS = message.qos < subscription.qos ? message.qos : subscription.qos;
+    session.deliver(message, qos, true, subscription.subscriptionId === undefined ? undefined : [subscription.subscriptionId]);
+  }
+}
+
+/** Why a subscription request is refused (an MQTT 5 reason code), or undefined when it is accepted. */
+function refusalOf(ctx: BrokerContext, request: SubscriptionRequest, subscriptionId: number | undefined): number | undefined {
+  const filter = request.topicFilter;
+  const shared = filter.startsWith('$share/');
+  if (shared && !ctx.options.sharedSubscriptionAvailable) return ReasonCode.sharedSubscriptionsNotSupported;
+  if (!ctx.options.wildcardSubscriptionAvailable && (filter.includes('+') || filter.includes('#'))) return ReasonCode.wildcardSubscriptionsNotSupported;
+  if (subscriptionId !== undefined && !ctx.options.subscriptionIdentifiersAvailable) return ReasonCode.subscriptionIdentifiersNotSupported;
+  return undefined;
 }
 
 /** Handles UNSUBSCRIBE: removes each subscription and always answers UNSUBACK [MQTT-3.10.4-4/5]. */
 export function handleUnsubscribe(ctx: BrokerContext, conn: Connection, session: Session, packet: UnsubscribePacket): void {
+  const reasonCodes: number[] = [];
   for (const filter of packet.topicFilters) {
     // [MQTT-3.10.4-1] the filter is compared character by character with existing subscriptions.
-    if (session.deleteSubscription(filter)) ctx.router.unsubscribe(session, filter);
+    const removed = session.deleteSubscription(filter);
+    if (removed !== undefined) ctx.router.unsubscribe(session, removed);
+    reasonCodes.push(removed !== undefined ? ReasonCode.success : ReasonCode.noSubscriptionExisted);
   }
-  conn.send({ type: 'unsuback', packetId: packet.packetId });
+  if (conn.version === 5) conn.send({ type: 'unsuback', packetId: packet.packetId, reasonCodes });
+  else conn.send({ type: 'unsuback', packetId: packet.packetId });
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Session, type SessionLink } from '../../../src/broker/session.js';
+import { SendResult, Session, type SessionLink } from '../../../src/broker/session.js';
 import type { Message } from '../../../src/model/message.js';
 import type { QoS } from '../../../src/protocol/types.js';
 
@@ -18,7 +18,7 @@ function recorder(): SessionLink & { sent: Sent[] } {
     sent,
     sendPublish(message: Message, qos: QoS, _retain: boolean, packetId: number, dup: boolean) {
       sent.push({ kind: 'publish', packetId, qos, dup, payload: message.payload.toString() });
-      return true;
+      return SendResult.sent;
     },
     sendPubrel(packetId: number) {
       sent.push({ kind: 'pubrel', packetId });
