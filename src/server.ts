@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { Broker, type BrokerInit } from './broker/broker.js';
 import type { Logger } from './broker/logger.js';
 import type { PublishInput } from './model/message.js';
-import { DEFAULT_CONFIG, type LimitsConfig, type LogLevel, type StarlingConfig } from './config/config.js';
+import { DEFAULT_CONFIG, type FeaturesConfig, type LimitsConfig, type LogLevel, type StarlingConfig } from './config/config.js';
 import { TcpListener } from './transport/tcp.js';
 import type { Listener } from './transport/types.js';
 
@@ -15,6 +15,7 @@ export interface ServerOptions {
   port?: number;
   logLevel?: LogLevel;
   limits?: Partial<LimitsConfig>;
+  features?: Partial<FeaturesConfig>;
   /** A logger to use instead of creating one (pino-compatible). */
   logger?: Logger;
   /** Authentication hook, passed to the broker core. */
@@ -39,7 +40,7 @@ export interface StarlingServer {
 export async function startServer(options: ServerOptions | StarlingConfig = {}): Promise<StarlingServer> {
   const config = resolve(options);
   const logger: Logger = ('logger' in options && options.logger) || pino({ level: config.logLevel, base: { name: 'starling' } });
-  const init: BrokerInit = { ...config.limits, logger };
+  const init: BrokerInit = { ...config.limits, ...config.features, logger };
   if ('authenticate' in options && options.authenticate !== undefined) init.authenticate = options.authenticate;
   const broker = new Broker(init);
 
@@ -101,6 +102,7 @@ function resolve(options: ServerOptions | StarlingConfig): StarlingConfig {
     port: options.port ?? DEFAULT_CONFIG.port,
     logLevel: options.logLevel ?? DEFAULT_CONFIG.logLevel,
     limits: { ...DEFAULT_CONFIG.limits, ...options.limits },
+    features: { ...DEFAULT_CONFIG.features, ...options.features },
   };
 }
 

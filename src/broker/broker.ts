@@ -4,6 +4,7 @@ import { validateTopicName } from '../protocol/topic.js';
 import type { Will } from '../protocol/types.js';
 import { Connection, type CloseReason, type ConnectionInfo } from './connection.js';
 import type { BrokerContext } from './context.js';
+import { Hooks, type BrokerPlugin } from './hooks.js';
 import { silentLogger, type Logger } from './logger.js';
 import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.js';
 import { RetainedMessages } from './retained.js';
@@ -40,6 +41,7 @@ export class Broker implements BrokerContext {
   readonly retained = new RetainedMessages();
   readonly wire = new WireCache();
   readonly online = new Map<string, Connection>();
+  readonly hooks: Hooks;
 
   private readonly connections = new Set<Connection>();
   /** Offline sessions that expire, and wills waiting for their delay. */
@@ -56,6 +58,11 @@ export class Broker implements BrokerContext {
     this.logger = logger ?? silentLogger;
     this.debugEnabled = this.logger.isLevelEnabled?.('debug') ?? this.logger !== silentLogger;
     this.router = new Router(this.options.sharedSubscriptionStrategy);
+    const plugins: BrokerPlugin[] = [];
+    const authenticate = this.options.authenticate;
+    if (authenticate !== undefined) plugins.push({ name: 'authenticate-option', authenticate: (request) => authenticate(request) });
+    if (this.options.plugins !== undefined) plugins.push(...this.options.plugins);
+    this.hooks = new Hooks(plugins, this.options.allowAnonymous);
     this.sessions = new SessionRegistry(this.router, this.options.maxInflight, this.options.maxQueuedMessages);
     // One timer for every connection's connect timeout and keep-alive, session expiry and will delay.
     this.sweepTimer = setInterval(this.sweep, SWEEP_INTERVAL_MS);
@@ -105,9 +112,11 @@ export class Broker implements BrokerContext {
     const { targets, groups } = this.router.routes(message.topic);
     const messageQos = message.qos;
     const origin = message.origin;
+    const checkReceive = this.hooks.checksReceive;
     let count = 0;
     for (let i = 0; i < targets.length; i++) {
       const target = targets[i]!;
+      if (checkReceive && !this.mayReceive(target.session, message.topic)) continue;
       let delivery = target.delivery;
       if (target.ownDelivery !== undefined && origin === target.session.clientId) {
         // [MQTT-3.8.3-3] No Local: not sent back to the client that published it.
@@ -126,12 +135,18 @@ export class Broker implements BrokerContext {
       const picked = groups[i]!.pick();
       if (picked === undefined) continue;
       const { session, subscription } = picked;
+      if (checkReceive && !this.mayReceive(session, message.topic)) continue;
       const qos = messageQos < subscription.qos ? messageQos : subscription.qos;
       const ids = subscription.subscriptionId === undefined ? undefined : [subscription.subscriptionId];
       if (session.deliver(message, qos, subscription.retainAsPublished && message.retain, ids, groups[i]!.key)) count++;
       else if (qos > 0) this.stats.droppedQueueFull++;
     }
     return count;
+  }
+
+  private mayReceive(session: Session, topic: string): boolean {
+    const identity = session.identity;
+    return identity === undefined || this.hooks.authorizeReceive(identity, topic);
   }
 
   /** BrokerContext: flushes `connection` at the end of this event-loop turn, with all others. */
@@ -161,6 +176,7 @@ export class Broker implements BrokerContext {
     if (session === undefined || session.link !== connection) return;
     session.link = undefined;
     if (this.debugEnabled) this.logger.debug({ clientId, reason }, 'client disconnected');
+    if (connection.identity !== undefined) this.hooks.disconnected(connection.identity, reason, this.pluginFailed);
     const will = session.will;
     session.will = undefined;
     const now = Date.now();
@@ -185,6 +201,11 @@ export class Broker implements BrokerContext {
       this.expiring.add(session);
     }
   }
+
+  /** BrokerContext: an observer plugin threw; logged, never fatal. */
+  readonly pluginFailed = (plugin: string, error: unknown): void => {
+    this.logger.error({ plugin, err: error }, 'plugin hook failed');
+  };
 
   /** BrokerContext: ends a session now; a pending will is published first. */
   sessionEnded(session: Session): void {

@@ -8,6 +8,7 @@ import type { Packet, Properties, ProtocolVersion, PublishPacket, QoS } from '..
 import { publishProperties } from './wire-cache.js';
 import type { BrokerContext } from './context.js';
 import { handlePacket } from './handlers/index.js';
+import type { ClientIdentity } from './hooks.js';
 import { SendResult, type Session, type SessionLink } from './session.js';
 
 /** The reason code of the DISCONNECT an MQTT 5 client gets when the server closes for this reason. */
@@ -28,6 +29,8 @@ export interface ConnectionInfo {
   listener: string;
   remoteAddress?: string;
   remotePort?: number;
+  /** Subject fields of a verified TLS client certificate. */
+  certificateSubject?: Readonly<Record<string, string>>;
 }
 
 /** Lifecycle of one connection. */
@@ -59,6 +62,8 @@ export class Connection implements SessionLink {
   username: string | undefined;
   keepalive = 0;
   session: Session | undefined;
+  /** Who the client is, for plugins; set when CONNECT is accepted. */
+  identity: ClientIdentity | undefined;
   /** Packets that arrived while an asynchronous CONNECT check was running. */
   backlog: Packet[] | undefined;
   /** MQTT 5: the largest packet the client accepts (Maximum Packet Size), Infinity if unlimited. */
@@ -169,17 +174,27 @@ export class Connection implements SessionLink {
     return this.state === 'closed';
   }
 
+  /** Holds back further packets until `replayBacklog` (an asynchronous check is running). */
+  holdPackets(): void {
+    this.backlog ??= [];
+  }
+
   /** Runs packets that were held back while CONNECT was being checked. */
   replayBacklog(): void {
     const backlog = this.backlog;
     this.backlog = undefined;
     if (backlog === undefined) return;
-    for (const packet of backlog) {
+    for (let i = 0; i < backlog.length; i++) {
       if (this.isClosed()) return;
       try {
-        handlePacket(this.ctx, this, packet);
+        handlePacket(this.ctx, this, backlog[i] as Packet);
       } catch (error) {
         this.fail(error);
+        return;
+      }
+      if (this.backlog !== undefined) {
+        // A packet started another asynchronous check: the rest waits again, in order.
+        (this.backlog as Packet[]).push(...backlog.slice(i + 1));
         return;
       }
     }

@@ -1,5 +1,6 @@
 import type { Message } from '../model/message.js';
 import type { CloseReason, Connection } from './connection.js';
+import type { Hooks } from './hooks.js';
 import type { Logger } from './logger.js';
 import type { BrokerOptions } from './options.js';
 import type { RetainedMessages } from './retained.js';
@@ -20,6 +21,8 @@ export interface BrokerContext {
   readonly sessions: SessionRegistry;
   readonly retained: RetainedMessages;
   readonly wire: WireCache;
+  /** Plugins: authentication, authorization and observers. */
+  readonly hooks: Hooks;
   /** Connections that completed CONNECT, by client id. */
   readonly online: Map<string, Connection>;
   /** Asks for `connection.flush()` at the end of this event-loop turn. */
@@ -28,6 +31,8 @@ export interface BrokerContext {
   dispatch(message: Message): number;
   /** Ends a session now (Clean Start over it, or expiry): its pending will is published, its state dropped. */
   sessionEnded(session: Session): void;
+  /** Reports an observer plugin's error. */
+  readonly pluginFailed: (plugin: string, error: unknown) => void;
   /** Cancels a session's delayed will (the session resumed in time) [MQTT-3.1.3-9]. */
   cancelWill(session: Session): void;
   /** Called once when a connection closes, for session and will handling. */

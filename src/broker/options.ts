@@ -1,15 +1,8 @@
 import type { QoS } from '../protocol/types.js';
 
-/** Result of an authentication hook: accept, or refuse with a CONNACK reason. */
-export type AuthenticateResult = 'accept' | 'bad-credentials' | 'not-authorized' | 'server-unavailable';
+import type { AuthenticateRequest, AuthenticateResult, BrokerPlugin } from './hooks.js';
 
-/** What an authentication hook is told about the client. */
-export interface AuthenticateRequest {
-  clientId: string;
-  username: string | undefined;
-  password: Buffer | undefined;
-  remoteAddress: string | undefined;
-}
+export type { AuthenticateRequest, AuthenticateResult } from './hooks.js';
 
 /** Limits and behaviour of the broker core; every field has a default (see DEFAULT_BROKER_OPTIONS). */
 export interface BrokerOptions {
@@ -51,8 +44,12 @@ export interface BrokerOptions {
   validateUtf8Payload: boolean;
   /** When set, a client that requests response information gets `${responseInformation}${clientId}` (MQTT 5). */
   responseInformation?: string;
-  /** Optional authentication: called for every CONNECT. */
+  /** Plugins (authentication, authorization, observers), in order: the first refusal wins. */
+  plugins?: readonly BrokerPlugin[];
+  /** Shorthand for a plugin with only an authenticate hook (runs before `plugins`). */
   authenticate?: (request: AuthenticateRequest) => AuthenticateResult | Promise<AuthenticateResult>;
+  /** Whether a client that no authentication plugin accepted (all abstained) may connect. */
+  allowAnonymous: boolean;
 }
 
 /** Defaults chosen to be safe on a small machine and generous enough for real loads. */
@@ -75,4 +72,5 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = {
   sharedSubscriptionAvailable: true,
   sharedSubscriptionStrategy: 'round-robin',
   validateUtf8Payload: false,
+  allowAnonymous: true,
 };

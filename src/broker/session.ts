@@ -1,6 +1,7 @@
 import type { Message } from '../model/message.js';
 import type { Subscription } from '../model/subscription.js';
 import type { QoS, Will } from '../protocol/types.js';
+import type { ClientIdentity } from './hooks.js';
 
 /** How one delivery is shaped for the subscriber: its QoS, RETAIN flag and subscription identifiers. */
 export interface DeliveryOptions {
@@ -88,6 +89,8 @@ export class Session {
   will: Will | undefined;
   /** Set while a connection is online. */
   link: SessionLink | undefined;
+  /** Who the client of the last connection was (for delivery authorization while offline too). */
+  identity: ClientIdentity | undefined;
   /** Unacknowledged QoS 1/2 messages we may send at once: ours, capped by the client's Receive Maximum. */
   inflightLimit: number;
   /** Messages dropped because the queue was full. */

@@ -14,6 +14,10 @@ export class BrokerStats {
   droppedExpired = 0;
   /** Messages not sent because they exceeded the client's MQTT 5 Maximum Packet Size. */
   droppedTooLarge = 0;
+  /** PUBLISH packets refused by an authorization plugin. */
+  publishDenied = 0;
+  /** Subscriptions refused by an authorization plugin. */
+  subscribeDenied = 0;
   /** Connections closed for a protocol error. */
   protocolErrors = 0;
   readonly startedAt = Date.now();

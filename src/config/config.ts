@@ -16,6 +16,22 @@ export interface LimitsConfig {
   maxClientIdLength: number;
   connectTimeout: number;
   maxQoS: 0 | 1 | 2;
+  receiveMaximum: number;
+  topicAliasMaximum: number;
+  maxSessionExpiry: number;
+  maxKeepAlive: number;
+}
+
+/** Optional protocol features (MQTT 5 advertises each in CONNACK). */
+export interface FeaturesConfig {
+  retainAvailable: boolean;
+  wildcardSubscriptionAvailable: boolean;
+  subscriptionIdentifiersAvailable: boolean;
+  sharedSubscriptionAvailable: boolean;
+  sharedSubscriptionStrategy: 'round-robin' | 'random';
+  validateUtf8Payload: boolean;
+  /** Prefix of the Response Information sent to clients that request it; unset: none is sent. */
+  responseInformation?: string;
 }
 
 /** The whole validated configuration of a Starling process. */
@@ -26,6 +42,7 @@ export interface StarlingConfig {
   port: number;
   logLevel: LogLevel;
   limits: LimitsConfig;
+  features: FeaturesConfig;
 }
 
 /** Defaults: a broker on 1883, loopback only, as Mosquitto 2 does. */
@@ -42,6 +59,18 @@ export const DEFAULT_CONFIG: StarlingConfig = {
     maxClientIdLength: 65_535,
     connectTimeout: 10,
     maxQoS: 2,
+    receiveMaximum: 65_535,
+    topicAliasMaximum: 1024,
+    maxSessionExpiry: 0xffff_ffff,
+    maxKeepAlive: 65_535,
+  },
+  features: {
+    retainAvailable: true,
+    wildcardSubscriptionAvailable: true,
+    subscriptionIdentifiersAvailable: true,
+    sharedSubscriptionAvailable: true,
+    sharedSubscriptionStrategy: 'round-robin',
+    validateUtf8Payload: false,
   },
 };
 
@@ -135,8 +164,11 @@ export function applyConfigObject(base: StarlingConfig, data: unknown, source: s
       case 'limits':
         applyLimits(config.limits, asObject(value, `${source}: limits`), source);
         break;
+      case 'features':
+        applyFeatures(config.features, asObject(value, `${source}: features`), source);
+        break;
       default:
-        throw new ConfigError(`${source}: unknown key "${key}" (known: host, hosts, port, logLevel, limits)`);
+        throw new ConfigError(`${source}: unknown key "${key}" (known: host, hosts, port, logLevel, limits, features)`);
     }
   }
   return config;
@@ -170,10 +202,51 @@ function applyLimits(limits: LimitsConfig, data: Record<string, unknown>, source
       case 'maxQoS':
         limits.maxQoS = asInteger(value, where, 0, 2) as 0 | 1 | 2;
         break;
+      case 'receiveMaximum':
+        limits.receiveMaximum = asInteger(value, where, 1, 65_535);
+        break;
+      case 'topicAliasMaximum':
+        limits.topicAliasMaximum = asInteger(value, where, 0, 65_535);
+        break;
+      case 'maxSessionExpiry':
+        limits.maxSessionExpiry = asInteger(value, where, 0, 0xffff_ffff);
+        break;
+      case 'maxKeepAlive':
+        limits.maxKeepAlive = asInteger(value, where, 1, 65_535);
+        break;
       default:
         throw new ConfigError(`${source}: unknown key "limits.${key}"`);
     }
   }
+}
+
+function applyFeatures(features: FeaturesConfig, data: Record<string, unknown>, source: string): void {
+  for (const [key, value] of Object.entries(data)) {
+    const where = `${source}: features.${key}`;
+    switch (key) {
+      case 'retainAvailable':
+      case 'wildcardSubscriptionAvailable':
+      case 'subscriptionIdentifiersAvailable':
+      case 'sharedSubscriptionAvailable':
+      case 'validateUtf8Payload':
+        features[key] = asBoolean(value, where);
+        break;
+      case 'sharedSubscriptionStrategy':
+        if (value !== 'round-robin' && value !== 'random') throw new ConfigError(`${where} must be "round-robin" or "random"`);
+        features.sharedSubscriptionStrategy = value;
+        break;
+      case 'responseInformation':
+        features.responseInformation = asString(value, where);
+        break;
+      default:
+        throw new ConfigError(`${source}: unknown key "features.${key}"`);
+    }
+  }
+}
+
+function asBoolean(value: unknown, where: string): boolean {
+  if (typeof value !== 'boolean') throw new ConfigError(`${where} must be true or false`);
+  return value;
 }
 
 function asObject(value: unknown, where: string): Record<string, unknown> {

@@ -5,7 +5,7 @@ import { ProtocolViolationError } from '../../protocol/errors.js';
 import type { ConnectPacket, Properties } from '../../protocol/types.js';
 import type { Connection } from '../connection.js';
 import type { BrokerContext } from '../context.js';
-import type { AuthenticateResult } from '../options.js';
+import type { AuthenticateOutcome, ClientIdentity, Maybe } from '../hooks.js';
 import { NEVER_EXPIRES } from '../session.js';
 
 /** A refusal, as a 3.1.x return code and an MQTT 5 reason code. */
@@ -63,26 +63,29 @@ export function handleConnect(ctx: BrokerContext, conn: Connection, packet: Conn
   }
   if (v5 && !checkV5Connect(ctx, conn, packet)) return;
 
-  const authenticate = ctx.options.authenticate;
-  if (authenticate === undefined) {
-    accept(ctx, conn, packet, assigned);
-    return;
-  }
-  let result: AuthenticateResult | Promise<AuthenticateResult>;
+  let outcome: Maybe<AuthenticateOutcome>;
   try {
-    result = authenticate({ clientId, username: packet.username, password: packet.password, remoteAddress: conn.info.remoteAddress });
+    outcome = ctx.hooks.authenticate({
+      clientId,
+      username: packet.username,
+      password: packet.password,
+      remoteAddress: conn.info.remoteAddress,
+      listener: conn.info.listener,
+      protocolVersion: packet.protocolVersion,
+      ...(conn.info.certificateSubject === undefined ? {} : { certificateSubject: conn.info.certificateSubject }),
+    });
   } catch (error) {
     authFailed(ctx, conn, packet, error);
     return;
   }
-  if (typeof result === 'string') {
-    decide(ctx, conn, packet, result, assigned);
+  if (!(outcome instanceof Promise)) {
+    decide(ctx, conn, packet, outcome, assigned);
     return;
   }
   // Packets sent right after CONNECT wait until the decision [MQTT-3.1.4-5 allows only CONNACK first].
   conn.state = 'authenticating';
-  conn.backlog = [];
-  result.then(
+  conn.holdPackets();
+  outcome.then(
     (decision) => {
       if (conn.state !== 'authenticating') return;
       decide(ctx, conn, packet, decision, assigned);
@@ -122,11 +125,12 @@ function checkV5Connect(ctx: BrokerContext, conn: Connection, packet: ConnectPac
   return true;
 }
 
-function decide(ctx: BrokerContext, conn: Connection, packet: ConnectPacket, result: AuthenticateResult, assigned: boolean): void {
-  switch (result) {
-    case 'accept':
-      accept(ctx, conn, packet, assigned);
-      return;
+function decide(ctx: BrokerContext, conn: Connection, packet: ConnectPacket, outcome: AuthenticateOutcome, assigned: boolean): void {
+  if (outcome.accept) {
+    accept(ctx, conn, packet, assigned, outcome.username, outcome.attributes);
+    return;
+  }
+  switch (outcome.refusal) {
     case 'bad-credentials':
       refuse(ctx, conn, packet, REFUSE.credentials, 'bad user name or password');
       return;
@@ -157,7 +161,14 @@ function refuse(ctx: BrokerContext, conn: Connection, packet: ConnectPacket, ref
 }
 
 /** Takes over or creates the session, answers CONNACK 0 and resumes delivery. */
-function accept(ctx: BrokerContext, conn: Connection, packet: ConnectPacket, assigned: boolean): void {
+function accept(
+  ctx: BrokerContext,
+  conn: Connection,
+  packet: ConnectPacket,
+  assigned: boolean,
+  username: string | undefined,
+  attributes: Record<string, unknown> | undefined,
+): void {
   const clientId = conn.clientId;
   const v5 = packet.protocolVersion === 5;
   const options = ctx.options;
@@ -211,6 +222,12 @@ function accept(ctx: BrokerContext, conn: Connection, packet: ConnectPacket, ass
       connack.responseInformation = `${options.responseInformation}${clientId}`;
     }
   }
+  const identity: ClientIdentity = { clientId, username, remoteAddress: conn.info.remoteAddress, listener: conn.info.listener };
+  if (conn.info.certificateSubject !== undefined) identity.certificateSubject = conn.info.certificateSubject;
+  if (attributes !== undefined) identity.attributes = attributes;
+  conn.identity = identity;
+  conn.username = username;
+  session.identity = identity;
   conn.session = session;
   conn.state = 'connected';
   ctx.online.set(clientId, conn);
@@ -220,6 +237,7 @@ function accept(ctx: BrokerContext, conn: Connection, packet: ConnectPacket, ass
   else conn.send({ type: 'connack', sessionPresent, reasonCode: 0 });
   conn.startKeepAlive(keepalive);
   if (ctx.debugEnabled) ctx.logger.debug({ clientId, remote: conn.info.remoteAddress, clean: packet.clean, keepalive, sessionPresent, version: packet.protocolVersion }, 'client connected');
+  ctx.hooks.connected(identity, ctx.pluginFailed);
   session.resume(conn);
 }
 

@@ -40,12 +40,53 @@ export function handlePublish(ctx: BrokerContext, conn: Connection, session: Ses
     }
   }
 
-  if (qos === 2) {
+  if (qos === 2 && v5) {
     const packetId = packet.packetId as number;
-    if (!session.incomingQos2.has(packetId) && session.incomingQos2.size >= ctx.options.receiveMaximum && v5) {
+    if (!session.incomingQos2.has(packetId) && session.incomingQos2.size >= ctx.options.receiveMaximum) {
       // [MQTT-3.3.4-9] more unacknowledged QoS 2 PUBLISH than our Receive Maximum.
       throw new ProtocolViolationError(`more than ${ctx.options.receiveMaximum} unacknowledged QoS 2 messages`, ReasonCode.receiveMaximumExceeded);
     }
+  }
+  if (!ctx.hooks.checksPublish) {
+    route(ctx, conn, session, packet, topic, properties, expiresAt, now);
+    return;
+  }
+  const allowed = ctx.hooks.authorizePublish(conn.identity!, topic, qos, packet.retain);
+  if (typeof allowed === 'boolean') {
+    if (allowed) route(ctx, conn, session, packet, topic, properties, expiresAt, now);
+    else deny(ctx, conn, session, packet, topic);
+    return;
+  }
+  // An asynchronous authorization: later packets wait so the order of messages is kept.
+  conn.holdPackets();
+  allowed.then(
+    (ok) => {
+      if (conn.isClosed()) return;
+      try {
+        if (ok) route(ctx, conn, session, packet, topic, properties, expiresAt, now);
+        else deny(ctx, conn, session, packet, topic);
+      } catch (error) {
+        conn.fail(error);
+        return;
+      }
+      conn.replayBacklog();
+    },
+    (error: unknown) => {
+      ctx.logger.error({ clientId: conn.clientId, topic, err: error }, 'publish authorization hook failed');
+      if (!conn.isClosed()) {
+        deny(ctx, conn, session, packet, topic);
+        conn.replayBacklog();
+      }
+    },
+  );
+}
+
+/** Routes an accepted PUBLISH and acknowledges it by its QoS. */
+function route(ctx: BrokerContext, conn: Connection, session: Session, packet: PublishPacket, topic: string, properties: Properties | undefined, expiresAt: number | undefined, now: number): void {
+  const v5 = conn.version === 5;
+  const qos = packet.qos;
+  if (qos === 2) {
+    const packetId = packet.packetId as number;
     // [MQTT-4.3.3-2] a QoS 2 PUBLISH whose id awaits PUBREL is a duplicate: acknowledge, do not deliver again.
     let reasonCode = 0;
     if (session.beginIncomingQos2(packetId)) {
@@ -61,13 +102,28 @@ export function handlePublish(ctx: BrokerContext, conn: Connection, session: Ses
   if (qos === 1) acknowledge(conn, session, packet, delivered === 0 && v5 ? ReasonCode.noMatchingSubscribers : 0);
 }
 
+/**
+ * A PUBLISH the plugins refused: MQTT 5 says so (0x87); MQTT 3.1.1 has no way to, so the message
+ * is acknowledged and dropped, and the log says why.
+ */
+function deny(ctx: BrokerContext, conn: Connection, session: Session, packet: PublishPacket, topic: string): void {
+  ctx.stats.publishDenied++;
+  ctx.logger.info({ clientId: conn.clientId, username: conn.username, topic, qos: packet.qos }, 'publish denied by authorization');
+  if (packet.qos === 0) return;
+  acknowledge(conn, session, packet, conn.version === 5 ? ReasonCode.notAuthorized : 0);
+}
+
 function acknowledge(conn: Connection, session: Session, packet: PublishPacket, reasonCode: number): void {
   const packetId = packet.packetId as number;
   if (packet.qos === 1) conn.send(reasonCode === 0 ? { type: 'puback', packetId } : { type: 'puback', packetId, reasonCode });
-  else {
+  else if (reasonCode >= 0x80) {
     // A refused QoS 2 message ends its flow here: no PUBREL is expected for it.
-    if (reasonCode >= 0x80) session.releaseIncomingQos2(packetId);
+    session.releaseIncomingQos2(packetId);
     conn.send({ type: 'pubrec', packetId, reasonCode });
+  } else {
+    // Accepted (3.1.1 denial included): the id waits for PUBREL like any QoS 2 message.
+    session.beginIncomingQos2(packetId);
+    conn.send({ type: 'pubrec', packetId });
   }
 }
 

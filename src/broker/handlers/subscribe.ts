@@ -5,16 +5,54 @@ import { parseSharedSubscription } from '../../protocol/topic.js';
 import type { QoS, SubscribePacket, SubscriptionRequest, UnsubscribePacket } from '../../protocol/types.js';
 import type { Connection } from '../connection.js';
 import type { BrokerContext } from '../context.js';
+import type { Maybe } from '../hooks.js';
 import type { Session } from '../session.js';
 
-/** Handles SUBSCRIBE: stores each subscription, answers SUBACK, then sends matching retained messages. */
+/** Handles SUBSCRIBE: authorizes each filter, then applies the subscription (now, or when plugins answer). */
 export function handleSubscribe(ctx: BrokerContext, conn: Connection, session: Session, packet: SubscribePacket): void {
+  const identity = conn.identity!;
+  let pending = false;
+  const decisions = packet.subscriptions.map((request): Maybe<boolean> => {
+    const answer = ctx.hooks.authorizeSubscribe(identity, request.topicFilter, request.qos);
+    if (typeof answer !== 'boolean') pending = true;
+    return answer;
+  });
+  if (!pending) {
+    applySubscribe(ctx, conn, session, packet, decisions as boolean[]);
+    return;
+  }
+  // Asynchronous authorization: later packets wait, so SUBACK and deliveries keep their order.
+  conn.holdPackets();
+  Promise.all(decisions.map(async (d) => d)).then(
+    (allowed) => {
+      if (conn.isClosed()) return;
+      try {
+        applySubscribe(ctx, conn, session, packet, allowed);
+      } catch (error) {
+        conn.fail(error);
+        return;
+      }
+      conn.replayBacklog();
+    },
+    (error: unknown) => {
+      ctx.logger.error({ clientId: conn.clientId, err: error }, 'subscribe authorization hook failed');
+      if (conn.isClosed()) return;
+      applySubscribe(ctx, conn, session, packet, packet.subscriptions.map(() => false));
+      conn.replayBacklog();
+    },
+  );
+}
+
+/** Stores each allowed subscription, answers SUBACK, then sends matching retained messages. */
+function applySubscribe(ctx: BrokerContext, conn: Connection, session: Session, packet: SubscribePacket, allowed: boolean[]): void {
   const v5 = conn.version === 5;
   const reasonCodes: number[] = [];
   const retained: { message: Message; subscription: Subscription }[] = [];
   const subscriptionId = packet.properties?.subscriptionIdentifiers?.[0];
-  for (const request of packet.subscriptions) {
-    const refusal = refusalOf(ctx, request, subscriptionId);
+  for (let i = 0; i < packet.subscriptions.length; i++) {
+    const request = packet.subscriptions[i] as SubscriptionRequest;
+    const refusal = allowed[i] === true ? refusalOf(ctx, request, subscriptionId) : ReasonCode.notAuthorized;
+    if (refusal === ReasonCode.notAuthorized) ctx.stats.subscribeDenied++;
     if (refusal !== undefined) {
       reasonCodes.push(v5 ? refusal : SUBACK_FAILURE);
       ctx.logger.info({ clientId: conn.clientId, topicFilter: request.topicFilter, reasonCode: refusal }, 'subscription refused');
