@@ -170,6 +170,8 @@ export class MqttClient extends EventEmitter<ClientEvents> {
       });
       if (connack.reasonCode !== 0) throw new ConnectionRefusedError(connack.reasonCode, o.protocolVersion, connack.properties);
       if (this.currentState === 'closed') throw new ClientClosedError();
+      // A DISCONNECT or a close right behind the CONNACK, in the same chunk.
+      if (!conn!.open) throw conn!.closeError ?? new ClientClosedError('connection closed right after CONNACK');
       this.onConnected(conn!, connack);
     } catch (error) {
       conn?.destroy();

@@ -29,6 +29,8 @@ export class Connection {
   private sentSinceTick = false;
   private idleTicks = 0;
   private pingTicks = -1;
+  /** One shared wait for 'drain', however many senders wait. */
+  private drainWait: Promise<void> | undefined;
 
   constructor(stream: Duplex, version: ProtocolVersion, events: ConnectionEvents) {
     this.stream = stream;
@@ -51,6 +53,9 @@ export class Connection {
     stream.on('close', () => this.destroy(new ConnectionError('connection closed by the server')));
     stream.on('end', () => this.destroy(new ConnectionError('connection closed by the server')));
   }
+
+  /** Why the connection closed, once it has. */
+  closeError: Error | undefined;
 
   /** True while bytes can still be written. */
   get open(): boolean {
@@ -89,15 +94,17 @@ export class Connection {
   /** Resolves when the stream has room again (at once if it has), or when it closes. */
   drained(): Promise<void> {
     if (this.closed || !this.stream.writableNeedDrain) return Promise.resolve();
-    return new Promise((resolve) => {
+    this.drainWait ??= new Promise((resolve) => {
       const done = (): void => {
         this.stream.off('drain', done);
         this.stream.off('close', done);
+        this.drainWait = undefined;
         resolve();
       };
       this.stream.on('drain', done);
       this.stream.on('close', done);
     });
+    return this.drainWait;
   }
 
   /** Starts the keep-alive for `seconds` (0: none). */
@@ -151,6 +158,7 @@ export class Connection {
   destroy(error?: Error): void {
     if (this.closed) return;
     this.closed = true;
+    this.closeError = error;
     clearInterval(this.keepAliveTimer);
     this.stream.destroy();
     this.events.onClose(error);
