@@ -190,7 +190,7 @@ export class Broker implements BrokerContext {
       }
     }
     // Messages this member of a shared group had not completed go to another member.
-    this.handOnShared(session);
+    this.handOnShared(session, false);
     if (!session.persistent) {
       // [MQTT-3.1.2-6] a clean session (Session Expiry 0) ends with its connection.
       this.sessions.discard(session);
@@ -215,7 +215,7 @@ export class Broker implements BrokerContext {
       this.publishWill(pending.will, pending.clientId);
     }
     this.expiring.delete(session);
-    this.handOnShared(session);
+    this.handOnShared(session, true);
     this.sessions.discard(session);
   }
 
@@ -236,12 +236,16 @@ export class Broker implements BrokerContext {
     this.dispatch(message);
   }
 
-  private handOnShared(session: Session): void {
+  private handOnShared(session: Session, ending: boolean): void {
     const taken = session.takeSharedDeliveries();
     for (const delivery of taken) {
       const group = delivery.shareKey === undefined ? undefined : this.router.group(delivery.shareKey);
       const picked = group?.pick(session);
-      if (group === undefined || picked === undefined) continue;
+      if (picked === undefined) {
+        // No other member can take it: a session that lives on keeps it for when its client returns.
+        if (!ending && session.persistent) session.deliver(delivery.message, delivery.qos, delivery.retain, delivery.subscriptionIds, delivery.shareKey);
+        continue;
+      }
       const qos = delivery.message.qos < picked.subscription.qos ? delivery.message.qos : picked.subscription.qos;
       picked.session.deliver(delivery.message, qos, delivery.retain, delivery.subscriptionIds, delivery.shareKey);
     }

@@ -239,16 +239,17 @@ export class Connection implements SessionLink {
       this.ctx.stats.droppedBufferFull++;
       return SendResult.bufferFull;
     }
+    const now = message.expiresAt === undefined && this.version !== 5 ? 0 : Date.now();
+    // [MQTT-3.3.2-5] an expired message is not sent, whatever the subscriber's version; once a PUBLISH
+    // has gone out, expiry no longer applies and a retransmission is sent [MQTT-4.3.3-7].
+    if (!dup && message.expiresAt !== undefined && now >= message.expiresAt) {
+      this.ctx.stats.droppedExpired++;
+      return SendResult.expired;
+    }
     let bytes: Buffer;
     if (this.version !== 5) {
       bytes = this.shared(message, qos, retain, packetId, dup, 0);
     } else {
-      const now = Date.now();
-      // [MQTT-3.3.2-5] an expired message is not sent.
-      if (message.expiresAt !== undefined && now >= message.expiresAt) {
-        this.ctx.stats.droppedExpired++;
-        return SendResult.expired;
-      }
       if (subscriptionIds === undefined && this.clientTopicAliasMax === 0) {
         bytes = this.shared(message, qos, retain, packetId, dup, now);
       } else {
@@ -264,6 +265,7 @@ export class Connection implements SessionLink {
     }
     this.write(bytes);
     this.ctx.stats.messagesSent++;
+    this.ctx.stats.messagesSentByQos[qos]++;
     return SendResult.sent;
   }
 

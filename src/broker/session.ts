@@ -2,6 +2,8 @@ import type { Message } from '../model/message.js';
 import type { Subscription } from '../model/subscription.js';
 import type { QoS, Will } from '../protocol/types.js';
 import type { ClientIdentity } from './hooks.js';
+import type { Journal } from './journal.js';
+import type { StoredDelivery } from '../persistence/types.js';
 
 /** How one delivery is shaped for the subscriber: its QoS, RETAIN flag and subscription identifiers. */
 export interface DeliveryOptions {
@@ -23,6 +25,8 @@ export interface OutgoingFlight {
   shareKey: string | undefined;
   /** 'publish': waiting for PUBACK / PUBREC; 'pubrel': PUBREL sent, waiting for PUBCOMP. */
   state: 'publish' | 'pubrel';
+  /** Position in the session's stored deliveries, when the session is persisted. */
+  seq: number | undefined;
 }
 
 /** A message waiting for a place in the inflight window (or for the client to come back). */
@@ -32,7 +36,12 @@ export interface QueuedDelivery {
   retain: boolean;
   subscriptionIds: number[] | undefined;
   shareKey: string | undefined;
+  /** Position in the session's stored deliveries, when the session is persisted. */
+  seq?: number | undefined;
 }
+
+/** What to do when a session's queue is full: refuse the new message, or drop the oldest queued one. */
+export type QueueFullPolicy = 'drop-new' | 'drop-oldest';
 
 /** Outcome of handing a PUBLISH to a connection. */
 export const SendResult = {
@@ -95,15 +104,19 @@ export class Session {
   inflightLimit: number;
   /** Messages dropped because the queue was full. */
   droppedQueueFull = 0;
+  /** Where changes go to be persisted; set while the session is persistent and a store is configured. */
+  journal: Journal | undefined;
 
   private queue: QueuedDelivery[] = EMPTY_QUEUE;
   private queueHead = 0;
   private nextPacketId = 1;
+  private nextSeq = 1;
 
   constructor(
     clientId: string,
     maxInflight: number,
     private readonly maxQueued: number,
+    private readonly queueFullPolicy: QueueFullPolicy = 'drop-new',
   ) {
     this.clientId = clientId;
     this.inflightLimit = maxInflight;
@@ -132,12 +145,15 @@ export class Session {
     if (this.incomingQos2 === EMPTY_IDS) this.incomingQos2 = new Set();
     else if (this.incomingQos2.has(packetId)) return false;
     this.incomingQos2.add(packetId);
+    this.journal?.push({ op: 'putIncomingQos2', clientId: this.clientId, packetId });
     return true;
   }
 
   /** Releases an incoming QoS 2 packet id on PUBREL; returns false when it was unknown. */
   releaseIncomingQos2(packetId: number): boolean {
-    return this.incomingQos2 !== EMPTY_IDS && this.incomingQos2.delete(packetId);
+    if (this.incomingQos2 === EMPTY_IDS || !this.incomingQos2.delete(packetId)) return false;
+    this.journal?.push({ op: 'deleteIncomingQos2', clientId: this.clientId, packetId });
+    return true;
   }
 
   /** Number of messages waiting in the queue. */
@@ -155,17 +171,43 @@ export class Session {
       if (link === undefined) return false;
       return link.sendPublish(message, 0, retain, 0, false, subscriptionIds) === SendResult.sent;
     }
+    const journal = this.journal;
     if (link !== undefined && this.queueHead === this.queue.length && this.outflight.size < this.inflightLimit) {
-      this.sendFlight(link, message, qos, retain, subscriptionIds, shareKey);
+      this.sendFlight(link, message, qos, retain, subscriptionIds, shareKey, journal === undefined ? undefined : this.record(journal, message));
       return true;
     }
     if (this.queuedCount >= this.maxQueued) {
       this.droppedQueueFull++;
-      return false;
+      if (this.queueFullPolicy === 'drop-new' || this.queuedCount === 0) return false;
+      // drop-oldest: the head of the queue makes room for the new message.
+      const oldest = this.queue[this.queueHead] as QueuedDelivery;
+      this.queue[this.queueHead] = undefined as unknown as QueuedDelivery;
+      this.queueHead++;
+      this.forget(oldest.seq, oldest.message);
     }
     if (this.queue === EMPTY_QUEUE) this.queue = [];
-    this.queue.push({ message, qos, retain, subscriptionIds, shareKey });
+    const queued: QueuedDelivery = { message, qos, retain, subscriptionIds, shareKey };
+    if (journal !== undefined) {
+      queued.seq = this.record(journal, message);
+      journal.push({ op: 'putDelivery', delivery: storedDelivery(this.clientId, queued.seq, journal.refMessage(message), qos, retain, subscriptionIds, shareKey, 'queued', undefined) });
+      journal.unrefMessage(message); // record() already counted this holder
+    }
+    this.queue.push(queued);
     return true;
+  }
+
+  /** Reserves a stored position for a delivery of `message` (counting it as a holder of the body). */
+  private record(journal: Journal, message: Message): number {
+    journal.refMessage(message);
+    return this.nextSeq++;
+  }
+
+  /** A stored delivery is over: delete it and let go of the message body. */
+  private forget(seq: number | undefined, message: Message): void {
+    const journal = this.journal;
+    if (seq === undefined || journal === undefined) return;
+    journal.push({ op: 'deleteDelivery', clientId: this.clientId, seq });
+    journal.unrefMessage(message);
   }
 
   /** Handles PUBACK (QoS 1) for `packetId`; returns false for an unknown id. */
@@ -173,6 +215,7 @@ export class Session {
     const flight = this.outflight.get(packetId);
     if (flight === undefined || flight.qos !== 1) return false;
     this.outflight.delete(packetId);
+    this.forget(flight.seq, flight.message);
     this.drain();
     return true;
   }
@@ -186,10 +229,12 @@ export class Session {
     if (flight === undefined || flight.qos !== 2 || flight.state !== 'publish') return false;
     if (reasonCode >= 0x80) {
       this.outflight.delete(packetId);
+      this.forget(flight.seq, flight.message);
       this.drain();
       return true;
     }
     flight.state = 'pubrel';
+    this.persistFlight(flight);
     this.link?.sendPubrel(packetId);
     return true;
   }
@@ -199,6 +244,7 @@ export class Session {
     const flight = this.outflight.get(packetId);
     if (flight === undefined || flight.state !== 'pubrel') return false;
     this.outflight.delete(packetId);
+    this.forget(flight.seq, flight.message);
     this.drain();
     return true;
   }
@@ -212,7 +258,11 @@ export class Session {
     this.expiresAt = Infinity;
     for (const flight of this.outflight.values()) {
       if (flight.state === 'pubrel') link.sendPubrel(flight.packetId);
-      else link.sendPublish(flight.message, flight.qos, flight.retain, flight.packetId, true, flight.subscriptionIds);
+      else if (link.sendPublish(flight.message, flight.qos, flight.retain, flight.packetId, true, flight.subscriptionIds) === SendResult.tooLarge) {
+        // Discarded as if delivered [MQTT-3.1.2-25]: it must not hold an inflight slot.
+        this.outflight.delete(flight.packetId);
+        this.forget(flight.seq, flight.message);
+      }
     }
     this.drain();
   }
@@ -226,7 +276,7 @@ export class Session {
       this.queue[this.queueHead] = undefined as unknown as QueuedDelivery;
       this.queueHead++;
       if (next.qos === 0) link.sendPublish(next.message, 0, next.retain, 0, false, next.subscriptionIds);
-      else this.sendFlight(link, next.message, next.qos, next.retain, next.subscriptionIds, next.shareKey);
+      else this.sendFlight(link, next.message, next.qos, next.retain, next.subscriptionIds, next.shareKey, next.seq);
     }
     if (this.queueHead === this.queue.length) {
       this.queue = EMPTY_QUEUE;
@@ -244,17 +294,21 @@ export class Session {
   takeSharedDeliveries(): QueuedDelivery[] {
     const out: QueuedDelivery[] = [];
     for (const [packetId, flight] of this.outflight) {
-      // A QoS 2 message whose PUBREC arrived was received by this member: it stays.
-      if (flight.shareKey === undefined || flight.state === 'pubrel') continue;
+      // [MQTT-4.8.2-4] [MQTT-4.8.2-5] a QoS 2 message is completed with the member it was sent to, never another.
+      if (flight.shareKey === undefined || flight.qos === 2) continue;
       out.push({ message: flight.message, qos: flight.qos, retain: flight.retain, subscriptionIds: flight.subscriptionIds, shareKey: flight.shareKey });
       this.outflight.delete(packetId);
+      this.forget(flight.seq, flight.message);
     }
     if (this.queuedCount > 0) {
       const kept: QueuedDelivery[] = [];
       for (let i = this.queueHead; i < this.queue.length; i++) {
         const queued = this.queue[i] as QueuedDelivery;
         if (queued.shareKey === undefined) kept.push(queued);
-        else out.push(queued);
+        else {
+          this.forget(queued.seq, queued.message);
+          out.push({ message: queued.message, qos: queued.qos, retain: queued.retain, subscriptionIds: queued.subscriptionIds, shareKey: queued.shareKey });
+        }
       }
       this.queue = kept.length === 0 ? EMPTY_QUEUE : kept;
       this.queueHead = 0;
@@ -262,8 +316,16 @@ export class Session {
     return out;
   }
 
-  /** Forgets everything (Clean Start, or the session ending). */
+  /** Forgets everything (Clean Start, or the session ending); stored records go with the session's own deletion. */
   clear(): void {
+    const journal = this.journal;
+    if (journal !== undefined) {
+      for (const flight of this.outflight.values()) if (flight.seq !== undefined) journal.unrefMessage(flight.message);
+      for (let i = this.queueHead; i < this.queue.length; i++) {
+        const queued = this.queue[i] as QueuedDelivery;
+        if (queued.seq !== undefined) journal.unrefMessage(queued.message);
+      }
+    }
     this.subscriptions = EMPTY_SUBSCRIPTIONS;
     this.outflight = EMPTY_OUTFLIGHT;
     this.incomingQos2 = EMPTY_IDS;
@@ -272,13 +334,53 @@ export class Session {
     this.will = undefined;
   }
 
-  private sendFlight(link: SessionLink, message: Message, qos: 1 | 2, retain: boolean, subscriptionIds: number[] | undefined, shareKey: string | undefined): void {
+  private sendFlight(
+    link: SessionLink,
+    message: Message,
+    qos: 1 | 2,
+    retain: boolean,
+    subscriptionIds: number[] | undefined,
+    shareKey: string | undefined,
+    seq: number | undefined,
+  ): void {
     const packetId = this.allocatePacketId();
     if (this.outflight === EMPTY_OUTFLIGHT) this.outflight = new Map();
-    this.outflight.set(packetId, { packetId, message, qos, retain, subscriptionIds, shareKey, state: 'publish' });
+    const flight: OutgoingFlight = { packetId, message, qos, retain, subscriptionIds, shareKey, state: 'publish', seq };
+    this.outflight.set(packetId, flight);
     const result = link.sendPublish(message, qos, retain, packetId, false, subscriptionIds);
-    // Too large for the client, or expired: it will never be sent, so the flow is over.
-    if (result === SendResult.tooLarge || result === SendResult.expired) this.outflight.delete(packetId);
+    if (result === SendResult.tooLarge || result === SendResult.expired) {
+      // Too large for the client, or expired: it will never be sent, so the flow is over.
+      this.outflight.delete(packetId);
+      this.forget(seq, message);
+      return;
+    }
+    this.persistFlight(flight);
+  }
+
+  /** Stores a flight's state (packet id and stage), so a restart resends it the same way. */
+  private persistFlight(flight: OutgoingFlight): void {
+    const journal = this.journal;
+    if (journal === undefined || flight.seq === undefined) return;
+    const messageId = journal.refMessage(flight.message);
+    journal.unrefMessage(flight.message);
+    journal.push({
+      op: 'putDelivery',
+      delivery: storedDelivery(this.clientId, flight.seq, messageId, flight.qos, flight.retain, flight.subscriptionIds, flight.shareKey, flight.state, flight.packetId),
+    });
+  }
+
+  /** At start-up: puts back a stored delivery (message already resolved), in stored order. */
+  restoreDelivery(stored: StoredDelivery, message: Message): void {
+    if (stored.seq >= this.nextSeq) this.nextSeq = stored.seq + 1;
+    const common = { message, retain: stored.retain, subscriptionIds: stored.subscriptionIds, shareKey: stored.shareKey, seq: stored.seq };
+    if (stored.state === 'queued' || stored.packetId === undefined || stored.qos === 0) {
+      if (this.queue === EMPTY_QUEUE) this.queue = [];
+      this.queue.push({ ...common, qos: stored.qos });
+      return;
+    }
+    if (this.outflight === EMPTY_OUTFLIGHT) this.outflight = new Map();
+    this.outflight.set(stored.packetId, { ...common, packetId: stored.packetId, qos: stored.qos, state: stored.state === 'pubrel' ? 'pubrel' : 'publish' });
+    if (stored.packetId >= this.nextPacketId) this.nextPacketId = stored.packetId === 0xffff ? 1 : stored.packetId + 1;
   }
 
   /** Next free non-zero packet id [MQTT-2.3.1-1]; the inflight window is far below 65535. */
@@ -288,4 +390,22 @@ export class Session {
     this.nextPacketId = id === 0xffff ? 1 : id + 1;
     return id;
   }
+}
+
+function storedDelivery(
+  clientId: string,
+  seq: number,
+  messageId: number,
+  qos: QoS,
+  retain: boolean,
+  subscriptionIds: number[] | undefined,
+  shareKey: string | undefined,
+  state: StoredDelivery['state'],
+  packetId: number | undefined,
+): StoredDelivery {
+  const delivery: StoredDelivery = { clientId, seq, messageId, qos, retain, state };
+  if (subscriptionIds !== undefined) delivery.subscriptionIds = subscriptionIds;
+  if (shareKey !== undefined) delivery.shareKey = shareKey;
+  if (packetId !== undefined) delivery.packetId = packetId;
+  return delivery;
 }

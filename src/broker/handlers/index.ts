@@ -71,8 +71,8 @@ export function handlePacket(ctx: BrokerContext, conn: Connection, packet: Packe
 function handleDisconnect(ctx: BrokerContext, conn: Connection, session: Session, packet: DisconnectPacket): void {
   const expiry = packet.properties?.sessionExpiryInterval;
   if (expiry !== undefined) {
-    // [MQTT-3.14.2-2] a session that was to end with the connection cannot be extended at DISCONNECT.
-    if (session.expiryInterval === 0 && expiry !== 0) throw new ProtocolViolationError('DISCONNECT sets a Session Expiry Interval after CONNECT set 0 [MQTT-3.14.2-2]');
+    // MQTT 5 section 3.14.2.2.2: a session that was to end with the connection cannot be extended at DISCONNECT.
+    if (session.expiryInterval === 0 && expiry !== 0) throw new ProtocolViolationError('DISCONNECT sets a Session Expiry Interval after CONNECT set 0 (MQTT 5 section 3.14.2.2.2)');
     session.expiryInterval = Math.min(expiry, ctx.options.maxSessionExpiry);
   }
   if (packet.reasonCode === ReasonCode.disconnectWithWill) {
