@@ -5,6 +5,7 @@ import type { Will } from '../protocol/types.js';
 import { Connection, type CloseReason, type ConnectionInfo } from './connection.js';
 import type { BrokerContext } from './context.js';
 import { Hooks, type BrokerPlugin } from './hooks.js';
+import { fromStoredMessage, Journal } from './journal.js';
 import { silentLogger, type Logger } from './logger.js';
 import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.js';
 import { RetainedMessages } from './retained.js';
@@ -42,6 +43,10 @@ export class Broker implements BrokerContext {
   readonly wire = new WireCache();
   readonly online = new Map<string, Connection>();
   readonly hooks: Hooks;
+  readonly journal: Journal | undefined;
+  committedGen = 0;
+  private issuedGen = 0;
+  private readonly ackWaiters = new Set<Connection>();
 
   private readonly connections = new Set<Connection>();
   /** Offline sessions that expire, and wills waiting for their delay. */
@@ -63,7 +68,8 @@ export class Broker implements BrokerContext {
     if (authenticate !== undefined) plugins.push({ name: 'authenticate-option', authenticate: (request) => authenticate(request) });
     if (this.options.plugins !== undefined) plugins.push(...this.options.plugins);
     this.hooks = new Hooks(plugins, this.options.allowAnonymous);
-    this.sessions = new SessionRegistry(this.router, this.options.maxInflight, this.options.maxQueuedMessages);
+    this.sessions = new SessionRegistry(this.router, this.options.maxInflight, this.options.maxQueuedMessages, this.options.queueFullPolicy);
+    this.journal = this.options.store === undefined ? undefined : new Journal(this.scheduleTurnEnd);
     // One timer for every connection's connect timeout and keep-alive, session expiry and will delay.
     this.sweepTimer = setInterval(this.sweep, SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
@@ -108,7 +114,7 @@ export class Broker implements BrokerContext {
   /** BrokerContext: stores retained messages and routes to every matching session. */
   dispatch(message: Message): number {
     // [MQTT-3.3.1-5] a retained message is stored (or cleared by an empty payload) for future subscribers.
-    if (message.retain && this.options.retainAvailable) this.retained.set(message);
+    if (message.retain && this.options.retainAvailable) this.retain(message);
     const { targets, groups } = this.router.routes(message.topic);
     const messageQos = message.qos;
     const origin = message.origin;
@@ -144,6 +150,23 @@ export class Broker implements BrokerContext {
     return count;
   }
 
+  /** Stores or clears a retained message, within the retained limit, and journals the change. */
+  private retain(message: Message): void {
+    const retained = this.retained;
+    if (message.payload.length > 0 && retained.size >= this.options.maxRetainedMessages && !retained.has(message.topic)) {
+      this.stats.droppedRetainedFull++;
+      const oldest = this.options.retainedFullPolicy === 'drop-oldest' ? retained.oldestTopic() : undefined;
+      if (oldest === undefined) {
+        this.logger.warn({ topic: message.topic, limit: this.options.maxRetainedMessages }, 'retained message not kept: retained limit reached');
+        return;
+      }
+      retained.delete(oldest);
+      this.journal?.push({ op: 'deleteRetained', topic: oldest });
+    }
+    retained.set(message);
+    this.journal?.retained(message);
+  }
+
   private mayReceive(session: Session, topic: string): boolean {
     const identity = session.identity;
     return identity === undefined || this.hooks.authorizeReceive(identity, topic);
@@ -152,19 +175,119 @@ export class Broker implements BrokerContext {
   /** BrokerContext: flushes `connection` at the end of this event-loop turn, with all others. */
   scheduleFlush(connection: Connection): void {
     this.flushList.push(connection);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flushAll);
-    }
+    this.scheduleTurnEnd();
   }
 
-  private readonly flushAll = (): void => {
+  /** Runs `endTurn` once at the end of this event-loop turn. */
+  private readonly scheduleTurnEnd = (): void => {
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.endTurn);
+    }
+  };
+
+  /** End of a turn: commit this turn's store changes (group commit), then write to every connection. */
+  private readonly endTurn = (): void => {
     this.flushScheduled = false;
+    this.commit();
     const list = this.flushList;
     this.flushList = [];
     for (let i = 0; i < list.length; i++) list[i]!.flush();
     this.wire.reset();
   };
+
+  /** BrokerContext: the commit that changes made now belong to. */
+  get pendingCommitGen(): number {
+    return this.issuedGen + 1;
+  }
+
+  /** BrokerContext: release this connection's acknowledgements as commits complete. */
+  waitForCommit(connection: Connection): void {
+    this.ackWaiters.add(connection);
+  }
+
+  private commit(): void {
+    const journal = this.journal;
+    const store = this.options.store;
+    if (journal === undefined || store === undefined || journal.size === 0) return;
+    const ops = journal.take();
+    const gen = ++this.issuedGen;
+    store.apply(ops).then(
+      () => {
+        this.committedGen = gen;
+        for (const connection of this.ackWaiters) {
+          if (connection.isClosed() || connection.releaseAcks(gen)) this.ackWaiters.delete(connection);
+        }
+      },
+      (error: unknown) => {
+        // Nothing in this commit is acknowledged: clients will resend. Loud, because durability is at stake.
+        this.stats.storeFailures++;
+        this.logger.error({ err: error, store: store.name, operations: ops.length }, 'store commit failed: acknowledgements withheld');
+      },
+    );
+  }
+
+  /** Waits until everything changed so far is durable (used at shutdown and after start-up). */
+  async settle(): Promise<void> {
+    this.commit();
+    await this.options.store?.apply([]);
+  }
+
+  /**
+   * Reads the store and rebuilds sessions (subscriptions, queued and inflight messages, QoS 2 ids,
+   * pending wills, expiry) and retained messages. Call once, before accepting clients.
+   */
+  async restore(): Promise<{ sessions: number; messages: number; retained: number }> {
+    const store = this.options.store;
+    const journal = this.journal;
+    if (store === undefined || journal === undefined) return { sessions: 0, messages: 0, retained: 0 };
+    const state = await store.load();
+    const now = Date.now();
+    const byId = new Map<number, Message>();
+    for (const stored of state.messages) {
+      const message = fromStoredMessage(stored);
+      byId.set(stored.id, message);
+      journal.adoptMessage(message, stored.id);
+    }
+    for (const record of state.sessions) {
+      const session = this.sessions.create(record.clientId);
+      session.expiryInterval = record.expiryInterval;
+      session.journal = journal;
+      for (const subscription of record.subscriptions) {
+        session.setSubscription(subscription);
+        this.router.subscribe(session, subscription);
+      }
+      // After a crash there is no disconnect time: count the session's absence from now.
+      const since = record.disconnectedAt ?? now;
+      if (record.expiryInterval !== NEVER_EXPIRES) {
+        session.expiresAt = since + record.expiryInterval * 1000;
+        this.expiring.add(session);
+      }
+      if (record.pendingWill !== undefined) this.pendingWills.set(session, { will: record.pendingWill.will, clientId: record.clientId, at: record.pendingWill.at });
+      if (record.disconnectedAt === undefined) journal.putSession(session, now, record.pendingWill);
+    }
+    let messages = 0;
+    for (const delivery of state.deliveries) {
+      const session = this.sessions.get(delivery.clientId);
+      const message = byId.get(delivery.messageId);
+      const expired = delivery.state === 'queued' && message?.expiresAt !== undefined && now >= message.expiresAt;
+      if (session === undefined || message === undefined || expired) {
+        journal.push({ op: 'deleteDelivery', clientId: delivery.clientId, seq: delivery.seq });
+        continue;
+      }
+      journal.adoptRef(message);
+      session.restoreDelivery(delivery, message);
+      messages++;
+    }
+    for (const { clientId, packetId } of state.incomingQos2) this.sessions.get(clientId)?.beginIncomingQos2(packetId);
+    journal.collectUnreferenced();
+    for (const stored of state.retained) {
+      if (stored.expiresAt !== undefined && now >= stored.expiresAt) journal.push({ op: 'deleteRetained', topic: stored.topic });
+      else this.retained.set(fromStoredMessage(stored));
+    }
+    await this.settle();
+    return { sessions: state.sessions.length, messages, retained: this.retained.size };
+  }
 
   /** BrokerContext: session and will handling when a connection ends. */
   connectionClosed(connection: Connection, reason: CloseReason, wasConnected: boolean): void {
@@ -196,7 +319,9 @@ export class Broker implements BrokerContext {
       this.sessions.discard(session);
       return;
     }
-    if (session.expiryInterval !== NEVER_EXPIRES && !this.closed) {
+    const pending = this.pendingWills.get(session);
+    session.journal?.putSession(session, now, pending === undefined ? undefined : { will: pending.will, at: pending.at });
+    if (session.expiryInterval !== NEVER_EXPIRES) {
       session.expiresAt = now + session.expiryInterval * 1000;
       this.expiring.add(session);
     }
@@ -270,12 +395,12 @@ export class Broker implements BrokerContext {
     }
   };
 
-  /** Closes every connection; the broker accepts nothing afterwards. */
-  close(): Promise<void> {
+  /** Closes every connection and waits for the store to hold everything; the broker accepts nothing afterwards. */
+  async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.sweepTimer);
     for (const connection of [...this.connections]) connection.close('server-shutdown');
-    return Promise.resolve();
+    await this.settle();
   }
 }
 

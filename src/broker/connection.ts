@@ -11,6 +11,12 @@ import { handlePacket } from './handlers/index.js';
 import type { ClientIdentity } from './hooks.js';
 import { SendResult, type Session, type SessionLink } from './session.js';
 
+/** An acknowledgement waiting for store commit number `gen`. */
+interface PendingAck {
+  packet: Packet;
+  gen: number;
+}
+
 /** The reason code of the DISCONNECT an MQTT 5 client gets when the server closes for this reason. */
 const SERVER_DISCONNECT_REASONS: Partial<Record<CloseReason, number>> = {
   'keep-alive-timeout': ReasonCode.keepAliveTimeout,
@@ -72,6 +78,8 @@ export class Connection implements SessionLink {
   clientTopicAliasMax = 0;
   /** MQTT 5: topic aliases the client set towards us (index = alias). */
   aliasIn: (string | undefined)[] | undefined;
+  /** Acknowledgements waiting for a store commit, in order. */
+  private ackQueue: PendingAck[] | undefined;
   /** MQTT 5: topic aliases we assigned towards the client. */
   private aliasOut: Map<string, number> | undefined;
   /** True once this connection is in the broker's flush list for this turn. */
@@ -225,6 +233,38 @@ export class Connection implements SessionLink {
       this.ctx.logger.error({ clientId: this.clientId || undefined, remote: this.info.remoteAddress, err: error }, 'closing connection: internal error');
     }
     this.close('protocol-error', error instanceof MqttError ? error.reasonCode : ReasonCode.unspecifiedError);
+  }
+
+  /**
+   * Sends an acknowledgement (PUBACK, PUBREC, PUBCOMP) in order: a durable one waits for the commit
+   * of what its message changed in the store, and every later one waits behind it [MQTT-4.6.0-2..4].
+   */
+  sendAck(packet: Packet, durable: boolean): void {
+    const queue = this.ackQueue;
+    const waiting = queue !== undefined && queue.length > 0;
+    let gen = 0;
+    if (durable) gen = this.ctx.pendingCommitGen;
+    else if (waiting) gen = (queue[queue.length - 1] as PendingAck).gen;
+    if (!waiting && gen <= this.ctx.committedGen) {
+      this.send(packet);
+      return;
+    }
+    (this.ackQueue ??= []).push({ packet, gen });
+    this.ctx.waitForCommit(this);
+  }
+
+  /** Sends the acknowledgements whose commit is done; returns true when none is left waiting. */
+  releaseAcks(committedGen: number): boolean {
+    const queue = this.ackQueue;
+    if (queue === undefined) return true;
+    let i = 0;
+    while (i < queue.length && (queue[i] as PendingAck).gen <= committedGen) this.send((queue[i++] as PendingAck).packet);
+    if (i === queue.length) {
+      this.ackQueue = undefined;
+      return true;
+    }
+    queue.splice(0, i);
+    return false;
   }
 
   /** Encodes and queues a control packet. */

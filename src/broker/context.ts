@@ -1,6 +1,7 @@
 import type { Message } from '../model/message.js';
 import type { CloseReason, Connection } from './connection.js';
 import type { Hooks } from './hooks.js';
+import type { Journal } from './journal.js';
 import type { Logger } from './logger.js';
 import type { BrokerOptions } from './options.js';
 import type { RetainedMessages } from './retained.js';
@@ -21,6 +22,14 @@ export interface BrokerContext {
   readonly sessions: SessionRegistry;
   readonly retained: RetainedMessages;
   readonly wire: WireCache;
+  /** Changes to persist this turn; undefined when no store is configured. */
+  readonly journal: Journal | undefined;
+  /** The store commit that changes made now will be part of. */
+  readonly pendingCommitGen: number;
+  /** The last store commit known durable. */
+  readonly committedGen: number;
+  /** Asks for `connection.releaseAcks` after each commit until it has none waiting. */
+  waitForCommit(connection: Connection): void;
   /** Plugins: authentication, authorization and observers. */
   readonly hooks: Hooks;
   /** Connections that completed CONNECT, by client id. */

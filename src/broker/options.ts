@@ -1,6 +1,8 @@
 import type { QoS } from '../protocol/types.js';
 
+import type { Persistence } from '../persistence/types.js';
 import type { AuthenticateRequest, AuthenticateResult, BrokerPlugin } from './hooks.js';
+import type { QueueFullPolicy } from './session.js';
 
 export type { AuthenticateRequest, AuthenticateResult } from './hooks.js';
 
@@ -44,6 +46,20 @@ export interface BrokerOptions {
   validateUtf8Payload: boolean;
   /** When set, a client that requests response information gets `${responseInformation}${clientId}` (MQTT 5). */
   responseInformation?: string;
+  /** What happens to a new QoS 1/2 message for a session whose queue is full. */
+  queueFullPolicy: QueueFullPolicy;
+  /** Retained messages kept at most (topics). */
+  maxRetainedMessages: number;
+  /** What happens to a retained message on a new topic when the limit is reached. */
+  retainedFullPolicy: QueueFullPolicy;
+  /** Where persistent sessions, their messages and retained messages are stored; none: memory only. */
+  store?: Persistence;
+  /**
+   * true: PUBACK / PUBREC only once the message is durably stored, whenever a persistent session or
+   * the retained store holds it. false: acknowledge at once and store in the background (faster; a
+   * crash can lose acknowledged messages).
+   */
+  durableAcks: boolean;
   /** Plugins (authentication, authorization, observers), in order: the first refusal wins. */
   plugins?: readonly BrokerPlugin[];
   /** Shorthand for a plugin with only an authenticate hook (runs before `plugins`). */
@@ -73,4 +89,8 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = {
   sharedSubscriptionStrategy: 'round-robin',
   validateUtf8Payload: false,
   allowAnonymous: true,
+  queueFullPolicy: 'drop-new',
+  maxRetainedMessages: 1_000_000,
+  retainedFullPolicy: 'drop-new',
+  durableAcks: true,
 };

@@ -15,10 +15,23 @@ function newNode(parent: RetainedNode | undefined, level: string): RetainedNode 
 export class RetainedMessages {
   private readonly root = newNode(undefined, '');
   private count = 0;
+  /** Topics from the least to the most recently set (for a drop-oldest limit). */
+  private readonly order = new Map<string, true>();
 
   /** Number of retained messages. */
   get size(): number {
     return this.count;
+  }
+
+  /** The topic whose retained message was set longest ago. */
+  oldestTopic(): string | undefined {
+    for (const topic of this.order.keys()) return topic;
+    return undefined;
+  }
+
+  /** True when `topic` has a retained message. */
+  has(topic: string): boolean {
+    return this.order.has(topic);
   }
 
   /** Stores `message` for its topic, or clears the topic when the payload is empty [MQTT-3.3.1-10/11]. */
@@ -39,6 +52,8 @@ export class RetainedMessages {
     }
     if (node.message === undefined) this.count++;
     node.message = message;
+    this.order.delete(message.topic);
+    this.order.set(message.topic, true);
   }
 
   /** The retained message of one topic. */
@@ -61,6 +76,7 @@ export class RetainedMessages {
     if (node.message === undefined) return false;
     node.message = undefined;
     this.count--;
+    this.order.delete(topic);
     let current: RetainedNode | undefined = node;
     while (current?.parent !== undefined && current.message === undefined && (current.children === undefined || current.children.size === 0)) {
       current.parent.children?.delete(current.level);

@@ -1,4 +1,4 @@
-import { Session } from './session.js';
+import { Session, type QueueFullPolicy } from './session.js';
 import type { Router } from './router.js';
 
 /** Sessions by client id: creation, lookup and removal together with their subscriptions. */
@@ -9,6 +9,7 @@ export class SessionRegistry {
     private readonly router: Router,
     private readonly maxInflight: number,
     private readonly maxQueued: number,
+    private readonly queueFullPolicy: QueueFullPolicy = 'drop-new',
   ) {}
 
   /** Number of sessions, online and offline. */
@@ -25,7 +26,7 @@ export class SessionRegistry {
   create(clientId: string): Session {
     const existing = this.sessions.get(clientId);
     if (existing !== undefined) this.discard(existing);
-    const session = new Session(clientId, this.maxInflight, this.maxQueued);
+    const session = new Session(clientId, this.maxInflight, this.maxQueued, this.queueFullPolicy);
     this.sessions.set(clientId, session);
     return session;
   }
@@ -35,6 +36,9 @@ export class SessionRegistry {
     for (const subscription of session.subscriptions.values()) this.router.unsubscribe(session, subscription);
     session.clear();
     session.link = undefined;
+    // A stored session goes with its stored deliveries and QoS 2 ids.
+    session.journal?.deleteSession(session.clientId);
+    session.journal = undefined;
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
   }
 

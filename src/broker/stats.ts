@@ -10,6 +10,10 @@ export class BrokerStats {
   droppedBufferFull = 0;
   /** QoS 1/2 messages dropped because a session queue was full. */
   droppedQueueFull = 0;
+  /** Retained messages not kept (or evicted) because of the retained limit. */
+  droppedRetainedFull = 0;
+  /** Store commits that failed (their acknowledgements were never sent). */
+  storeFailures = 0;
   /** Messages not delivered because their MQTT 5 Message Expiry Interval had passed. */
   droppedExpired = 0;
   /** Messages not sent because they exceeded the client's MQTT 5 Maximum Packet Size. */
@@ -20,5 +24,11 @@ export class BrokerStats {
   subscribeDenied = 0;
   /** Connections closed for a protocol error. */
   protocolErrors = 0;
+  /** PUBLISH packets received from clients, by QoS (index 0, 1, 2). */
+  readonly messagesReceivedByQos: [number, number, number] = [0, 0, 0];
+  /** PUBLISH packets sent to clients, by QoS (index 0, 1, 2). */
+  readonly messagesSentByQos: [number, number, number] = [0, 0, 0];
+  /** CONNECTs refused by an authentication plugin (bad credentials or not authorized). */
+  authFailures = 0;
   readonly startedAt = Date.now();
 }

@@ -130,6 +130,7 @@ function decide(ctx: BrokerContext, conn: Connection, packet: ConnectPacket, out
     accept(ctx, conn, packet, assigned, outcome.username, outcome.attributes);
     return;
   }
+  if (outcome.refusal !== 'server-unavailable') ctx.stats.authFailures++;
   switch (outcome.refusal) {
     case 'bad-credentials':
       refuse(ctx, conn, packet, REFUSE.credentials, 'bad user name or password');
@@ -194,6 +195,11 @@ function accept(
   // Session expiry: 3.1.1 CleanSession=0 keeps the session (bounded by maxSessionExpiry); MQTT 5 says how long.
   const requestedExpiry = v5 ? (props?.sessionExpiryInterval ?? 0) : packet.clean ? 0 : NEVER_EXPIRES;
   session.expiryInterval = Math.min(requestedExpiry, options.maxSessionExpiry);
+  if (session.persistent && ctx.journal !== undefined) {
+    // A persistent session is stored: its record now, its deliveries as they happen.
+    session.journal = ctx.journal;
+    ctx.journal.putSession(session);
+  }
   session.will = packet.will;
   session.inflightLimit = Math.min(options.maxInflight, props?.receiveMaximum ?? 65_535);
 

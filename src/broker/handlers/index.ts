@@ -37,8 +37,8 @@ export function handlePacket(ctx: BrokerContext, conn: Connection, packet: Packe
       // [MQTT-4.3.3-2] the id is released and PUBCOMP sent, even for an id we no longer hold
       // (MQTT 5 says so with 0x92).
       const known = session.releaseIncomingQos2(packet.packetId);
-      if (known || !v5) conn.send({ type: 'pubcomp', packetId: packet.packetId });
-      else conn.send({ type: 'pubcomp', packetId: packet.packetId, reasonCode: ReasonCode.packetIdentifierNotFound });
+      if (known || !v5) conn.sendAck({ type: 'pubcomp', packetId: packet.packetId }, false);
+      else conn.sendAck({ type: 'pubcomp', packetId: packet.packetId, reasonCode: ReasonCode.packetIdentifierNotFound }, false);
       return;
     }
     case 'pubcomp':

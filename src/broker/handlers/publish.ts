@@ -10,6 +10,7 @@ import type { Session } from '../session.js';
 /** Handles an inbound PUBLISH: checks it, routes it and acknowledges by its QoS. */
 export function handlePublish(ctx: BrokerContext, conn: Connection, session: Session, packet: PublishPacket): void {
   ctx.stats.messagesReceived++;
+  ctx.stats.messagesReceivedByQos[packet.qos]++;
   const qos = packet.qos;
   const v5 = conn.version === 5;
   let topic = packet.topic;
@@ -85,6 +86,10 @@ export function handlePublish(ctx: BrokerContext, conn: Connection, session: Ses
 function route(ctx: BrokerContext, conn: Connection, session: Session, packet: PublishPacket, topic: string, properties: Properties | undefined, expiresAt: number | undefined, now: number): void {
   const v5 = conn.version === 5;
   const qos = packet.qos;
+  // Whatever this message changes in the store (a persistent session's copy, a retained message, a
+  // QoS 2 id) must be durable before it is acknowledged.
+  const journal = ctx.journal;
+  const opsBefore = journal === undefined ? 0 : journal.size;
   if (qos === 2) {
     const packetId = packet.packetId as number;
     // [MQTT-4.3.3-2] a QoS 2 PUBLISH whose id awaits PUBREL is a duplicate: acknowledge, do not deliver again.
@@ -93,13 +98,18 @@ function route(ctx: BrokerContext, conn: Connection, session: Session, packet: P
       const delivered = ctx.dispatch(toMessage(packet, topic, properties, expiresAt, conn.clientId, now, true));
       if (delivered === 0 && v5) reasonCode = ReasonCode.noMatchingSubscribers;
     }
-    conn.send(reasonCode === 0 ? { type: 'pubrec', packetId } : { type: 'pubrec', packetId, reasonCode });
+    const durable = journal !== undefined && journal.size !== opsBefore && ctx.options.durableAcks;
+    conn.sendAck(reasonCode === 0 ? { type: 'pubrec', packetId } : { type: 'pubrec', packetId, reasonCode }, durable);
     return;
   }
   // Payloads that may outlive this read (queued, inflight, retained) are copied out of the socket chunk.
   const delivered = ctx.dispatch(toMessage(packet, topic, properties, expiresAt, conn.clientId, now, qos === 1 || packet.retain));
+  if (qos === 0) return;
   // [MQTT-4.3.2-2] PUBACK; MQTT 5 may say no one was subscribed (0x10).
-  if (qos === 1) acknowledge(conn, session, packet, delivered === 0 && v5 ? ReasonCode.noMatchingSubscribers : 0);
+  const packetId = packet.packetId as number;
+  const reasonCode = delivered === 0 && v5 ? ReasonCode.noMatchingSubscribers : 0;
+  const durable = journal !== undefined && journal.size !== opsBefore && ctx.options.durableAcks;
+  conn.sendAck(reasonCode === 0 ? { type: 'puback', packetId } : { type: 'puback', packetId, reasonCode }, durable);
 }
 
 /**
@@ -115,15 +125,15 @@ function deny(ctx: BrokerContext, conn: Connection, session: Session, packet: Pu
 
 function acknowledge(conn: Connection, session: Session, packet: PublishPacket, reasonCode: number): void {
   const packetId = packet.packetId as number;
-  if (packet.qos === 1) conn.send(reasonCode === 0 ? { type: 'puback', packetId } : { type: 'puback', packetId, reasonCode });
+  if (packet.qos === 1) conn.sendAck(reasonCode === 0 ? { type: 'puback', packetId } : { type: 'puback', packetId, reasonCode }, false);
   else if (reasonCode >= 0x80) {
     // A refused QoS 2 message ends its flow here: no PUBREL is expected for it.
     session.releaseIncomingQos2(packetId);
-    conn.send({ type: 'pubrec', packetId, reasonCode });
+    conn.sendAck({ type: 'pubrec', packetId, reasonCode }, false);
   } else {
     // Accepted (3.1.1 denial included): the id waits for PUBREL like any QoS 2 message.
     session.beginIncomingQos2(packetId);
-    conn.send({ type: 'pubrec', packetId });
+    conn.sendAck({ type: 'pubrec', packetId }, false);
   }
 }
 

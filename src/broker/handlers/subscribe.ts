@@ -83,6 +83,7 @@ function applySubscribe(ctx: BrokerContext, conn: Connection, session: Session, 
     if (subscription.retainHandling === 2 || (subscription.retainHandling === 1 && previous !== undefined)) continue;
     for (const message of ctx.retained.match(subscription.matchFilter)) retained.push({ message, subscription });
   }
+  session.journal?.putSession(session);
   // [MQTT-3.8.4-1] SUBACK with the same packet id; [MQTT-3.8.4-5] one code per filter in order.
   conn.send({ type: 'suback', packetId: packet.packetId, reasonCodes });
   // [MQTT-3.3.1-8] messages sent from the retained store carry RETAIN=1.
@@ -116,6 +117,7 @@ export function handleUnsubscribe(ctx: BrokerContext, conn: Connection, session:
     if (removed !== undefined) ctx.router.unsubscribe(session, removed);
     reasonCodes.push(removed !== undefined ? ReasonCode.success : ReasonCode.noSubscriptionExisted);
   }
+  session.journal?.putSession(session);
   if (conn.version === 5) conn.send({ type: 'unsuback', packetId: packet.packetId, reasonCodes });
   else conn.send({ type: 'unsuback', packetId: packet.packetId });
 }

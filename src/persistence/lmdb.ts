@@ -1,0 +1,140 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import type { Persistence, StoreOp, StoredDelivery, StoredIncomingQos2, StoredMessage, StoredRetained, StoredSession, StoredState } from './types.js';
+
+/** On-disk format version written by this build. Bump it on any incompatible change. */
+export const FORMAT_VERSION = 1;
+
+/** Data of a newer (unknown) format, or otherwise unusable. */
+export class StoreFormatError extends Error {
+  readonly code = 'ERR_STORE_FORMAT';
+}
+
+/** Options of the embedded store. */
+export interface LmdbPersistenceOptions {
+  /** Directory holding the data (created if missing). */
+  dataDir: string;
+  /**
+   * true (default): a write resolves only once it is flushed to disk (crash-safe).
+   * false: writes resolve when committed; the OS flushes later (faster; a machine crash can lose
+   * the last writes, a process crash cannot).
+   */
+  sync?: boolean;
+}
+
+type Key = string | number | (string | number)[];
+
+/**
+ * The embedded, durable backend on LMDB (memory-mapped B+tree, ACID transactions, one file).
+ * Writes are grouped by lmdb-js into few transactions (group commit); every `apply` resolves after
+ * the transaction holding its last write is durable, and earlier writes are in the same or an
+ * earlier transaction.
+ */
+export class LmdbPersistence implements Persistence {
+  readonly name = 'lmdb';
+  private readonly root: RootDatabase<unknown, Key>;
+  private readonly meta: Database<unknown, string>;
+  private readonly sessions: Database<StoredSession, string>;
+  private readonly messages: Database<StoredMessage, number>;
+  private readonly deliveries: Database<StoredDelivery, [string, number]>;
+  private readonly incomingQos2: Database<StoredIncomingQos2, [string, number]>;
+  private readonly retained: Database<StoredRetained, string>;
+  /** Commit of the last write issued: an empty apply waits for it. */
+  private lastWrite: Promise<void> = Promise.resolve();
+
+  /** Opens (creating if needed) the store in `dataDir`; throws StoreFormatError for newer data. */
+  constructor(options: LmdbPersistenceOptions) {
+    mkdirSync(options.dataDir, { recursive: true });
+    const sync = options.sync ?? true;
+    this.root = open<unknown, Key>({
+      path: join(options.dataDir, 'starling.mdb'),
+      compression: false,
+      overlappingSync: false,
+      noSync: !sync,
+      maxDbs: 12,
+    });
+    this.meta = this.root.openDB<unknown, string>({ name: 'meta' });
+    this.sessions = this.root.openDB<StoredSession, string>({ name: 'sessions' });
+    this.messages = this.root.openDB<StoredMessage, number>({ name: 'messages' });
+    this.deliveries = this.root.openDB<StoredDelivery, [string, number]>({ name: 'deliveries' });
+    this.incomingQos2 = this.root.openDB<StoredIncomingQos2, [string, number]>({ name: 'incoming-qos2' });
+    this.retained = this.root.openDB<StoredRetained, string>({ name: 'retained' });
+    const format = this.meta.get('format');
+    if (format === undefined) {
+      this.meta.putSync('format', FORMAT_VERSION);
+    } else if (typeof format !== 'number' || format > FORMAT_VERSION) {
+      void this.root.close();
+      throw new StoreFormatError(
+        `${options.dataDir} holds data in store format ${String(format)}, newer than this Starling understands (${FORMAT_VERSION}); upgrade Starling or use another --data-dir`,
+      );
+    }
+  }
+
+  /** The format version recorded in the store. */
+  get formatVersion(): number {
+    return this.meta.get('format') as number;
+  }
+
+  load(): Promise<StoredState> {
+    const state: StoredState = { sessions: [], deliveries: [], messages: [], incomingQos2: [], retained: [] };
+    for (const { value } of this.sessions.getRange()) state.sessions.push(value);
+    for (const { value } of this.deliveries.getRange()) state.deliveries.push(value);
+    for (const { value } of this.messages.getRange()) state.messages.push(value);
+    for (const { value } of this.incomingQos2.getRange()) state.incomingQos2.push(value);
+    for (const { value } of this.retained.getRange()) state.retained.push(value);
+    return Promise.resolve(state);
+  }
+
+  apply(ops: readonly StoreOp[]): Promise<void> {
+    let last: Promise<unknown> | undefined;
+    for (const op of ops) {
+      switch (op.op) {
+        case 'putSession':
+          last = this.sessions.put(op.session.clientId, op.session);
+          break;
+        case 'deleteSession':
+          last = this.deleteSession(op.clientId);
+          break;
+        case 'putMessage':
+          last = this.messages.put(op.message.id, op.message);
+          break;
+        case 'deleteMessage':
+          last = this.messages.remove(op.id);
+          break;
+        case 'putDelivery':
+          last = this.deliveries.put([op.delivery.clientId, op.delivery.seq], op.delivery);
+          break;
+        case 'deleteDelivery':
+          last = this.deliveries.remove([op.clientId, op.seq]);
+          break;
+        case 'putIncomingQos2':
+          last = this.incomingQos2.put([op.clientId, op.packetId], { clientId: op.clientId, packetId: op.packetId });
+          break;
+        case 'deleteIncomingQos2':
+          last = this.incomingQos2.remove([op.clientId, op.packetId]);
+          break;
+        case 'putRetained':
+          last = this.retained.put(op.message.topic, op.message);
+          break;
+        case 'deleteRetained':
+          last = this.retained.remove(op.topic);
+          break;
+      }
+    }
+    // lmdb-js commits queued writes in order, so the last write's commit covers all earlier ones.
+    if (last !== undefined) this.lastWrite = last.then(() => undefined);
+    return this.lastWrite;
+  }
+
+  private deleteSession(clientId: string): Promise<unknown> {
+    const range = { start: [clientId, 0] as [string, number], end: [clientId, Number.MAX_SAFE_INTEGER] as [string, number] };
+    for (const key of this.deliveries.getKeys(range)) void this.deliveries.remove(key);
+    for (const key of this.incomingQos2.getKeys(range)) void this.incomingQos2.remove(key);
+    return this.sessions.remove(clientId);
+  }
+
+  close(): Promise<void> {
+    return this.root.close();
+  }
+}

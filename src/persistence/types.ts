@@ -1,0 +1,96 @@
+/**
+ * Storage ports: what the broker persists so that nothing it acknowledged is lost across a
+ * restart or a crash. Backends implement `Persistence`; `test/conformance/persistence.ts` is the
+ * suite every backend must pass.
+ */
+import type { Subscription } from '../model/subscription.js';
+import type { Properties, QoS, Will } from '../protocol/types.js';
+
+/** A message body, stored once however many sessions hold it. */
+export interface StoredMessage {
+  /** Broker-assigned, unique within one data directory. */
+  id: number;
+  topic: string;
+  payload: Buffer;
+  qos: QoS;
+  retain: boolean;
+  properties?: Properties;
+  origin: string;
+  receivedAt: number;
+  expiresAt?: number;
+}
+
+/** A retained message (the body is stored with it). */
+export type StoredRetained = Omit<StoredMessage, 'id'>;
+
+/** One message a session owes its client: queued, or sent and awaiting its acknowledgement. */
+export interface StoredDelivery {
+  clientId: string;
+  /** Order of the delivery within its session. */
+  seq: number;
+  messageId: number;
+  qos: QoS;
+  retain: boolean;
+  subscriptionIds?: number[];
+  shareKey?: string;
+  /** 'queued': not sent yet; 'publish': sent, awaiting PUBACK/PUBREC; 'pubrel': PUBREL sent. */
+  state: 'queued' | 'publish' | 'pubrel';
+  /** The packet id it was sent with (states 'publish' and 'pubrel'). */
+  packetId?: number;
+}
+
+/** A persistent session's own state. */
+export interface StoredSession {
+  clientId: string;
+  /** Session Expiry Interval in seconds (0xFFFFFFFF: never). */
+  expiryInterval: number;
+  subscriptions: Subscription[];
+  /** When the client went away (ms since the epoch); absent while connected. */
+  disconnectedAt?: number;
+  /** A will waiting for its delay, and when it is due. */
+  pendingWill?: { will: Will; at: number };
+}
+
+/** One incoming QoS 2 message id awaiting PUBREL. */
+export interface StoredIncomingQos2 {
+  clientId: string;
+  packetId: number;
+}
+
+/** One change to the stored state. Changes are applied in order. */
+export type StoreOp =
+  | { op: 'putSession'; session: StoredSession }
+  | { op: 'deleteSession'; clientId: string }
+  | { op: 'putMessage'; message: StoredMessage }
+  | { op: 'deleteMessage'; id: number }
+  | { op: 'putDelivery'; delivery: StoredDelivery }
+  | { op: 'deleteDelivery'; clientId: string; seq: number }
+  | { op: 'putIncomingQos2'; clientId: string; packetId: number }
+  | { op: 'deleteIncomingQos2'; clientId: string; packetId: number }
+  | { op: 'putRetained'; message: StoredRetained }
+  | { op: 'deleteRetained'; topic: string };
+
+/** Everything stored, as read at start-up. */
+export interface StoredState {
+  sessions: StoredSession[];
+  /** Sorted by client id, then seq. */
+  deliveries: StoredDelivery[];
+  messages: StoredMessage[];
+  incomingQos2: StoredIncomingQos2[];
+  retained: StoredRetained[];
+}
+
+/** A storage backend. */
+export interface Persistence {
+  /** Backend name for logs ("memory", "lmdb"). */
+  readonly name: string;
+  /** Reads the whole stored state (called once, before any client connects). */
+  load(): Promise<StoredState>;
+  /**
+   * Applies changes in order. The promise resolves once they are durable (for a durable backend:
+   * on disk), and resolves in call order. Backends group concurrent calls into few commits.
+   */
+  apply(ops: readonly StoreOp[]): Promise<void>;
+  /** Flushes and releases the store. */
+  close(): Promise<void>;
+}
