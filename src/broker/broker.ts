@@ -164,7 +164,8 @@ export class Broker implements BrokerContext {
       this.journal?.push({ op: 'deleteRetained', topic: oldest });
     }
     retained.set(message);
-    this.journal?.retained(message);
+    // $SYS topics describe this process; they are republished at start, never stored.
+    if (!message.topic.startsWith('$SYS/')) this.journal?.retained(message);
   }
 
   private mayReceive(session: Session, topic: string): boolean {

@@ -71,7 +71,9 @@ export class Connection implements SessionLink {
   /** Who the client is, for plugins; set when CONNECT is accepted. */
   identity: ClientIdentity | undefined;
   /** Packets that arrived while an asynchronous CONNECT check was running. */
-  backlog: Packet[] | undefined;
+  private backlog: Packet[] | undefined;
+  /** Asynchronous checks (authentication, authorization) and throttles holding packets back. */
+  private holds = 0;
   /** MQTT 5: the largest packet the client accepts (Maximum Packet Size), Infinity if unlimited. */
   clientMaxPacketSize = Infinity;
   /** MQTT 5: how many topic aliases the client accepts from us. */
@@ -94,12 +96,47 @@ export class Connection implements SessionLink {
   private deadline: number;
   private keepaliveMs = 0;
   private readingPaused = false;
+  private throttled = false;
+  private rateWindowStart = 0;
+  private rateMessages = 0;
+  private rateBytes = 0;
+
+  /**
+   * Publish rate limit (token buckets of one second): when a client goes past maxPublishRate messages
+   * or maxPublishBytesRate bytes per second, reading from it pauses until the second is over. The
+   * client is slowed down, nothing is dropped.
+   */
+  throttlePublish(bytes: number): void {
+    const now = Date.now();
+    if (now - this.rateWindowStart >= 1000) {
+      this.rateWindowStart = now;
+      this.rateMessages = 0;
+      this.rateBytes = 0;
+    }
+    this.rateMessages++;
+    this.rateBytes += bytes;
+    const options = this.ctx.options;
+    const over = (options.maxPublishRate > 0 && this.rateMessages >= options.maxPublishRate) || (options.maxPublishBytesRate > 0 && this.rateBytes >= options.maxPublishBytesRate);
+    if (!over || this.throttled) return;
+    this.throttled = true;
+    this.ctx.stats.rateLimited++;
+    if (this.ctx.debugEnabled) this.ctx.logger.debug({ clientId: this.clientId, messages: this.rateMessages, bytes: this.rateBytes }, 'publish rate limit reached: reading paused');
+    // Stop reading, and hold the packets already read, until the window is over.
+    this.stream.pause();
+    this.holdPackets();
+    setTimeout(() => {
+      this.throttled = false;
+      if (this.isClosed()) return;
+      this.releaseHold();
+      if (!this.readingPaused && !this.throttled) this.stream.resume();
+    }, Math.max(1, this.rateWindowStart + 1000 - now)).unref();
+  }
 
   /** Resumes reading once the peer has drained what we sent. */
   resumeReading(): void {
     if (!this.readingPaused) return;
     this.readingPaused = false;
-    if (this.state !== 'closed') this.stream.resume();
+    if (this.state !== 'closed' && !this.throttled) this.stream.resume();
   }
 
   constructor(
@@ -159,8 +196,8 @@ export class Connection implements SessionLink {
     for (let i = 0; i < packets.length; i++) {
       if (this.isClosed()) return;
       const packet = packets[i] as Packet;
-      if (this.backlog !== undefined) {
-        this.backlog.push(packet);
+      if (this.holds > 0) {
+        (this.backlog ??= []).push(packet);
         continue;
       }
       try {
@@ -182,13 +219,15 @@ export class Connection implements SessionLink {
     return this.state === 'closed';
   }
 
-  /** Holds back further packets until `replayBacklog` (an asynchronous check is running). */
+  /** Holds back further packets (in order) until the matching `releaseHold`: an asynchronous check is running. */
   holdPackets(): void {
-    this.backlog ??= [];
+    this.holds++;
   }
 
-  /** Runs packets that were held back while CONNECT was being checked. */
-  replayBacklog(): void {
+  /** Ends one hold; when none is left, the packets held back are processed in order. */
+  releaseHold(): void {
+    if (this.holds > 0) this.holds--;
+    if (this.holds > 0) return;
     const backlog = this.backlog;
     this.backlog = undefined;
     if (backlog === undefined) return;
@@ -200,9 +239,9 @@ export class Connection implements SessionLink {
         this.fail(error);
         return;
       }
-      if (this.backlog !== undefined) {
-        // A packet started another asynchronous check: the rest waits again, in order.
-        (this.backlog as Packet[]).push(...backlog.slice(i + 1));
+      if (this.holds > 0) {
+        // A packet started another hold: the rest waits again, in order, before anything newer.
+        this.backlog = backlog.slice(i + 1).concat(this.backlog ?? []);
         return;
       }
     }

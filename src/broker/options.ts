@@ -24,6 +24,16 @@ export interface BrokerOptions {
   maxConnections: number;
   /** Longest client identifier accepted (bytes of UTF-8); longer gets CONNACK 2. */
   maxClientIdLength: number;
+  /** Subscriptions one session may hold; more get SUBACK 0x97 (quota exceeded; 0x80 in 3.1.1). */
+  maxSubscriptionsPerClient: number;
+  /** Levels a topic name or filter may have; deeper gets SUBACK 0x8F / PUBACK 0x90 (3.1.1: 0x80 / dropped). */
+  maxTopicLevels: number;
+  /** Bytes a topic name or filter may have (UTF-8). */
+  maxTopicLength: number;
+  /** PUBLISH packets per second one client may send (0: unlimited); a faster client is slowed down, not cut off. */
+  maxPublishRate: number;
+  /** PUBLISH payload bytes per second one client may send (0: unlimited); likewise slowed down. */
+  maxPublishBytesRate: number;
   /** MQTT 5 Receive Maximum we advertise: unacknowledged QoS 2 PUBLISH a client may have in flight to us. */
   receiveMaximum: number;
   /** MQTT 5 Topic Alias Maximum we advertise (aliases a client may use towards us; 0 disables). */
@@ -78,6 +88,11 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = {
   maxPacketSize: 268_435_460,
   maxConnections: 1_000_000,
   maxClientIdLength: 65_535,
+  maxSubscriptionsPerClient: 10_000,
+  maxTopicLevels: 128,
+  maxTopicLength: 65_535,
+  maxPublishRate: 0,
+  maxPublishBytesRate: 0,
   receiveMaximum: 65_535,
   topicAliasMaximum: 1024,
   maxSessionExpiry: 0xffff_ffff,

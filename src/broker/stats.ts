@@ -22,6 +22,10 @@ export class BrokerStats {
   publishDenied = 0;
   /** Subscriptions refused by an authorization plugin. */
   subscribeDenied = 0;
+  /** Requests refused by a limit (subscriptions per client, topic levels or length). */
+  limitRefusals = 0;
+  /** Times a client was slowed down for exceeding its publish rate. */
+  rateLimited = 0;
   /** Connections closed for a protocol error. */
   protocolErrors = 0;
   /** PUBLISH packets received from clients, by QoS (index 0, 1, 2). */

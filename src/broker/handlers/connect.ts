@@ -89,7 +89,7 @@ export function handleConnect(ctx: BrokerContext, conn: Connection, packet: Conn
     (decision) => {
       if (conn.state !== 'authenticating') return;
       decide(ctx, conn, packet, decision, assigned);
-      conn.replayBacklog();
+      conn.releaseHold();
     },
     (error: unknown) => {
       if (conn.state !== 'authenticating') return;

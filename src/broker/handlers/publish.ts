@@ -6,6 +6,7 @@ import type { Properties, PublishPacket } from '../../protocol/types.js';
 import type { Connection } from '../connection.js';
 import type { BrokerContext } from '../context.js';
 import type { Session } from '../session.js';
+import { levelCount } from './subscribe.js';
 
 /** Handles an inbound PUBLISH: checks it, routes it and acknowledges by its QoS. */
 export function handlePublish(ctx: BrokerContext, conn: Connection, session: Session, packet: PublishPacket): void {
@@ -41,6 +42,16 @@ export function handlePublish(ctx: BrokerContext, conn: Connection, session: Ses
     }
   }
 
+  const options = ctx.options;
+  // Cheap guards first: UTF-8 is at most 3 bytes per UTF-16 unit, and n levels need n - 1 slashes.
+  if ((topic.length * 3 > options.maxTopicLength && Buffer.byteLength(topic) > options.maxTopicLength) || (topic.length >= options.maxTopicLevels && levelCount(topic) > options.maxTopicLevels)) {
+    // A topic beyond our limits: MQTT 5 says why (0x90); 3.1.1 can only drop it (acknowledged, logged).
+    ctx.stats.limitRefusals++;
+    ctx.logger.info({ clientId: conn.clientId, topic: topic.slice(0, 200), limit: 'maxTopicLevels/maxTopicLength' }, 'publish refused: topic beyond limits');
+    if (qos > 0) acknowledge(conn, session, packet, v5 ? ReasonCode.topicNameInvalid : 0);
+    return;
+  }
+  if (options.maxPublishRate > 0 || options.maxPublishBytesRate > 0) conn.throttlePublish(packet.payload.length);
   if (qos === 2 && v5) {
     const packetId = packet.packetId as number;
     if (!session.incomingQos2.has(packetId) && session.incomingQos2.size >= ctx.options.receiveMaximum) {
@@ -70,13 +81,13 @@ export function handlePublish(ctx: BrokerContext, conn: Connection, session: Ses
         conn.fail(error);
         return;
       }
-      conn.replayBacklog();
+      conn.releaseHold();
     },
     (error: unknown) => {
       ctx.logger.error({ clientId: conn.clientId, topic, err: error }, 'publish authorization hook failed');
       if (!conn.isClosed()) {
         deny(ctx, conn, session, packet, topic);
-        conn.replayBacklog();
+        conn.releaseHold();
       }
     },
   );

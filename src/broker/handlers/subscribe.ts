@@ -32,13 +32,13 @@ export function handleSubscribe(ctx: BrokerContext, conn: Connection, session: S
         conn.fail(error);
         return;
       }
-      conn.replayBacklog();
+      conn.releaseHold();
     },
     (error: unknown) => {
       ctx.logger.error({ clientId: conn.clientId, err: error }, 'subscribe authorization hook failed');
       if (conn.isClosed()) return;
       applySubscribe(ctx, conn, session, packet, packet.subscriptions.map(() => false));
-      conn.replayBacklog();
+      conn.releaseHold();
     },
   );
 }
@@ -51,8 +51,9 @@ function applySubscribe(ctx: BrokerContext, conn: Connection, session: Session, 
   const subscriptionId = packet.properties?.subscriptionIdentifiers?.[0];
   for (let i = 0; i < packet.subscriptions.length; i++) {
     const request = packet.subscriptions[i] as SubscriptionRequest;
-    const refusal = allowed[i] === true ? refusalOf(ctx, request, subscriptionId) : ReasonCode.notAuthorized;
+    const refusal = allowed[i] === true ? refusalOf(ctx, session, request, subscriptionId) : ReasonCode.notAuthorized;
     if (refusal === ReasonCode.notAuthorized) ctx.stats.subscribeDenied++;
+    else if (refusal === ReasonCode.quotaExceeded || refusal === ReasonCode.topicFilterInvalid) ctx.stats.limitRefusals++;
     if (refusal !== undefined) {
       reasonCodes.push(v5 ? refusal : SUBACK_FAILURE);
       ctx.logger.info({ clientId: conn.clientId, topicFilter: request.topicFilter, reasonCode: refusal }, 'subscription refused');
@@ -99,8 +100,11 @@ function applySubscribe(ctx: BrokerContext, conn: Connection, session: Session, 
 }
 
 /** Why a subscription request is refused (an MQTT 5 reason code), or undefined when it is accepted. */
-function refusalOf(ctx: BrokerContext, request: SubscriptionRequest, subscriptionId: number | undefined): number | undefined {
+function refusalOf(ctx: BrokerContext, session: Session, request: SubscriptionRequest, subscriptionId: number | undefined): number | undefined {
   const filter = request.topicFilter;
+  const options = ctx.options;
+  if (Buffer.byteLength(filter) > options.maxTopicLength || levelCount(filter) > options.maxTopicLevels) return ReasonCode.topicFilterInvalid;
+  if (!session.subscriptions.has(filter) && session.subscriptions.size >= options.maxSubscriptionsPerClient) return ReasonCode.quotaExceeded;
   const shared = filter.startsWith('$share/');
   if (shared && !ctx.options.sharedSubscriptionAvailable) return ReasonCode.sharedSubscriptionsNotSupported;
   if (!ctx.options.wildcardSubscriptionAvailable && (filter.includes('+') || filter.includes('#'))) return ReasonCode.wildcardSubscriptionsNotSupported;
@@ -120,4 +124,11 @@ export function handleUnsubscribe(ctx: BrokerContext, conn: Connection, session:
   session.journal?.putSession(session);
   if (conn.version === 5) conn.send({ type: 'unsuback', packetId: packet.packetId, reasonCodes });
   else conn.send({ type: 'unsuback', packetId: packet.packetId });
+}
+
+/** Number of levels of a topic name or filter. */
+export function levelCount(topic: string): number {
+  let levels = 1;
+  for (let i = 0; i < topic.length; i++) if (topic.charCodeAt(i) === 0x2f) levels++;
+  return levels;
 }

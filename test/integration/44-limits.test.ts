@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { StarlingServer } from '../../src/server.js';
+import { startTestBroker } from '../helpers/broker.js';
+import { TestClients } from '../helpers/raw-client.js';
+
+describe('44 limits: each gives the protocol answer and is counted', () => {
+  let server: StarlingServer;
+  const clients = new TestClients(() => server.port);
+
+  before(async () => {
+    server = await startTestBroker({ limits: { maxSubscriptionsPerClient: 2, maxTopicLevels: 3, maxTopicLength: 40, maxPublishRate: 20 } });
+  });
+  after(async () => {
+    await clients.closeAll();
+    await server.close();
+  });
+
+  test('subscriptions per client: MQTT 5 gets SUBACK 0x97 (quota exceeded), 3.1.1 gets 0x80; replacing an existing one is allowed', async () => {
+    const v5 = await clients.rawConnected({ clientId: 'limits-sub-v5', protocolVersion: 5 });
+    const suback = await v5.subscribe([['a', 0], ['b', 1], ['c', 1]]);
+    assert.deepEqual(suback.reasonCodes, [0, 1, 0x97]);
+    const again = await v5.subscribe([['a', 1]]);
+    assert.deepEqual(again.reasonCodes, [1]);
+    const v4 = await clients.rawConnected({ clientId: 'limits-sub-v4' });
+    assert.deepEqual((await v4.subscribe([['a', 0], ['b', 0], ['c', 0]])).reasonCodes, [0, 0, 0x80]);
+    assert.ok(server.broker.stats.limitRefusals >= 2);
+  });
+
+  test('topic levels and length: a deeper filter gets SUBACK 0x8F; a deeper PUBLISH gets PUBACK 0x90 (MQTT 5) or is dropped (3.1.1)', async () => {
+    const watcher = await clients.rawConnected({ clientId: 'limits-watch' });
+    await watcher.subscribe('#', 1);
+    const v5 = await clients.rawConnected({ clientId: 'limits-topic-v5', protocolVersion: 5 });
+    assert.deepEqual((await v5.subscribe([['x/y/z/w', 0]])).reasonCodes, [0x8f]);
+    assert.deepEqual((await v5.subscribe([[`long/${'x'.repeat(50)}`, 0]])).reasonCodes, [0x8f]);
+    const id = v5.publish('x/y/z/w', 'deep', 1);
+    const puback = await v5.expect('puback');
+    assert.equal(puback.packetId, id);
+    assert.equal(puback.reasonCode, 0x90);
+    const v4 = await clients.rawConnected({ clientId: 'limits-topic-v4' });
+    v4.publish('x/y/z/w', 'deep', 1);
+    await v4.expect('puback');
+    v4.publish('x/y/z', 'ok', 1);
+    await v4.expect('puback');
+    const delivered = await watcher.expect('publish');
+    assert.equal(delivered.topic, 'x/y/z', 'only the topic within limits was delivered');
+    await watcher.expectSilence(200);
+  });
+
+  test('publish rate: a client publishing faster than maxPublishRate is slowed down, and nothing is lost', async () => {
+    const subscriber = await clients.rawConnected({ clientId: 'limits-rate-sub' });
+    await subscriber.subscribe('rate/t', 0);
+    const publisher = await clients.rawConnected({ clientId: 'limits-rate-pub' });
+    const before = server.broker.stats.rateLimited;
+    const started = Date.now();
+    for (let i = 0; i < 50; i++) publisher.publish('rate/t', String(i), 0);
+    const received = await subscriber.expectMany('publish', 50, 6000);
+    const elapsed = Date.now() - started;
+    assert.deepEqual(received.map((p) => p.payload.toString()), Array.from({ length: 50 }, (_, i) => String(i)));
+    assert.ok(server.broker.stats.rateLimited > before, 'the limit was applied');
+    // 50 messages at 20 per second cannot all pass within the first second.
+    assert.ok(elapsed >= 1000, `took ${elapsed} ms`);
+  });
+});
