@@ -1,0 +1,136 @@
+/**
+ * Mosquitto's password file (`user:$7$…` lines, as written by `mosquitto_passwd`) and the
+ * authentication plugin that checks CONNECT credentials against it.
+ */
+import { readFile } from 'node:fs/promises';
+import type { AuthenticateRequest, AuthenticateResult, BrokerPlugin } from '../broker/hooks.js';
+import type { LoginBackoff } from './login-backoff.js';
+import { DEFAULT_PBKDF2_ITERATIONS, formatPasswordHash, parsePasswordHash, PasswordHashError, verifyPassword, type PasswordHash } from './password-hash.js';
+
+/** A password file that cannot be used, with the line at fault. */
+export class PasswordFileError extends Error {
+  readonly code = 'ERR_PASSWORD_FILE';
+}
+
+/** The users of a password file, in file order. */
+export class PasswordFile {
+  readonly entries = new Map<string, PasswordHash>();
+
+  /** Parses the file text; `source` names it in error messages. Blank lines and `#` comments are skipped. */
+  static parse(text: string, source = 'password file'): PasswordFile {
+    const file = new PasswordFile();
+    const lines = text.split(/\r?\n/);
+    for (let i = 0; i < lines.length; i++) {
+      const line = (lines[i] as string).trim();
+      if (line === '' || line.startsWith('#')) continue;
+      const colon = line.indexOf(':');
+      if (colon <= 0) throw new PasswordFileError(`${source}:${i + 1}: expected "user:hash"`);
+      const user = line.slice(0, colon);
+      try {
+        file.entries.set(user, parsePasswordHash(line.slice(colon + 1)));
+      } catch (error) {
+        if (error instanceof PasswordHashError) throw new PasswordFileError(`${source}:${i + 1}: user "${user}": ${error.message}`);
+        throw error;
+      }
+    }
+    return file;
+  }
+
+  /** Reads and parses a file. */
+  static async load(path: string): Promise<PasswordFile> {
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (error) {
+      throw new PasswordFileError(`cannot read password file ${path}: ${(error as Error).message}`);
+    }
+    return PasswordFile.parse(text, path);
+  }
+
+  /** The file text: one `user:hash` line per user. */
+  serialize(): string {
+    let out = '';
+    for (const [user, hash] of this.entries) out += `${user}:${formatPasswordHash(hash)}\n`;
+    return out;
+  }
+}
+
+/** Why a user name cannot go in a password file, or undefined when it can. */
+export function invalidUsername(user: string): string | undefined {
+  if (user.length === 0) return 'user name is empty';
+  if (user.includes(':')) return 'user name must not contain ":"';
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(user)) return 'user name must not contain control characters';
+  if (user.trim() !== user) return 'user name must not start or end with white space';
+  if (Buffer.byteLength(user) > 65_535) return 'user name is longer than 65535 bytes';
+  return undefined;
+}
+
+/** Options of PasswordFileAuth. */
+export interface PasswordFileAuthOptions {
+  /** Delays refusals per client address. */
+  backoff?: LoginBackoff;
+  /**
+   * What to answer a user name the file does not know: 'refuse' (bad credentials, the default)
+   * or 'abstain' (let later plugins decide).
+   */
+  unknownUser?: 'refuse' | 'abstain';
+}
+
+/** Checks CONNECT user name and password against a password file; abstains when no user name is given. */
+export class PasswordFileAuth implements BrokerPlugin {
+  readonly name = 'password-file';
+  private file: PasswordFile;
+  private dummy: PasswordHash;
+
+  constructor(
+    file: PasswordFile,
+    private readonly options: PasswordFileAuthOptions = {},
+  ) {
+    this.file = file;
+    this.dummy = dummyHash(file);
+  }
+
+  /** Swaps in a newly loaded file (SIGHUP): connected clients are not affected. */
+  replace(file: PasswordFile): void {
+    this.file = file;
+    this.dummy = dummyHash(file);
+  }
+
+  /** Number of users in the file in force. */
+  get size(): number {
+    return this.file.entries.size;
+  }
+
+  authenticate(request: AuthenticateRequest): AuthenticateResult | Promise<AuthenticateResult> {
+    const username = request.username;
+    if (username === undefined) return undefined;
+    const hash = this.file.entries.get(username);
+    if (hash === undefined && this.options.unknownUser === 'abstain') return undefined;
+    return this.check(request, hash);
+  }
+
+  private async check(request: AuthenticateRequest, hash: PasswordHash | undefined): Promise<AuthenticateResult> {
+    const password = request.password ?? Buffer.alloc(0);
+    // An unknown user costs the same hash as a known one, so timing does not tell which users exist.
+    const ok = (await verifyPassword(hash ?? this.dummy, password)) && hash !== undefined && request.password !== undefined;
+    const backoff = this.options.backoff;
+    if (ok) {
+      backoff?.succeeded(request.remoteAddress);
+      return 'accept';
+    }
+    return backoff === undefined ? 'bad-credentials' : backoff.refuse(request.remoteAddress, 'bad-credentials');
+  }
+}
+
+/** A hash no password matches, as costly as the file's first PBKDF2 entry. */
+function dummyHash(file: PasswordFile): PasswordHash {
+  let iterations = DEFAULT_PBKDF2_ITERATIONS;
+  for (const hash of file.entries.values()) {
+    if (hash.kind === 'pbkdf2-sha512') {
+      iterations = hash.iterations;
+      break;
+    }
+  }
+  return { kind: 'pbkdf2-sha512', iterations, salt: Buffer.alloc(12), hash: Buffer.alloc(64) };
+}
