@@ -31,10 +31,26 @@ async function main(argv: string[]): Promise<number> {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  // SIGHUP re-reads the password, ACL and JWT key files and the TLS certificates; connections stay open.
+  process.on('SIGHUP', () => {
+    server.logger.info({ signal: 'SIGHUP' }, 'reloading security files and certificates');
+    void server.reload().catch((error: unknown) => server.logger.error({ err: error }, 'reload failed'));
+  });
   return -1;
 }
 
-main(process.argv.slice(2)).then(
+/** `starling pub|sub|bench …` runs a client command; anything else (no word, or a leading flag) runs the broker. */
+function dispatch(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === 'pub' || first === 'sub' || first === 'bench') {
+    return import('./commands.js').then((commands) => commands.runSubcommand(first, rest));
+  }
+  if (first === 'passwd') return import('./passwd.js').then((passwd) => passwd.runPasswd(rest));
+  if (first === 'data') return import('./data.js').then((data) => data.runData(rest));
+  return main(argv);
+}
+
+dispatch(process.argv.slice(2)).then(
   (code) => {
     if (code >= 0) process.exit(code);
   },

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { applyAuthObject, applySecurityFlags, applyTlsObject, SECURITY_FLAGS, SECURITY_USAGE, type AuthConfig, type TlsConfig } from './security.js';
+import { applyWebFlags, applyWebObject, defaultHttpConfig, defaultSysConfig, WEB_FLAGS, WEB_USAGE, type HttpConfig, type SysConfig, type WebSocketConfig } from './web.js';
 
 /** Log levels, as pino names them. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -14,6 +16,14 @@ export interface LimitsConfig {
   maxPacketSize: number;
   maxConnections: number;
   maxClientIdLength: number;
+  maxSubscriptionsPerClient: number;
+  maxTopicLevels: number;
+  maxTopicLength: number;
+  maxPublishRate: number;
+  maxPublishBytesRate: number;
+  queueFullPolicy: 'drop-new' | 'drop-oldest';
+  maxRetainedMessages: number;
+  retainedFullPolicy: 'drop-new' | 'drop-oldest';
   connectTimeout: number;
   maxQoS: 0 | 1 | 2;
   receiveMaximum: number;
@@ -43,6 +53,22 @@ export interface StarlingConfig {
   logLevel: LogLevel;
   limits: LimitsConfig;
   features: FeaturesConfig;
+  /** Persistence: 'embedded' (durable, in `dataDir`) or 'memory' (nothing survives a restart). */
+  store: 'memory' | 'embedded';
+  /** Directory of the embedded store. */
+  dataDir: string;
+  /** 'full': acknowledge only what is on disk; 'relaxed': acknowledge at once, write in the background. */
+  durability: 'full' | 'relaxed';
+  /** TLS listener (mqtts); absent: none. See docs/security.md. */
+  tls?: TlsConfig;
+  /** Authentication and authorization; absent: anonymous on loopback only. */
+  auth?: AuthConfig;
+  /** MQTT over WebSocket listener; absent or not enabled: none. */
+  websocket?: WebSocketConfig;
+  /** HTTP server (metrics, API, dashboard); absent: none (the command line has it by default). */
+  http?: HttpConfig;
+  /** $SYS publication; absent: none (the command line has it by default). */
+  sys?: SysConfig;
 }
 
 /** Defaults: a broker on 1883, loopback only, as Mosquitto 2 does. */
@@ -50,6 +76,9 @@ export const DEFAULT_CONFIG: StarlingConfig = {
   hosts: [],
   port: 1883,
   logLevel: 'info',
+  store: 'embedded',
+  dataDir: './data',
+  durability: 'full',
   limits: {
     maxInflight: 100,
     maxQueuedMessages: 10_000,
@@ -57,6 +86,14 @@ export const DEFAULT_CONFIG: StarlingConfig = {
     maxPacketSize: 268_435_460,
     maxConnections: 1_000_000,
     maxClientIdLength: 65_535,
+    maxSubscriptionsPerClient: 10_000,
+    maxTopicLevels: 128,
+    maxTopicLength: 65_535,
+    maxPublishRate: 0,
+    maxPublishBytesRate: 0,
+    queueFullPolicy: 'drop-new',
+    maxRetainedMessages: 1_000_000,
+    retainedFullPolicy: 'drop-new',
     connectTimeout: 10,
     maxQoS: 2,
     receiveMaximum: 65_535,
@@ -72,6 +109,8 @@ export const DEFAULT_CONFIG: StarlingConfig = {
     sharedSubscriptionStrategy: 'round-robin',
     validateUtf8Payload: false,
   },
+  http: defaultHttpConfig(),
+  sys: defaultSysConfig(),
 };
 
 /** A configuration problem, with a message meant for the person running Starling. */
@@ -86,12 +125,15 @@ Options:
   --port PORT        MQTT TCP port (default 1883; 0 picks a free port)
   --config FILE      JSON configuration file (see docs/configuration.md)
   --log-level LEVEL  fatal | error | warn | info | debug | trace | silent (default info)
+  --store KIND       embedded (durable, default) | memory (nothing survives a restart)
+  --data-dir DIR     directory of the embedded store (default ./data)
+  --durability MODE  full (acknowledge only what is on disk, default) | relaxed (faster; a crash can lose acknowledged messages)
   --help             show this help
 `;
 
 /** Help text for the broker command. */
 export function usage(): string {
-  return USAGE;
+  return USAGE + SECURITY_USAGE + WEB_USAGE;
 }
 
 /** Result of reading the command line: a config, or a request for help. */
@@ -108,13 +150,18 @@ export function loadConfig(argv: string[]): CommandLine {
         port: { type: 'string' },
         config: { type: 'string' },
         'log-level': { type: 'string' },
+        store: { type: 'string' },
+        'data-dir': { type: 'string' },
+        durability: { type: 'string' },
+        ...SECURITY_FLAGS,
+        ...WEB_FLAGS,
         help: { type: 'boolean' },
       },
       strict: true,
       allowPositionals: false,
     });
   } catch (error) {
-    throw new ConfigError(`${(error as Error).message}\n\n${USAGE}`);
+    throw new ConfigError(`${(error as Error).message}\n\n${USAGE}${SECURITY_USAGE}${WEB_USAGE}`);
   }
   const { values } = parsed;
   if (values.help === true) return { help: true };
@@ -123,6 +170,11 @@ export function loadConfig(argv: string[]): CommandLine {
   if (values.host !== undefined) config.hosts = values.host;
   if (values.port !== undefined) config.port = parsePort(values.port, '--port');
   if (values['log-level'] !== undefined) config.logLevel = parseLogLevel(values['log-level'], '--log-level');
+  if (values.store !== undefined) config.store = parseChoice(values.store, '--store', ['memory', 'embedded'] as const);
+  if (values['data-dir'] !== undefined) config.dataDir = asString(values['data-dir'], '--data-dir');
+  if (values.durability !== undefined) config.durability = parseChoice(values.durability, '--durability', ['full', 'relaxed'] as const);
+  applySecurityFlags(config, values);
+  applyWebFlags(config, values);
   return { help: false, config };
 }
 
@@ -161,14 +213,34 @@ export function applyConfigObject(base: StarlingConfig, data: unknown, source: s
       case 'logLevel':
         config.logLevel = parseLogLevel(value, `${source}: logLevel`);
         break;
+      case 'store':
+        config.store = parseChoice(value, `${source}: store`, ['memory', 'embedded'] as const);
+        break;
+      case 'dataDir':
+        config.dataDir = asString(value, `${source}: dataDir`);
+        break;
+      case 'durability':
+        config.durability = parseChoice(value, `${source}: durability`, ['full', 'relaxed'] as const);
+        break;
       case 'limits':
         applyLimits(config.limits, asObject(value, `${source}: limits`), source);
         break;
       case 'features':
         applyFeatures(config.features, asObject(value, `${source}: features`), source);
         break;
+      case 'tls':
+        applyTlsObject(config, value, source);
+        break;
+      case 'auth':
+        applyAuthObject(config, value, source);
+        break;
+      case 'websocket':
+      case 'http':
+      case 'sys':
+        applyWebObject(config, key, value, source);
+        break;
       default:
-        throw new ConfigError(`${source}: unknown key "${key}" (known: host, hosts, port, logLevel, limits, features)`);
+        throw new ConfigError(`${source}: unknown key "${key}" (known: host, hosts, port, logLevel, store, dataDir, durability, limits, features, tls, auth, websocket, http, sys)`);
     }
   }
   return config;
@@ -195,6 +267,30 @@ function applyLimits(limits: LimitsConfig, data: Record<string, unknown>, source
         break;
       case 'maxClientIdLength':
         limits.maxClientIdLength = asInteger(value, where, 23, 65_535);
+        break;
+      case 'maxSubscriptionsPerClient':
+        limits.maxSubscriptionsPerClient = asInteger(value, where, 1, 1e9);
+        break;
+      case 'maxTopicLevels':
+        limits.maxTopicLevels = asInteger(value, where, 1, 65_535);
+        break;
+      case 'maxTopicLength':
+        limits.maxTopicLength = asInteger(value, where, 1, 65_535);
+        break;
+      case 'maxPublishRate':
+        limits.maxPublishRate = asInteger(value, where, 0, 1e9);
+        break;
+      case 'maxPublishBytesRate':
+        limits.maxPublishBytesRate = asInteger(value, where, 0, 2 ** 40);
+        break;
+      case 'queueFullPolicy':
+        limits.queueFullPolicy = parseChoice(value, where, ['drop-new', 'drop-oldest'] as const);
+        break;
+      case 'maxRetainedMessages':
+        limits.maxRetainedMessages = asInteger(value, where, 0, 1e9);
+        break;
+      case 'retainedFullPolicy':
+        limits.retainedFullPolicy = parseChoice(value, where, ['drop-new', 'drop-oldest'] as const);
         break;
       case 'connectTimeout':
         limits.connectTimeout = asInteger(value, where, 1, 3600);
@@ -269,6 +365,11 @@ function asInteger(value: unknown, where: string, min: number, max: number): num
 function parsePort(value: unknown, where: string): number {
   const n = typeof value === 'string' ? Number(value) : value;
   return asInteger(n, where, 0, 65_535);
+}
+
+function parseChoice<T extends string>(value: unknown, where: string, choices: readonly T[]): T {
+  if (typeof value !== 'string' || !(choices as readonly string[]).includes(value)) throw new ConfigError(`${where} must be one of ${choices.join(', ')}`);
+  return value as T;
 }
 
 function parseLogLevel(value: unknown, where: string): LogLevel {

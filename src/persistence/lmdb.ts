@@ -66,7 +66,7 @@ export class LmdbPersistence implements Persistence {
     } else if (typeof format !== 'number' || format > FORMAT_VERSION) {
       void this.root.close();
       throw new StoreFormatError(
-        `${options.dataDir} holds data in store format ${String(format)}, newer than this Starling understands (${FORMAT_VERSION}); upgrade Starling or use another --data-dir`,
+        `${options.dataDir} holds data in store format ${JSON.stringify(format)}, newer than this Starling understands (${FORMAT_VERSION}); upgrade Starling or use another --data-dir`,
       );
     }
   }

@@ -6,6 +6,8 @@ export interface StreamInfo {
   listener: string;
   remoteAddress?: string;
   remotePort?: number;
+  /** Subject fields of a verified TLS client certificate (TLS listeners that require one). */
+  certificateSubject?: Readonly<Record<string, string>>;
 }
 
 /** A source of client streams (TCP, TLS, WebSocket). */

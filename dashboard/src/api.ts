@@ -1,0 +1,110 @@
+/** The broker's REST API (docs/http-api.md), with the bearer token kept for this browser tab. */
+
+const TOKEN_KEY = 'starling.token';
+
+/** An API answer that was not 2xx. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The token in use, if any. */
+export function token(): string | null {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+/** Remembers (or forgets, with null) the token for this tab. */
+export function setToken(value: string | null): void {
+  if (value === null || value === '') sessionStorage.removeItem(TOKEN_KEY);
+  else sessionStorage.setItem(TOKEN_KEY, value);
+}
+
+/** Calls the API and parses the JSON answer; throws ApiError on failure. */
+export async function api<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = {};
+  const bearer = token();
+  if (bearer !== null) headers['authorization'] = `Bearer ${bearer}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(`./api${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  if (response.status === 204) return undefined as T;
+  const data = (await response.json().catch(() => ({}))) as { error?: string; message?: string };
+  if (!response.ok) throw new ApiError(response.status, data.error ?? 'error', data.message ?? response.statusText);
+  return data as T;
+}
+
+/** Query string from an object, skipping empty values. */
+export function query(params: Record<string, string | number | boolean | undefined>): string {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) if (value !== undefined && value !== '') search.set(key, String(value));
+  const text = search.toString();
+  return text === '' ? '' : `?${text}`;
+}
+
+/** A page of results. */
+export interface Page<T> {
+  items: T[];
+  total: number;
+  page: number;
+  limit: number;
+}
+
+/** GET /api/overview. */
+export interface Overview {
+  version: string;
+  node: string;
+  startedAt: string;
+  uptimeSeconds: number;
+  memory: { rss: number; heapUsed: number; heapTotal: number };
+  totals: { connections: number; clientsConnected: number; sessions: number; clientsDisconnected: number; subscriptions: number; retained: number; inflight: number; queued: number; byListener: Record<string, number> };
+  counters: { connectionsAccepted: number; connectionsRefused: number; authFailures: number; messagesReceived: number; messagesSent: number; bytesReceived: number; bytesSent: number; dropped: number };
+  listeners: { name: string; protocol: string; address: string; port: number }[];
+}
+
+/** One client in the list. */
+export interface Client {
+  clientId: string;
+  connected: boolean;
+  username: string | null;
+  listener: string | null;
+  remoteAddress: string | null;
+  protocolVersion: number | null;
+  keepalive: number | null;
+  connectedAt: string | null;
+  subscriptions: number;
+  inflight: number;
+  queued: number;
+  bufferedBytes: number;
+  sessionExpiryInterval: number;
+}
+
+/** One subscription. */
+export interface Subscription {
+  clientId: string;
+  topicFilter: string;
+  qos: number;
+  noLocal: boolean;
+  retainAsPublished: boolean;
+  retainHandling: number;
+  shareGroup: string | null;
+}
+
+/** One client in detail. */
+export interface ClientDetail extends Client {
+  subscriptionList: Subscription[];
+  inflightMessages: { packetId: number; topic: string; qos: number; state: string }[];
+  droppedQueueFull: number;
+}
+
+/** One retained message. */
+export interface Retained {
+  topic: string;
+  qos: number;
+  payloadBase64: string;
+  payloadSize: number;
+  receivedAt: string;
+}

@@ -1,0 +1,114 @@
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { BrokerAdmin, BrokerTotals } from '../broker/admin.js';
+import type { BrokerStats } from '../broker/stats.js';
+
+const QOS_LABELS = ['0', '1', '2'] as const;
+
+/**
+ * The broker's Prometheus metrics. Values are read from the broker's counters when scraped, so
+ * the hot path pays nothing for them; process metrics (memory, event-loop lag, CPU, GC) come from
+ * prom-client's default collectors.
+ */
+export class BrokerMetrics {
+  readonly registry = new Registry();
+  /** Totals computed once per scrape, shared by the gauges that read them. */
+  private totals: BrokerTotals | undefined;
+
+  constructor(admin: BrokerAdmin) {
+    const registry = this.registry;
+    const stats = (): BrokerStats => admin.broker.stats;
+    const totals = (): BrokerTotals => (this.totals ??= admin.totals());
+    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
+
+    counter(registry, 'starling_connections_accepted_total', 'Client connections accepted (CONNACK 0).', () => stats().connectionsAccepted);
+    counter(registry, 'starling_connections_refused_total', 'CONNECTs refused (bad protocol, credentials, limits).', () => stats().connectionsRefused);
+    counter(registry, 'starling_auth_failures_total', 'CONNECTs refused by an authentication plugin.', () => stats().authFailures);
+    counter(registry, 'starling_protocol_errors_total', 'Connections closed for a protocol error.', () => stats().protocolErrors);
+    counter(registry, 'starling_publish_denied_total', 'PUBLISH packets refused by authorization.', () => stats().publishDenied);
+    counter(registry, 'starling_subscribe_denied_total', 'Subscriptions refused by authorization.', () => stats().subscribeDenied);
+    counter(registry, 'starling_bytes_received_total', 'Bytes received from clients.', () => stats().bytesReceived);
+    counter(registry, 'starling_bytes_sent_total', 'Bytes sent to clients.', () => stats().bytesSent);
+    labelledCounter(registry, 'starling_messages_received_total', 'PUBLISH packets received from clients, by QoS.', 'qos', () =>
+      QOS_LABELS.map((qos, i) => [qos, stats().messagesReceivedByQos[i]!]),
+    );
+    labelledCounter(registry, 'starling_messages_sent_total', 'PUBLISH packets sent to clients, by QoS.', 'qos', () =>
+      QOS_LABELS.map((qos, i) => [qos, stats().messagesSentByQos[i]!]),
+    );
+    labelledCounter(registry, 'starling_messages_dropped_total', 'Messages not delivered, by reason.', 'reason', () => [
+      ['buffer_full', stats().droppedBufferFull],
+      ['queue_full', stats().droppedQueueFull],
+      ['expired', stats().droppedExpired],
+      ['too_large', stats().droppedTooLarge],
+    ]);
+
+    gauge(registry, 'starling_connections', 'Open network connections (including those not yet past CONNECT).', () => totals().connections);
+    gauge(registry, 'starling_sessions', 'Sessions, connected or not.', () => totals().sessions);
+    gauge(registry, 'starling_subscriptions', 'Subscriptions (filter, session), shared members included.', () => totals().subscriptions);
+    gauge(registry, 'starling_retained_messages', 'Retained messages stored.', () => totals().retained);
+    gauge(registry, 'starling_inflight_messages', 'QoS 1/2 messages sent and not yet acknowledged.', () => totals().inflight);
+    gauge(registry, 'starling_queued_messages', 'Messages queued in sessions (offline or waiting for the inflight window).', () => totals().queued);
+    gauge(registry, 'starling_uptime_seconds', 'Seconds since the broker started.', () => (Date.now() - stats().startedAt) / 1000);
+    new Gauge({
+      name: 'starling_clients_connected',
+      help: 'Connected clients, by listener.',
+      labelNames: ['listener'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [listener, count] of Object.entries(totals().byListener)) this.set({ listener }, count);
+      },
+    });
+  }
+
+  /** The metrics in Prometheus text format. */
+  async text(): Promise<string> {
+    this.totals = undefined;
+    try {
+      return await this.registry.metrics();
+    } finally {
+      this.totals = undefined;
+    }
+  }
+
+  /** Content type of `text()`. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+function counter(registry: Registry, name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      // The broker keeps the running total; the counter mirrors it.
+      this.reset();
+      this.inc(read());
+    },
+  });
+}
+
+function labelledCounter(registry: Registry, name: string, help: string, label: string, read: () => [string, number][]): void {
+  new Counter({
+    name,
+    help,
+    labelNames: [label],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [value, count] of read()) this.inc({ [label]: value }, count);
+    },
+  });
+}
+
+function gauge(registry: Registry, name: string, help: string, read: () => number): void {
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read());
+    },
+  });
+}

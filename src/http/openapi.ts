@@ -1,0 +1,183 @@
+/** JSON Schema of one value, as OpenAPI 3.1 takes it. */
+type Schema = Record<string, unknown>;
+
+const str: Schema = { type: 'string' };
+const int: Schema = { type: 'integer' };
+const bool: Schema = { type: 'boolean' };
+const nullable = (type: string): Schema => ({ type: [type, 'null'] });
+const qos: Schema = { type: 'integer', enum: [0, 1, 2] };
+const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
+const page = (item: string): Schema => ({
+  type: 'object',
+  required: ['items', 'total', 'page', 'limit'],
+  properties: { items: { type: 'array', items: ref(item) }, total: int, page: int, limit: int },
+});
+
+const pageParams = [
+  { name: 'page', in: 'query', schema: { type: 'integer', minimum: 1, default: 1 } },
+  { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
+];
+const json = (schema: Schema, description = 'OK'): Schema => ({ description, content: { 'application/json': { schema } } });
+const errors = {
+  '400': json(ref('Error'), 'Bad request'),
+  '401': json(ref('Error'), 'Missing or wrong bearer token'),
+  '403': json(ref('Error'), 'API disabled: no token configured on a non-loopback address'),
+};
+const notFound = { '404': json(ref('Error'), 'Not found') };
+const jsonBody = (schema: Schema): Schema => ({ required: false, content: { 'application/json': { schema } } });
+const topicParam = {
+  name: 'topic',
+  in: 'path',
+  required: true,
+  description: 'The topic, percent-encoded as one segment (encodeURIComponent), slashes included',
+  schema: str,
+};
+
+const clientSummary: Schema = {
+  type: 'object',
+  properties: {
+    clientId: str,
+    connected: bool,
+    username: nullable('string'),
+    listener: nullable('string'),
+    remoteAddress: nullable('string'),
+    protocolVersion: { type: ['integer', 'null'], enum: [3, 4, 5, null] },
+    keepalive: nullable('integer'),
+    connectedAt: { type: ['string', 'null'], format: 'date-time' },
+    subscriptions: int,
+    inflight: int,
+    queued: int,
+    bufferedBytes: int,
+    sessionExpiryInterval: int,
+  },
+};
+
+/** The OpenAPI 3.1 description of the REST API, served at /api/openapi.json. */
+export function openApiDocument(version: string): Record<string, unknown> {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Starling broker API',
+      version,
+      description: 'Read and manage a running Starling MQTT broker. See docs/http-api.md.',
+    },
+    servers: [{ url: '/' }],
+    security: [{ bearer: [] }],
+    paths: {
+      '/api/overview': { get: { summary: 'Broker totals, counters, memory and listeners', responses: { '200': json(ref('Overview')), ...errors } } },
+      '/api/clients': {
+        get: {
+          summary: 'List and search clients (sessions, connected or not), paged',
+          parameters: [
+            { name: 'search', in: 'query', description: 'Substring of client id, user name or address', schema: str },
+            { name: 'connected', in: 'query', schema: bool },
+            { name: 'sort', in: 'query', schema: { type: 'string', enum: ['clientId', 'connectedAt', 'subscriptions', 'inflight', 'queued', 'username', 'remoteAddress'] } },
+            { name: 'order', in: 'query', schema: { type: 'string', enum: ['asc', 'desc'] } },
+            ...pageParams,
+          ],
+          responses: { '200': json(page('ClientSummary')), ...errors },
+        },
+      },
+      '/api/clients/{clientId}': {
+        get: {
+          summary: "One client's detail: subscriptions, inflight and queued messages",
+          parameters: [{ name: 'clientId', in: 'path', required: true, schema: str }],
+          responses: { '200': json(ref('ClientDetail')), ...errors, ...notFound },
+        },
+      },
+      '/api/clients/{clientId}/disconnect': {
+        post: {
+          summary: 'Disconnect a client (MQTT 5: DISCONNECT 0x98); optionally end its session',
+          parameters: [{ name: 'clientId', in: 'path', required: true, schema: str }],
+          requestBody: jsonBody({ type: 'object', properties: { discardSession: bool } }),
+          responses: { '200': json({ type: 'object', properties: { disconnected: str } }), ...errors, ...notFound },
+        },
+      },
+      '/api/subscriptions': {
+        get: {
+          summary: 'List subscriptions, paged',
+          parameters: [
+            { name: 'clientId', in: 'query', schema: str },
+            { name: 'search', in: 'query', description: 'Substring of the topic filter', schema: str },
+            ...pageParams,
+          ],
+          responses: { '200': json(page('Subscription')), ...errors },
+        },
+      },
+      '/api/retained': {
+        get: {
+          summary: 'List retained messages, paged',
+          parameters: [{ name: 'filter', in: 'query', description: 'An MQTT topic filter (+ and # allowed)', schema: str }, ...pageParams],
+          responses: { '200': json(page('Retained')), ...errors },
+        },
+      },
+      '/api/retained/{topic}': {
+        get: { summary: 'The retained message of one topic', parameters: [topicParam], responses: { '200': json(ref('Retained')), ...errors, ...notFound } },
+        delete: { summary: 'Clear the retained message of one topic', parameters: [topicParam], responses: { '204': { description: 'Cleared' }, ...errors, ...notFound } },
+      },
+      '/api/publish': {
+        post: {
+          summary: 'Publish a message from the broker',
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['topic'],
+                  properties: { topic: str, payload: str, encoding: { type: 'string', enum: ['utf8', 'base64'], default: 'utf8' }, qos, retain: bool },
+                },
+              },
+            },
+          },
+          responses: { '202': json({ type: 'object', properties: { published: str, bytes: int } }, 'Published'), ...errors },
+        },
+      },
+      '/api/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1 JSON' } } } },
+    },
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'http.apiToken or STARLING_API_TOKEN' } },
+      schemas: {
+        Error: { type: 'object', required: ['error', 'message'], properties: { error: str, message: str } },
+        ClientSummary: clientSummary,
+        ClientDetail: {
+          allOf: [
+            ref('ClientSummary'),
+            {
+              type: 'object',
+              properties: {
+                subscriptionList: { type: 'array', items: ref('Subscription') },
+                inflightMessages: {
+                  type: 'array',
+                  items: { type: 'object', properties: { packetId: int, topic: str, qos, state: { type: 'string', enum: ['publish', 'pubrel'] } } },
+                },
+                droppedQueueFull: int,
+              },
+            },
+          ],
+        },
+        Subscription: {
+          type: 'object',
+          properties: { clientId: str, topicFilter: str, qos, noLocal: bool, retainAsPublished: bool, retainHandling: { type: 'integer', enum: [0, 1, 2] }, shareGroup: nullable('string') },
+        },
+        Retained: {
+          type: 'object',
+          properties: { topic: str, qos, payloadBase64: { type: 'string', contentEncoding: 'base64' }, payloadSize: int, receivedAt: { type: 'string', format: 'date-time' } },
+        },
+        Overview: {
+          type: 'object',
+          properties: {
+            version: str,
+            node: str,
+            startedAt: { type: 'string', format: 'date-time' },
+            uptimeSeconds: int,
+            memory: { type: 'object', properties: { rss: int, heapUsed: int, heapTotal: int } },
+            totals: { type: 'object', additionalProperties: true },
+            counters: { type: 'object', additionalProperties: { type: 'integer' } },
+            listeners: { type: 'array', items: { type: 'object', properties: { name: str, protocol: str, address: str, port: int } } },
+          },
+        },
+      },
+    },
+  };
+}

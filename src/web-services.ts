@@ -1,0 +1,145 @@
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { BrokerAdmin } from './broker/admin.js';
+import type { Broker } from './broker/broker.js';
+import type { Logger } from './broker/logger.js';
+import type { HttpConfig, SysConfig, WebSocketConfig } from './config/web.js';
+import type { ListenerView } from './http/api.js';
+import { HttpServer } from './http/http-server.js';
+import { defaultDashboardDir } from './http/static-files.js';
+import { SysPublisher } from './sys/sys-publisher.js';
+import { WebSocketGateway, WebSocketListener } from './transport/ws.js';
+
+/** The version in package.json (one level above both src/ and dist/). */
+export const STARLING_VERSION: string = readVersion();
+
+function readVersion(): string {
+  try {
+    const data = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof data.version === 'string' ? data.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The $SYS publisher for a configuration (its plugin must be given to the broker), or undefined. */
+export function createSysPublisher(sys: SysConfig | undefined): SysPublisher | undefined {
+  if (sys === undefined) return undefined;
+  return new SysPublisher({ interval: sys.interval, events: sys.events, version: `starling version ${STARLING_VERSION}` });
+}
+
+/** What startWebServices needs to know of the rest of the server. */
+export interface WebServicesInput {
+  broker: Broker;
+  logger: Logger;
+  /** Hosts of the plain MQTT listener (the WebSocket listener's default). */
+  mqttHosts: string[];
+  /** Listeners already running (MQTT over TCP / TLS), for the overview. */
+  mqttListeners: ListenerView[];
+  websocket: WebSocketConfig | undefined;
+  http: HttpConfig | undefined;
+  sys: SysPublisher | undefined;
+}
+
+/** The WebSocket listener, HTTP server and $SYS publisher, running. */
+export interface WebServices {
+  /** Port of the MQTT-over-WebSocket listener, if enabled. */
+  readonly wsPort: number | undefined;
+  /** Port of the HTTP server, if running. */
+  readonly httpPort: number | undefined;
+  readonly http: HttpServer | undefined;
+  /** Stops them (the broker closes the MQTT connections itself). */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts MQTT over WebSocket, the HTTP server (metrics, API, dashboard, and MQTT over WebSocket on
+ * /mqtt) and $SYS for a running broker. On failure, whatever started is stopped again.
+ */
+export async function startWebServices(input: WebServicesInput): Promise<WebServices> {
+  const { broker, logger } = input;
+  const views: ListenerView[] = [...input.mqttListeners];
+  const wsListeners: WebSocketListener[] = [];
+  let http: HttpServer | undefined;
+  let wsPort: number | undefined;
+  let httpPort: number | undefined;
+  let gateway: WebSocketGateway | undefined;
+  const onStream = broker.accept.bind(broker);
+  let ready = false;
+  const stopAll = async (): Promise<void> => {
+    ready = false;
+    input.sys?.stop();
+    await Promise.all([...wsListeners.map((l) => l.close()), http?.close()]);
+    gateway?.terminateAll();
+  };
+  try {
+    const ws = input.websocket;
+    if (ws !== undefined && ws.enabled) {
+      const tls = ws.certFile !== undefined && ws.keyFile !== undefined ? { cert: ws.certFile, key: ws.keyFile } : undefined;
+      const loopbackOnly = ws.hosts === undefined && input.mqttHosts.length === 0;
+      const hosts = ws.hosts ?? (loopbackOnly ? ['127.0.0.1', '::1'] : input.mqttHosts);
+      let port = ws.port;
+      for (const host of hosts) {
+        const listener = new WebSocketListener({ host, port, path: ws.path, trustedProxies: ws.trustedProxies, ...(tls === undefined ? {} : { tls }) });
+        try {
+          const address = await listener.listen(onStream);
+          wsListeners.push(listener);
+          port = address.port;
+          wsPort = address.port;
+          views.push(view(listener.name, listener.name, address));
+          logger.info({ listener: listener.name, host: address.address, port: address.port }, `MQTT over WebSocket listening on ${url(listener.name, address)}${ws.path}`);
+        } catch (error) {
+          if (loopbackOnly && host === '::1') continue; // no IPv6 loopback here
+          throw error;
+        }
+      }
+    }
+    const httpConfig = input.http;
+    if (httpConfig !== undefined && httpConfig.enabled) {
+      const admin = new BrokerAdmin(broker);
+      const env = process.env['STARLING_API_TOKEN'];
+      const apiToken = httpConfig.apiToken ?? (env === undefined || env === '' ? undefined : env);
+      if (httpConfig.mqtt) gateway = new WebSocketGateway({ name: 'http', path: '/mqtt', trustedProxies: ws?.trustedProxies ?? [] });
+      gateway?.start(onStream);
+      const dashboardDir = httpConfig.dashboard ? defaultDashboardDir() : undefined;
+      if (httpConfig.dashboard && dashboardDir === undefined) logger.warn({}, 'dashboard not built (npm run build): serving the API and metrics only');
+      const server = new HttpServer({
+        host: httpConfig.host,
+        port: httpConfig.port,
+        admin,
+        version: STARLING_VERSION,
+        logger,
+        ...(apiToken === undefined ? {} : { apiToken }),
+        ...(dashboardDir === undefined ? {} : { dashboardDir }),
+        listeners: () => views,
+        ...(gateway === undefined ? {} : { upgrade: gateway.handleUpgrade.bind(gateway) }),
+        ready: () => ready,
+      });
+      try {
+        const address = await server.listen();
+        http = server;
+        httpPort = address.port;
+        views.push(view('http', 'http', address));
+        logger.info({ listener: 'http', host: address.address, port: address.port, api: server.apiAccess }, `HTTP (dashboard, /api, /metrics) on ${url('http', address)}/`);
+      } catch (error) {
+        // The default port taken (another Starling?) costs the HTTP side only; an asked-for one is fatal.
+        if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || httpConfig.port !== 18083) throw error;
+        logger.warn({ port: httpConfig.port, err: (error as Error).message }, 'HTTP port in use: running without the HTTP server (set --http-port)');
+      }
+    }
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+  input.sys?.start(broker);
+  ready = true;
+  return { wsPort, httpPort, http, close: stopAll };
+}
+
+function view(name: string, protocol: string, address: AddressInfo): ListenerView {
+  return { name, protocol, address: address.address, port: address.port };
+}
+
+function url(scheme: string, address: AddressInfo): string {
+  return address.family === 'IPv6' ? `${scheme}://[${address.address}]:${address.port}` : `${scheme}://${address.address}:${address.port}`;
+}

@@ -1,0 +1,217 @@
+/**
+ * The dashboard end to end in headless Chromium (Debian's, driven by playwright-core): sign-in with
+ * the API token, the overview showing an MQTT.js client, a message published from outside appearing
+ * in the topic explorer, the publish form reaching an outside subscriber, kicking a client. Writes
+ * the screenshots of docs/dashboard.md (docs/images/dashboard-*.png) and checks they are not blank.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import mqtt, { type MqttClient } from 'mqtt';
+import type { BrowserContext, Page } from 'playwright-core';
+import type { StarlingServer } from '../../src/server.js';
+import { launchBrowser, pngSize, type TestBrowser } from '../helpers/browser.js';
+import { startTestBroker } from '../helpers/broker.js';
+
+const ROOT = join(import.meta.dirname, '../..');
+const DASHBOARD = join(ROOT, 'dist/dashboard/index.html');
+const IMAGES = join(ROOT, 'docs/images');
+const TOKEN = 'dashboard-test-token';
+const WAIT_MS = 8000;
+
+let server: StarlingServer;
+let chromium: TestBrowser;
+let context: BrowserContext;
+let page: Page;
+let base: string;
+const clients = new Set<MqttClient>();
+
+async function connect(clientId: string, options: mqtt.IClientOptions = {}): Promise<MqttClient> {
+  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${server.port}`, { clientId, reconnectPeriod: 0, connectTimeout: WAIT_MS, ...options });
+  clients.add(client);
+  return client;
+}
+
+/** Saves a screenshot under docs/images and checks that it shows something (decoded by the browser). */
+async function screenshot(name: string, target: Page = page, maxDominant = 0.99): Promise<void> {
+  const png = await target.screenshot({ fullPage: false });
+  const size = pngSize(png);
+  assert.ok(size.width >= 300 && size.height >= 300, `${name}: ${size.width}x${size.height}`);
+  // Decoded and sampled by the browser itself (no image library here): colours on a 16-level grid.
+  const stats = await target.evaluate<{ colours: number; dominant: number }>(`(async () => {
+    const image = new Image();
+    image.src = 'data:image/png;base64,${png.toString('base64')}';
+    await image.decode();
+    const canvas = document.createElement('canvas');
+    canvas.width = image.width;
+    canvas.height = image.height;
+    const context2d = canvas.getContext('2d');
+    context2d.drawImage(image, 0, 0);
+    const data = context2d.getImageData(0, 0, image.width, image.height).data;
+    const counts = new Map();
+    let samples = 0;
+    for (let i = 0; i < data.length; i += 4 * 7) {
+      const key = ((data[i] >> 4) << 8) | ((data[i + 1] >> 4) << 4) | (data[i + 2] >> 4);
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+      samples++;
+    }
+    return { colours: counts.size, dominant: Math.max(...counts.values()) / samples };
+  })()`);
+  assert.ok(stats.colours >= 8, `${name}: only ${stats.colours} colours: blank?`);
+  assert.ok(stats.dominant < maxDominant, `${name}: one colour covers ${(stats.dominant * 100).toFixed(1)}%: blank?`);
+  mkdirSync(IMAGES, { recursive: true });
+  writeFileSync(join(IMAGES, `dashboard-${name}.png`), png);
+}
+
+/**
+ * Waits until a JavaScript expression is true in the page, polling from here: the dashboard's
+ * Content-Security-Policy forbids the eval that waitForFunction with a string would need.
+ */
+async function waitFor(target: Page, expression: string, timeout = WAIT_MS): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!(await target.evaluate<boolean>(`Boolean(${expression})`))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${expression}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function go(route: string): Promise<void> {
+  await page.click(`#nav a[data-route="${route}"]`);
+  await page.waitForSelector(`#nav a[data-route="${route}"][aria-current="page"]`);
+}
+
+describe('53 dashboard in headless Chromium', () => {
+  before(async () => {
+    if (!existsSync(DASHBOARD)) {
+      // npm test builds first; a lone run of this file builds the dashboard itself.
+      const built = spawnSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', join(ROOT, 'dashboard/vite.config.ts'), '--logLevel', 'warn'], { stdio: 'inherit', timeout: 60_000 });
+      assert.equal(built.status, 0, 'vite build');
+    }
+    server = await startTestBroker({ http: { port: 0, apiToken: TOKEN }, sys: { interval: 2 } });
+    base = `http://127.0.0.1:${server.httpPort}/`;
+    chromium = await launchBrowser();
+    context = await chromium.browser.newContext({ viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 });
+    page = await context.newPage();
+    page.setDefaultTimeout(WAIT_MS);
+  });
+  after(async () => {
+    for (const client of clients) client.end(true);
+    await context?.close().catch(() => undefined);
+    await chromium?.close();
+    await server?.close();
+  });
+
+  test('asks for the API token, then shows the overview with a client connected by MQTT.js', async () => {
+    const sensor = await connect('mqttjs-sensor', { username: 'sensor' });
+    await sensor.subscribeAsync('home/#');
+    await page.goto(base);
+    await page.waitForSelector('#login');
+    await screenshot('login', page, 0.995); // a sparse page: mostly background by design
+    await page.fill('#login-token', TOKEN);
+    await page.click('#login button[type=submit]');
+    await page.waitForSelector('#stat-connections');
+    await waitFor(page, `document.getElementById('live')?.textContent === 'online'`);
+    // Traffic for the charts: a few seconds of messages at a steady rate.
+    const timer = setInterval(() => {
+      for (let i = 0; i < 20; i++) sensor.publish(`home/sensor/${i % 4}`, JSON.stringify({ t: 20 + Math.random() }));
+    }, 100);
+    try {
+      const expected = String(server.broker.online.size); // MQTT.js + the dashboard's own WebSocket client
+      await waitFor(page, `document.getElementById('stat-connections')?.textContent === '${expected}'`);
+      await waitFor(page, `Number(document.getElementById('stat-rate-in')?.textContent) > 0`, 10_000);
+      await page.waitForTimeout(6000);
+      assert.match((await page.textContent('#stat-uptime')) ?? '', /\d+s/);
+      await screenshot('overview');
+    } finally {
+      clearInterval(timer);
+    }
+    await go('clients');
+    await page.waitForSelector('tr[data-client="mqttjs-sensor"]');
+    await page.click('tr[data-client="mqttjs-sensor"]');
+    await page.waitForSelector('#client-detail:not([hidden]) dd');
+    assert.match((await page.textContent('#client-detail')) ?? '', /home\/#/);
+    await screenshot('clients');
+  });
+
+  test('a message published from outside appears in the topic explorer (JSON, text and hex views)', async () => {
+    await go('topics');
+    const outside = await connect('outside-publisher');
+    await page.waitForSelector('#topic-tree');
+    await page.waitForTimeout(300); // the dashboard subscribes to "#" when the explorer opens
+    await outside.publishAsync('factory/line-1/temperature', JSON.stringify({ celsius: 21.5, sensor: 'A7', ok: true }), { qos: 1, retain: true });
+    await outside.publishAsync('factory/line-1/status', 'running', { qos: 0 });
+    await outside.publishAsync('factory/line-2/raw', Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x00, 0x01]), { qos: 0 });
+    await page.waitForSelector('[data-topic="factory"]');
+    // Open factory and line-1, then select the temperature topic.
+    for (const topic of ['factory', 'factory/line-1']) {
+      if ((await page.$(`[data-topic="${topic}"] .twisty[aria-label="Expand"]`)) !== null) await page.click(`[data-topic="${topic}"] .twisty`);
+    }
+    await page.click('[data-topic="factory/line-1/temperature"] .name');
+    await waitFor(page, `document.querySelector('#topic-detail [data-testid=payload]')?.textContent?.includes('"celsius": 21.5') === true`);
+    await page.click('#topic-detail [data-view=hex]');
+    assert.match((await page.textContent('#topic-detail [data-testid=payload]')) ?? '', /^000000 {2}7b 22 63 65/);
+    await page.click('#topic-detail [data-view=json]');
+    await page.click('[data-topic="factory/line-2"] .twisty');
+    await page.waitForSelector('[data-topic="factory/line-2/raw"]');
+    await screenshot('topics');
+  });
+
+  test('the publish form reaches an outside subscriber', async () => {
+    const subscriber = await connect('outside-subscriber');
+    await subscriber.subscribeAsync('commands/#', { qos: 1 });
+    const received = new Promise<{ topic: string; payload: string; retain: boolean }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('nothing received')), WAIT_MS);
+      subscriber.once('message', (topic, payload, packet) => {
+        clearTimeout(timer);
+        resolve({ topic, payload: payload.toString(), retain: packet.retain });
+      });
+    });
+    await go('publish');
+    await page.fill('#pub-topic', 'commands/line-1/speed');
+    await page.fill('#pub-payload', '{"rpm": 1200}');
+    await page.selectOption('#pub-qos', '1');
+    await page.click('#pub-send');
+    assert.deepEqual(await received, { topic: 'commands/line-1/speed', payload: '{"rpm": 1200}', retain: false });
+    await waitFor(page, `document.getElementById('pub-result')?.textContent?.startsWith('Published') === true`);
+    await screenshot('publish');
+  });
+
+  test('kicking a client from the clients table disconnects it', async () => {
+    const victim = await connect('victim-client');
+    const closed = new Promise<void>((resolve) => victim.once('close', () => resolve()));
+    await go('clients');
+    await page.fill('#client-search', 'victim');
+    await page.waitForSelector('tr[data-client="victim-client"]');
+    await waitFor(page, `document.querySelectorAll('#clients tbody tr[data-client]').length === 1`);
+    await page.click('button[data-kick="victim-client"]');
+    await closed;
+    assert.equal(server.broker.online.get('victim-client'), undefined);
+    await page.waitForSelector('tr[data-client="victim-client"]', { state: 'detached' });
+  });
+
+  test('subscriptions and retained views; the overview on a phone', async () => {
+    await go('subscriptions');
+    await page.waitForSelector('#subscriptions tbody tr td code');
+    await screenshot('subscriptions');
+    await go('retained');
+    await page.waitForSelector('#retained tbody tr td code');
+    await page.fill('input[aria-label="Topic filter"]', 'factory/#');
+    await waitFor(page, `document.querySelectorAll('#retained tbody tr').length === 1`);
+    await page.click('#retained tbody tr:has-text("factory/line-1/temperature")');
+    await page.waitForSelector('.detail:not([hidden]) [data-testid=payload]');
+    await screenshot('retained');
+    const phone = await context.newPage();
+    await phone.setViewportSize({ width: 390, height: 844 });
+    await phone.goto(`${base}#/overview`);
+    // The token lives in the tab's sessionStorage: a new tab signs in again.
+    await phone.fill('#login-token', TOKEN);
+    await phone.click('#login button[type=submit]');
+    await waitFor(phone, `(document.getElementById('stat-connections')?.textContent ?? '–') !== '–'`);
+    const overflow = await phone.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
+    assert.ok(overflow <= 1, `no sideways scrolling on a phone (overflow ${overflow}px)`);
+    await screenshot('phone', phone);
+    await phone.close();
+  });
+});
