@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { Message, PublishInput } from '../model/message.js';
+import { ReasonCode } from '../protocol/reason-codes.js';
 import { validateTopicName } from '../protocol/topic.js';
 import type { Will } from '../protocol/types.js';
 import { Connection, type CloseReason, type ConnectionInfo } from './connection.js';
@@ -223,7 +224,15 @@ export class Broker implements BrokerContext {
       (error: unknown) => {
         // Nothing in this commit is acknowledged: clients will resend. Loud, because durability is at stake.
         this.stats.storeFailures++;
-        this.logger.error({ err: error, store: store.name, operations: ops.length }, 'store commit failed: acknowledgements withheld');
+        this.logger.error({ err: error, store: store.name, operations: ops.length }, 'store commit failed: closing the connections whose acknowledgements depended on it');
+        // [MQTT-4.8.0-2] their messages were not stored: close those connections, never acknowledge.
+        for (const connection of this.ackWaiters) {
+          if (connection.isClosed()) this.ackWaiters.delete(connection);
+          else if (connection.waitsForCommit(gen)) {
+            this.ackWaiters.delete(connection);
+            connection.close('store-failure', ReasonCode.unspecifiedError);
+          }
+        }
       },
     );
   }

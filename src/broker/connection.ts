@@ -54,7 +54,8 @@ export type CloseReason =
   | 'session-taken-over'
   | 'connect-refused'
   | 'server-shutdown'
-  | 'administrative';
+  | 'administrative'
+  | 'store-failure';
 
 /**
  * One client stream: feeds bytes to the decoder and packets to the handlers, batches writes per
@@ -290,6 +291,12 @@ export class Connection implements SessionLink {
     }
     (this.ackQueue ??= []).push({ packet, gen });
     this.ctx.waitForCommit(this);
+  }
+
+  /** True when an acknowledgement waits for store commit `gen` or an earlier one. */
+  waitsForCommit(gen: number): boolean {
+    const first = this.ackQueue?.[0];
+    return first !== undefined && first.gen <= gen;
   }
 
   /** Sends the acknowledgements whose commit is done; returns true when none is left waiting. */

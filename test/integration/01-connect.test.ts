@@ -51,12 +51,14 @@ describe('01 connect', () => {
   let asyncAuthServer: StarlingServer;
   let limitedServer: StarlingServer;
   let timeoutServer: StarlingServer;
+  let shortIdServer: StarlingServer;
   const authCalls: AuthenticateRequest[] = [];
   let clients: TestClients;
   let authClients: TestClients;
   let asyncClients: TestClients;
   let limitedClients: TestClients;
   let timeoutClients: TestClients;
+  let shortIdClients: TestClients;
 
   before(async () => {
     server = await startTestBroker();
@@ -77,19 +79,22 @@ describe('01 connect', () => {
     });
     limitedServer = await startTestBroker({ limits: { maxConnections: 1 } });
     timeoutServer = await startTestBroker({ limits: { connectTimeout: 1 } });
+    // The lowest client id limit the configuration allows: the 23 bytes every server must accept.
+    shortIdServer = await startTestBroker({ limits: { maxClientIdLength: 23 } });
     clients = new TestClients(() => server.port);
     authClients = new TestClients(() => authServer.port);
     asyncClients = new TestClients(() => asyncAuthServer.port);
     limitedClients = new TestClients(() => limitedServer.port);
     timeoutClients = new TestClients(() => timeoutServer.port);
+    shortIdClients = new TestClients(() => shortIdServer.port);
   });
 
   after(async () => {
-    for (const set of [clients, authClients, asyncClients, limitedClients, timeoutClients]) await set.closeAll();
-    await Promise.all([server, authServer, asyncAuthServer, limitedServer, timeoutServer].map((s) => s.close()));
+    for (const set of [clients, authClients, asyncClients, limitedClients, timeoutClients, shortIdClients]) await set.closeAll();
+    await Promise.all([server, authServer, asyncAuthServer, limitedServer, timeoutServer, shortIdServer].map((s) => s.close()));
   });
 
-  test('CONNACK for an accepted 3.1.1 CONNECT is byte-exact 20 02 00 00', async () => {
+  test('[MQTT-3.1.4-4] CONNACK for an accepted 3.1.1 CONNECT is byte-exact 20 02 00 00', async () => {
     const reply = await exchangeBytes(server.port, Buffer.concat([connectBytes({ clientId: 'bytes' }), encodePacket({ type: 'disconnect' }, 4)]));
     assert.deepEqual([...reply], [0x20, 0x02, 0x00, 0x00]);
   });
@@ -137,14 +142,14 @@ describe('01 connect', () => {
     assert.deepEqual([...reply], [0x20, 0x02, 0x00, 0x01]);
   });
 
-  test('[MQTT-3.1.2-1] unknown protocol name closes the connection without CONNACK', async () => {
+  test('[MQTT-3.1.2-1] [MQTT-3.2.2-6] unknown protocol name closes the connection without CONNACK', async () => {
     const client = await clients.raw();
     // 'MQTT' → 'MQTX': same length, so the rest of the packet stays well formed.
     client.send(patched(connectBytes({ clientId: 'badname' }), 7, 0x58));
     await client.expectClosed();
   });
 
-  test('[MQTT-3.1.2-3] CONNECT with the reserved flag set closes the connection', async () => {
+  test('[MQTT-3.1.2-3] [MQTT-3.1.4-1] CONNECT with the reserved flag set closes the connection without CONNACK', async () => {
     const client = await clients.raw();
     const bytes = connectBytes({ clientId: 'reserved' });
     client.send(patched(bytes, FLAGS_OFFSET, (bytes[FLAGS_OFFSET] as number) | 0x01));
@@ -191,6 +196,27 @@ describe('01 connect', () => {
   test('[MQTT-3.1.3-8] empty client identifier with CleanSession=0 gets CONNACK 0x02 and close', async () => {
     const client = await clients.raw();
     const connack = await client.connectMqtt({ clientId: '', clean: false });
+    assert.equal(connack.reasonCode, 0x02);
+    assert.equal(connack.sessionPresent, false);
+    await client.expectClosed();
+  });
+
+  test('[MQTT-3.1.3-5] client ids of 1 to 23 bytes of [0-9a-zA-Z] are accepted, even with the lowest id limit', async () => {
+    const ids = ['0', 'z', 'Z', '0123456789abcdefghijklm', 'nopqrstuvwxyzABCDEFGHIJ', 'KLMNOPQRSTUVWXYZ0123456'];
+    for (const clientId of ids) {
+      const client = await shortIdClients.raw();
+      const connack = await client.connectMqtt({ clientId });
+      assert.equal(connack.reasonCode, 0, `client id "${clientId}" refused`);
+      client.send({ type: 'pingreq' });
+      await client.expect('pingresp');
+      client.disconnect();
+      await client.expectClosed();
+    }
+  });
+
+  test('[MQTT-3.1.3-9] a client id the server rejects (over maxClientIdLength) gets CONNACK 0x02, then close', async () => {
+    const client = await shortIdClients.raw();
+    const connack = await client.connectMqtt({ clientId: 'a'.repeat(24) });
     assert.equal(connack.reasonCode, 0x02);
     assert.equal(connack.sessionPresent, false);
     await client.expectClosed();
@@ -271,7 +297,7 @@ describe('01 connect', () => {
     assert.equal(resumed.sessionPresent, true);
   });
 
-  test('[MQTT-3.2.2-3] CONNACK 0x03 when maxConnections is reached; the first client is untouched', async () => {
+  test('[MQTT-3.2.2-4] [MQTT-3.2.2-5] CONNACK 0x03 when maxConnections is reached; the first client is untouched', async () => {
     const first = await limitedClients.rawConnected({ clientId: 'only-one' });
     const second = await limitedClients.raw();
     const connack = await second.connectMqtt({ clientId: 'one-too-many' });
@@ -308,7 +334,7 @@ describe('01 connect', () => {
     assert.equal(rest[2]?.type, 'pingresp', 'PINGRESP answers the last packet sent');
   });
 
-  test('async authenticate refusal: CONNACK 0x05, and packets sent after CONNECT are not processed', async () => {
+  test('[MQTT-3.1.4-5] async authenticate refusal: CONNACK 0x05, and packets sent after CONNECT are not processed', async () => {
     const client = await asyncClients.raw();
     client.send(
       Buffer.concat([
@@ -322,6 +348,42 @@ describe('01 connect', () => {
     await client.expectClosed();
   });
 
+  test('[MQTT-3.1.4-5] after a refused CONNECT, packets sent behind it are not processed', async () => {
+    const watcher = await authClients.rawConnected({ clientId: 'refused-watcher', username: 'alice', password: Buffer.from('secret') });
+    await watcher.subscribe('refused/#', 1);
+    const client = await authClients.raw();
+    client.send(
+      Buffer.concat([
+        encodePacket({ type: 'connect', protocolName: 'MQTT', protocolVersion: 4, clean: true, keepalive: 0, clientId: 'refused', username: 'alice', password: Buffer.from('wrong') }, 4),
+        encodePacket({ type: 'publish', topic: 'refused/t', payload: Buffer.from('must not arrive'), qos: 1, retain: false, dup: false, packetId: 1 }, 4),
+        encodePacket({ type: 'subscribe', packetId: 2, subscriptions: [{ topicFilter: '#', qos: 0 }] }, 4),
+        encodePacket({ type: 'pingreq' }, 4),
+      ]),
+    );
+    const connack = await client.expect('connack');
+    assert.equal(connack.reasonCode, 0x04);
+    // No PUBACK, SUBACK or PINGRESP: the close follows the CONNACK directly.
+    await client.expectClosed();
+    await watcher.expectSilence(150);
+  });
+
+  test('[MQTT-3.2.0-1] the first packet the server sends is CONNACK, even with queued messages waiting', async () => {
+    const first = await clients.rawConnected({ clientId: 'connack-first', clean: false });
+    await first.subscribe('connack-first/t', 1);
+    first.disconnect();
+    await first.expectClosed();
+    for (let i = 0; i < 5; i++) server.broker.publish({ topic: 'connack-first/t', payload: `${i}`, qos: 1 });
+    const client = await clients.raw();
+    client.send({ type: 'connect', protocolName: 'MQTT', protocolVersion: 4, clean: false, keepalive: 0, clientId: 'connack-first' });
+    const packet = await client.next();
+    assert.equal(packet.type, 'connack');
+    const publishes = await client.expectMany('publish', 5);
+    assert.deepEqual(
+      publishes.map((p) => p.payload.toString()),
+      ['0', '1', '2', '3', '4'],
+    );
+  });
+
   test('[MQTT-3.1.0-2] a second CONNECT sent while an async authentication runs closes the connection', async () => {
     const client = await asyncClients.raw();
     const connect = encodePacket({ type: 'connect', protocolName: 'MQTT', protocolVersion: 4, clean: true, keepalive: 0, clientId: 'async-twice', username: 'alice' }, 4);
@@ -330,7 +392,7 @@ describe('01 connect', () => {
     if (connack !== undefined) assert.equal(connack.type, 'connack');
   });
 
-  test('[MQTT-3.14.4-1] DISCONNECT: the server closes the network connection', async () => {
+  test('DISCONNECT: the server closes the network connection (the SHOULD of 3.14.4)', async () => {
     const client = await clients.rawConnected({ clientId: 'disconnecting' });
     // Only the packet: the socket is left open for the server to close.
     client.send({ type: 'disconnect' });

@@ -9,21 +9,26 @@ import { TestClients, type RawClient } from '../helpers/raw-client.js';
 describe('02 subscribe', () => {
   let server: StarlingServer;
   let qos1Server: StarlingServer;
+  let noWildcardServer: StarlingServer;
   let clients: TestClients;
   let qos1Clients: TestClients;
+  let noWildcardClients: TestClients;
   let idCounter = 0;
 
   before(async () => {
     server = await startTestBroker();
     qos1Server = await startTestBroker({ limits: { maxQoS: 1 } });
+    noWildcardServer = await startTestBroker({ features: { wildcardSubscriptionAvailable: false } });
     clients = new TestClients(() => server.port);
     qos1Clients = new TestClients(() => qos1Server.port);
+    noWildcardClients = new TestClients(() => noWildcardServer.port);
   });
 
   after(async () => {
     await clients.closeAll();
     await qos1Clients.closeAll();
-    await Promise.all([server.close(), qos1Server.close()]);
+    await noWildcardClients.closeAll();
+    await Promise.all([server.close(), qos1Server.close(), noWildcardServer.close()]);
   });
 
   /** A fresh client id, so tests never share sessions. */
@@ -64,7 +69,7 @@ describe('02 subscribe', () => {
     return received;
   }
 
-  test('[MQTT-3.8.4-1] [MQTT-3.9.3-1] SUBACK has the same packet id and one code per filter, in order', async () => {
+  test('[MQTT-3.8.4-1] [MQTT-3.8.4-2] [MQTT-2.3.1-7] [MQTT-3.8.4-5] [MQTT-3.9.3-1] SUBACK has the same packet id and one code per filter, in order', async () => {
     const client = await clients.rawConnected({ clientId: nextId('suback') });
     client.send({
       type: 'subscribe',
@@ -81,7 +86,7 @@ describe('02 subscribe', () => {
     assert.deepEqual(suback.reasonCodes, [2, 0, 1, 0]);
   });
 
-  test('[MQTT-3.9.3-2] granted QoS is min(requested, maxQoS) and messages are sent at the granted QoS', async () => {
+  test('[MQTT-3.9.3-2] [MQTT-3.8.4-6] granted QoS is min(requested, maxQoS) and messages are sent at the granted QoS', async () => {
     const client = await qos1Clients.rawConnected({ clientId: nextId('maxqos') });
     const suback = await client.subscribe([
       ['granted/0', 0],
@@ -118,7 +123,7 @@ describe('02 subscribe', () => {
     assert.deepEqual(trailing, ['sport/']);
   });
 
-  test('"+" and "#" combined', async () => {
+  test('[MQTT-3.3.2-3] "+" and "#" combined: only topics matching the filter are sent, under their own name', async () => {
     const seen = await topicsMatched('+/tennis/#', ['sport/tennis', 'sport/tennis/player1', 'tennis', 'x/y/tennis']);
     assert.deepEqual(seen, ['sport/tennis', 'sport/tennis/player1']);
   });
@@ -180,7 +185,7 @@ describe('02 subscribe', () => {
     assert.equal(received[0]?.qos, 0);
   });
 
-  test('[MQTT-3.10.4-4] UNSUBSCRIBE stops delivery and is answered with UNSUBACK of the same id', async () => {
+  test('[MQTT-3.10.4-4] [MQTT-3.10.4-2] [MQTT-2.3.1-7] UNSUBSCRIBE stops delivery and is answered with UNSUBACK of the same id', async () => {
     const id = nextId('unsub');
     const sentinel = `sentinel/${id}`;
     const client = await clients.rawConnected({ clientId: id });
@@ -216,6 +221,124 @@ describe('02 subscribe', () => {
       received.map((p) => p.qos),
       [1],
     );
+  });
+
+  test('[MQTT-3.8.4-4] a SUBSCRIBE with several filters acts as a sequence of SUBSCRIBEs answered by one SUBACK', async () => {
+    const id = nextId('multi');
+    const sentinel = `sentinel/${id}`;
+    const client = await clients.rawConnected({ clientId: id });
+    // The third request repeats the first filter: as in a sequence, it replaces the first one.
+    client.send({
+      type: 'subscribe',
+      packetId: 21,
+      subscriptions: [
+        { topicFilter: 'multi/a', qos: 1 },
+        { topicFilter: 'multi/b', qos: 2 },
+        { topicFilter: 'multi/a', qos: 0 },
+        { topicFilter: sentinel, qos: 0 },
+      ],
+    });
+    const suback = await client.expect('suback');
+    assert.equal(suback.packetId, 21);
+    assert.deepEqual(suback.reasonCodes, [1, 2, 0, 0]);
+    // One SUBACK only: the next packet is already a delivery.
+    server.broker.publish({ topic: 'multi/a', payload: 'a', qos: 2 });
+    server.broker.publish({ topic: 'multi/b', payload: 'b', qos: 2 });
+    server.broker.publish({ topic: sentinel, payload: 'end' });
+    const received = await publishesUntil(client, sentinel);
+    assert.deepEqual(
+      received.map((p) => [p.topic, p.qos]),
+      [
+        ['multi/a', 0],
+        ['multi/b', 2],
+      ],
+    );
+  });
+
+  test('[MQTT-3.8.3-2] [MQTT-3.8.4-5] a server without wildcard support answers 0x80 for wildcard filters and grants the others', async () => {
+    const client = await noWildcardClients.rawConnected({ clientId: nextId('nowild') });
+    const suback = await client.subscribe([
+      ['nowild/t', 1],
+      ['nowild/+', 1],
+      ['nowild/#', 0],
+      ['#', 2],
+      ['nowild/u', 2],
+    ]);
+    assert.deepEqual(suback.reasonCodes, [1, 0x80, 0x80, 0x80, 2]);
+    // The refused filters subscribe to nothing; the granted ones work; the connection stays open.
+    noWildcardServer.broker.publish({ topic: 'nowild/x', payload: 'refused filter', qos: 1 });
+    noWildcardServer.broker.publish({ topic: 'nowild/u', payload: 'granted filter', qos: 2 });
+    const publish = await client.expect('publish');
+    assert.equal(publish.topic, 'nowild/u');
+    assert.equal(publish.qos, 2);
+    client.send({ type: 'pubrec', packetId: publish.packetId as number });
+    assert.equal((await client.expect('pubrel')).packetId, publish.packetId);
+    client.send({ type: 'pubcomp', packetId: publish.packetId as number });
+    await client.expectSilence(150);
+  });
+
+  test('[MQTT-3.10.4-6] an UNSUBSCRIBE with several filters removes each of them and is answered by one UNSUBACK', async () => {
+    const id = nextId('multi-unsub');
+    const sentinel = `sentinel/${id}`;
+    const client = await clients.rawConnected({ clientId: id });
+    await client.subscribe([
+      ['mu/a', 0],
+      ['mu/+/b', 1],
+      ['mu/c', 2],
+      [sentinel, 0],
+    ]);
+    client.send({ type: 'unsubscribe', packetId: 31, topicFilters: ['mu/a', 'mu/+/b', 'mu/never'] });
+    assert.equal((await client.expect('unsuback')).packetId, 31);
+    for (const topic of ['mu/a', 'mu/x/b', 'mu/c']) server.broker.publish({ topic, payload: topic, qos: 1 });
+    server.broker.publish({ topic: sentinel, payload: 'end' });
+    // Only the filter left out of the UNSUBSCRIBE still delivers; no second UNSUBACK came before it.
+    assert.deepEqual(
+      (await publishesUntil(client, sentinel)).map((p) => p.topic),
+      ['mu/c'],
+    );
+  });
+
+  test('[MQTT-3.10.4-3] QoS 1 and 2 deliveries already started complete after UNSUBSCRIBE', async () => {
+    const id = nextId('unsub-inflight');
+    const client = await clients.rawConnected({ clientId: id, clean: false });
+    await client.subscribe([
+      ['ui/one', 1],
+      ['ui/two', 2],
+    ]);
+    server.broker.publish({ topic: 'ui/one', payload: 'acked after unsubscribe', qos: 1 });
+    server.broker.publish({ topic: 'ui/one', payload: 'left unacknowledged', qos: 1 });
+    server.broker.publish({ topic: 'ui/two', payload: 'exactly once', qos: 2 });
+    const [acked, unacked, two] = await client.expectMany('publish', 3);
+    assert.ok(acked !== undefined && unacked !== undefined && two !== undefined);
+    client.send({ type: 'unsubscribe', packetId: 41, topicFilters: ['ui/one', 'ui/two'] });
+    assert.equal((await client.expect('unsuback')).packetId, 41);
+
+    // The client may still acknowledge what it received; the QoS 2 flow goes on to PUBREL.
+    client.send({ type: 'puback', packetId: acked.packetId as number });
+    client.send({ type: 'pubrec', packetId: two.packetId as number });
+    assert.equal((await client.expect('pubrel')).packetId, two.packetId);
+    client.send({ type: 'pubcomp', packetId: two.packetId as number });
+    await client.expectSilence(150);
+    client.destroy();
+
+    // The unacknowledged one is still owed: it is resent on reconnect, and it alone.
+    const again = await clients.raw();
+    const connack = await again.connectMqtt({ clientId: id, clean: false });
+    assert.equal(connack.sessionPresent, true);
+    const resent = await again.expect('publish');
+    assert.equal(resent.payload.toString(), 'left unacknowledged');
+    assert.equal(resent.packetId, unacked.packetId);
+    assert.equal(resent.dup, true);
+    again.send({ type: 'puback', packetId: resent.packetId as number });
+    server.broker.publish({ topic: 'ui/one', payload: 'after unsubscribe', qos: 1 });
+    await again.expectSilence(150);
+  });
+
+  test('[MQTT-4.7.3-4] matching neither normalizes nor substitutes: case, slashes, spaces and Unicode forms count', async () => {
+    assert.deepEqual(await topicsMatched('Norm/Ab', ['norm/ab', 'NORM/AB', 'Norm/Ab/', 'Norm//Ab', ' Norm/Ab', 'Norm/\uff21b', 'Norm/Ab']), ['Norm/Ab']);
+    // U+00E9 (precomposed) and e + U+0301 (decomposed) look alike but are different names.
+    assert.deepEqual(await topicsMatched('caf\u00e9/+', ['cafe\u0301/x', 'caf\u00e9/x']), ['caf\u00e9/x']);
+    assert.deepEqual(await topicsMatched('cafe\u0301/+', ['cafe\u0301/x', 'caf\u00e9/x']), ['cafe\u0301/x']);
   });
 
   test('a subscription made after a topic was already routed (to nobody) still receives it', async () => {

@@ -102,12 +102,37 @@ describe('04 retain', () => {
     assert.equal(publish?.qos, 0);
   });
 
-  test('a message without RETAIN does not replace the retained one', async () => {
+  test('[MQTT-3.3.1-12] a message without RETAIN is not stored and does not replace or remove the retained one', async () => {
     const publisher = await clients.rawConnected({ clientId: nextId('pub') });
     await publishProcessed(publisher, 'ret/not-replaced', 'retained', 1, true);
     await publishProcessed(publisher, 'ret/not-replaced', 'plain', 1, false);
+    await publishProcessed(publisher, 'ret/not-replaced', '', 0, false);
     const [publish] = await retainedFor('ret/not-replaced');
     assert.equal(publish?.payload.toString(), 'retained');
+    assert.equal(publish?.retain, true);
+    // On a topic with nothing retained, a RETAIN=0 message is not stored either.
+    await publishProcessed(publisher, 'ret/never-retained', 'plain', 2, false);
+    await retainedFor('ret/never-retained', 2, 0);
+  });
+
+  test('[MQTT-3.1.2-7] retained messages are not session state: they outlive the session that published them', async () => {
+    // A clean session publishes and ends with DISCONNECT.
+    const cleanPublisher = await clients.rawConnected({ clientId: nextId('clean-pub') });
+    await publishProcessed(cleanPublisher, 'ret/outlives/clean', 'from a clean session', 1, true);
+    cleanPublisher.disconnect();
+    await cleanPublisher.expectClosed();
+    // A persistent session publishes, then its session is discarded by a CleanSession=1 connect.
+    const id = nextId('persistent-pub');
+    const persistentPublisher = await clients.rawConnected({ clientId: id, clean: false });
+    await publishProcessed(persistentPublisher, 'ret/outlives/persistent', 'from a persistent session', 1, true);
+    persistentPublisher.destroy();
+    const discarding = await clients.raw();
+    assert.equal((await discarding.connectMqtt({ clientId: id, clean: true })).sessionPresent, false);
+    discarding.disconnect();
+    await discarding.expectClosed();
+
+    const publishes = await retainedFor('ret/outlives/+', 1, 2);
+    assert.deepEqual(publishes.map((p) => p.payload.toString()).sort(), ['from a clean session', 'from a persistent session']);
   });
 
   test('[MQTT-3.3.1-10] [MQTT-3.3.1-11] an empty retained payload clears the topic and is not stored', async () => {

@@ -58,7 +58,7 @@ describe('05 session', () => {
     assert.equal(sessionPresent, false);
   });
 
-  test('[MQTT-3.1.2-4] [MQTT-3.2.2-2] CleanSession=0 keeps subscriptions across reconnect; session present 1', async () => {
+  test('[MQTT-3.1.2-4] [MQTT-3.2.2-2] [MQTT-3.1.4-3] [MQTT-4.1.0-1] CleanSession=0 keeps subscriptions across reconnect; session present 1', async () => {
     const id = nextId('keep');
     const first = await connect({ clientId: id, clean: false });
     await first.client.subscribe('keep/t', 1);
@@ -72,7 +72,7 @@ describe('05 session', () => {
     assert.equal(publish.qos, 1);
   });
 
-  test('[MQTT-3.1.2-6] [MQTT-3.2.2-1] CleanSession=1 discards the stored session; session present 0', async () => {
+  test('[MQTT-3.1.2-6] [MQTT-3.2.2-1] [MQTT-3.1.4-3] CleanSession=1 discards the stored session; session present 0', async () => {
     const id = nextId('discard');
     const first = await connect({ clientId: id, clean: false });
     await first.client.subscribe('discard/t', 1);
@@ -126,13 +126,15 @@ describe('05 session', () => {
     assert.equal((await second.client.expect('publish')).qos, 1);
   });
 
-  test('[MQTT-4.4.0-1] an unacknowledged QoS 1 message is resent with DUP=1 and the same id on reconnect', async () => {
+  test('[MQTT-4.4.0-1] [MQTT-3.3.1-1] [MQTT-2.3.1-4] [MQTT-4.3.2-1] [MQTT-4.1.0-1] an unacknowledged QoS 1 message is resent with DUP=1 and the same id on reconnect', async () => {
     const id = nextId('resend1');
     const first = await connect({ clientId: id, clean: false });
     await first.client.subscribe('resend1/t', 1);
     server.broker.publish({ topic: 'resend1/t', payload: 'ack me', qos: 1 });
     const original = await first.client.expect('publish');
+    assert.equal(original.qos, 1);
     assert.equal(original.dup, false);
+    assert.ok(original.packetId !== undefined && original.packetId > 0);
     await drop(first.client);
 
     const second = await connect({ clientId: id, clean: false });
@@ -142,7 +144,7 @@ describe('05 session', () => {
     assert.equal(resent.packetId, original.packetId);
     assert.equal(resent.payload.toString(), 'ack me');
     assert.equal(resent.qos, 1);
-    second.client.send({ type: 'puback', packetId: resent.packetId as number });
+    second.client.send({ type: 'puback', packetId: resent.packetId });
     await leave(second.client);
 
     // Acknowledged: not sent a third time.
@@ -150,7 +152,7 @@ describe('05 session', () => {
     await third.client.expectSilence(150);
   });
 
-  test('[MQTT-4.4.0-1] a QoS 2 PUBLISH without PUBREC is resent with DUP=1 on reconnect', async () => {
+  test('[MQTT-4.4.0-1] [MQTT-3.3.1-1] a QoS 2 PUBLISH without PUBREC is resent with DUP=1 on reconnect', async () => {
     const id = nextId('resend2');
     const first = await connect({ clientId: id, clean: false });
     await first.client.subscribe('resend2/t', 2);
@@ -217,6 +219,93 @@ describe('05 session', () => {
     assert.deepEqual(
       publishes.map((p) => p.payload.toString()),
       Array.from({ length: 50 }, (_, i) => `${i}`),
+    );
+  });
+
+  test('[MQTT-3.1.3-2] the client id identifies the session: each id resumes its own state, and only it', async () => {
+    const a = nextId('ident-a');
+    const b = nextId('ident-b');
+    for (const [id, topic] of [
+      [a, 'ident/a'],
+      [b, 'ident/b'],
+    ] as const) {
+      const { client } = await connect({ clientId: id, clean: false });
+      await client.subscribe(topic, 1);
+      await leave(client);
+    }
+    server.broker.publish({ topic: 'ident/a', payload: 'for a', qos: 1 });
+    server.broker.publish({ topic: 'ident/b', payload: 'for b', qos: 1 });
+
+    const resumedB = await connect({ clientId: b, clean: false });
+    assert.equal(resumedB.sessionPresent, true);
+    assert.equal((await resumedB.client.expect('publish')).payload.toString(), 'for b');
+    await resumedB.client.expectSilence(100);
+    const resumedA = await connect({ clientId: a, clean: false });
+    assert.equal(resumedA.sessionPresent, true);
+    assert.equal((await resumedA.client.expect('publish')).payload.toString(), 'for a');
+    await resumedA.client.expectSilence(100);
+    // An id never seen has no state.
+    const other = await connect({ clientId: nextId('ident-c'), clean: false });
+    assert.equal(other.sessionPresent, false);
+    await other.client.expectSilence(100);
+  });
+
+  test('[MQTT-4.1.0-2] a clean session lasts as long as its connection: its state holds until the connection ends', async () => {
+    const id = nextId('lasting');
+    const { client } = await connect({ clientId: id, clean: true });
+    await client.subscribe('lasting/t', 2);
+    server.broker.publish({ topic: 'lasting/t', payload: 'held', qos: 2 });
+    const held = await client.expect('publish');
+    // Idle for a while with a QoS 2 flow half done: subscription and flow state are still there.
+    await client.expectSilence(400);
+    server.broker.publish({ topic: 'lasting/t', payload: 'later', qos: 2 });
+    const later = await client.expect('publish');
+    assert.equal(later.payload.toString(), 'later');
+    client.send({ type: 'pubrec', packetId: held.packetId as number });
+    assert.equal((await client.expect('pubrel')).packetId, held.packetId);
+    client.send({ type: 'pubcomp', packetId: held.packetId as number });
+    await leave(client);
+    // Once the connection has ended, the clean session is gone.
+    const after = await connect({ clientId: id, clean: false });
+    assert.equal(after.sessionPresent, false);
+  });
+
+  test('[MQTT-4.5.0-1] a message is added to the session of every matching subscriber, online or offline', async () => {
+    const online = await connect({ clientId: nextId('fan-online') });
+    await online.client.subscribe('fan/+', 1);
+    const wildcard = await connect({ clientId: nextId('fan-wild') });
+    await wildcard.client.subscribe('fan/#', 2);
+    const offlineId = nextId('fan-offline');
+    const offline = await connect({ clientId: offlineId, clean: false });
+    await offline.client.subscribe('fan/x', 1);
+    await leave(offline.client);
+    const elsewhere = await connect({ clientId: nextId('fan-elsewhere') });
+    await elsewhere.client.subscribe('fan/y', 1);
+
+    const publisher = await connect({ clientId: nextId('fan-pub') });
+    publisher.client.publish('fan/x', 'to all', 1, { packetId: 1 });
+    assert.equal((await publisher.client.expect('puback')).packetId, 1);
+
+    assert.equal((await online.client.expect('publish')).payload.toString(), 'to all');
+    assert.equal((await wildcard.client.expect('publish')).payload.toString(), 'to all');
+    await elsewhere.client.expectSilence(100);
+    const resumed = await connect({ clientId: offlineId, clean: false });
+    assert.equal((await resumed.client.expect('publish')).payload.toString(), 'to all');
+  });
+
+  test('[MQTT-4.6.0-1] unacknowledged messages are resent in their original order on reconnect', async () => {
+    const id = nextId('resend-order');
+    const first = await connect({ clientId: id, clean: false });
+    await first.client.subscribe('resend-order/t', 2);
+    for (let i = 0; i < 8; i++) server.broker.publish({ topic: 'resend-order/t', payload: `${i}`, qos: i % 2 === 0 ? 1 : 2 });
+    const originals = await first.client.expectMany('publish', 8);
+    await drop(first.client);
+
+    const second = await connect({ clientId: id, clean: false });
+    const resent = await second.client.expectMany('publish', 8);
+    assert.deepEqual(
+      resent.map((p) => [p.payload.toString(), p.packetId, p.qos, p.dup]),
+      originals.map((p) => [p.payload.toString(), p.packetId, p.qos, true]),
     );
   });
 

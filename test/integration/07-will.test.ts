@@ -142,7 +142,7 @@ describe('07 will', () => {
     await late.expectSilence(150);
   });
 
-  test('the will goes to an offline persistent session like any QoS 1 message', async () => {
+  test('[MQTT-4.5.0-1] the will goes to an offline persistent session like any QoS 1 message', async () => {
     const subscriberId = nextId('offline-sub');
     const first = await clients.rawConnected({ clientId: subscriberId, clean: false });
     await first.subscribe('will/offline', 1);
@@ -158,6 +158,34 @@ describe('07 will', () => {
     assert.equal(connack.sessionPresent, true);
     const publish = await second.expect('publish');
     assert.equal(publish.payload.toString(), 'queued');
+    assert.equal(publish.qos, 1);
+  });
+
+  test('[MQTT-3.1.2-12] without the Will Flag, nothing is published when the connection ends, however it ends', async () => {
+    const watch = await watcher('#');
+    const dropped = await clients.rawConnected({ clientId: nextId('no-will') });
+    dropped.destroy();
+    const broken = await clients.rawConnected({ clientId: nextId('no-will') });
+    broken.send({ type: 'connect', protocolName: 'MQTT', protocolVersion: 4, clean: true, keepalive: 0, clientId: 'again' });
+    await broken.expectClosed();
+    const timedOut = await clients.rawConnected({ clientId: nextId('no-will'), keepalive: 1 });
+    await timedOut.expectClosed(2500);
+    // Retained messages of earlier tests reach "#" on subscribe (RETAIN=1); anything published now is live.
+    assert.deepEqual(
+      (await seenBefore(watch)).filter((p) => !p.retain),
+      [],
+    );
+  });
+
+  test('[MQTT-3.14.1-1] DISCONNECT with reserved flags set closes the connection, and the will is published', async () => {
+    const watch = await watcher('will/bad-disconnect');
+    const client = await withWill('will/bad-disconnect', 'invalid DISCONNECT', 1);
+    // DISCONNECT is e0 00; e1 00 sets a reserved flag bit, so it is not a valid DISCONNECT.
+    client.send(Buffer.from([0xe1, 0x00]));
+    await client.expectClosed();
+    const publish = await watch.client.expect('publish');
+    assert.equal(publish.topic, 'will/bad-disconnect');
+    assert.equal(publish.payload.toString(), 'invalid DISCONNECT');
     assert.equal(publish.qos, 1);
   });
 

@@ -44,7 +44,7 @@ test('inflight window: at most maxInflight unacknowledged, the rest sent in orde
   assert.deepEqual(link.sent.map((s) => s.payload), ['m0', 'm1', 'm2', 'm3', 'm4']);
 });
 
-test('[MQTT-2.3.1-2] packet ids are non-zero and unique among inflight messages', () => {
+test('[MQTT-2.3.1-4] packet ids are non-zero and unique among inflight messages', () => {
   const session = new Session('c', 1000, 0);
   const link = recorder();
   session.link = link;
@@ -67,7 +67,7 @@ test('QoS 0 to an offline session is not queued', () => {
   assert.equal(session.queuedCount, 0);
 });
 
-test('[MQTT-4.4.0-1] resume resends unacknowledged PUBLISH with DUP and PUBREL for released QoS 2', () => {
+test('[MQTT-4.4.0-1] [MQTT-4.6.0-1] resume resends unacknowledged PUBLISH with DUP and PUBREL for released QoS 2, in the original order', () => {
   const session = new Session('c', 10, 10);
   const first = recorder();
   session.link = first;

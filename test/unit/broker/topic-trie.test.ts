@@ -61,7 +61,7 @@ const filterArb = fc
   .map(([levels, hash]) => (hash ? [...levels, '#'] : levels).join('/'))
   .chain((f) => fc.constantFrom(f, '#'));
 
-test('property: the trie matches exactly the filters the reference matcher accepts', () => {
+test('[MQTT-3.3.2-3] property: the trie matches exactly the filters the reference matcher accepts', () => {
   fc.assert(
     fc.property(fc.uniqueArray(filterArb, { maxLength: 12 }), topicArb, (filters, topic) => {
       const trie = new TopicTrie<string, number>();

@@ -151,6 +151,25 @@ void describe('PacketDecoder framing', () => {
   });
 });
 
+void describe('strings', () => {
+  void test('[MQTT-3.3.2-1] a PUBLISH variable header starts with the topic name as a length-prefixed UTF-8 string', () => {
+    // "é/t" is c3 a9 2f 74 in UTF-8: 4 bytes, not 3 characters.
+    const bytes = hex('32 09 0004 c3a92f74 0102 78');
+    const packet = publish('\u00e9/t', 'x', { qos: 1, packetId: 0x0102 });
+    assert.equal(encodePacket(packet, 4).toString('hex'), bytes.toString('hex'));
+    assert.deepEqual(decodePacket(bytes, 4), packet);
+  });
+
+  void test('[MQTT-1.5.3-3] a BOM (EF BB BF) is decoded as U+FEFF, not skipped or stripped, and encoded back unchanged', () => {
+    const bytes = hex('30 07 0004 efbbbf74 78');
+    const decoded = decodePacket(bytes, 4);
+    assert.deepEqual(decoded, publish('\ufefft', 'x'));
+    assert.equal(encodePacket(decoded, 4).toString('hex'), bytes.toString('hex'));
+    const subscribe = hex('82 09 0001 0004 efbbbf61 01');
+    assert.deepEqual(decodePacket(subscribe, 4), { type: 'subscribe', packetId: 1, subscriptions: [{ topicFilter: '\ufeffa', qos: 1 }] });
+  });
+});
+
 void describe('encoder fast paths', () => {
   void test('publishPacketIdOffset points at the packet id, for 1- and 2-byte Remaining Lengths', () => {
     for (const size of [1, 500]) {

@@ -93,8 +93,12 @@ void describe('topic matching', () => {
     assert.equal(topicMatches('a/#', 'a/$b'), true);
   });
 
-  void test('4.7.3: matching is exact and case sensitive', () => {
+  void test('[MQTT-4.7.3-4] matching is exact and case sensitive: nothing is normalized or substituted', () => {
     assert.equal(topicMatches('ACCOUNTS', 'Accounts'), false);
+    assert.equal(topicMatches('caf\u00e9', 'cafe\u0301'), false); // NFC and NFD forms of the same text
+    assert.equal(topicMatches('+/caf\u00e9', 'x/caf\u00e9'), true);
+    assert.equal(topicMatches('a/b', 'a//b'), false);
+    assert.equal(topicMatches('a/b', ' a/b'), false);
     assert.equal(topicMatches('Accounts payable', 'Accounts payable'), true);
     assert.equal(topicMatches('a/b', 'a/b/'), false);
     assert.equal(topicMatches('/a', 'a'), false);
