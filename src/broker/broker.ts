@@ -134,8 +134,10 @@ export class Broker implements BrokerContext {
       // [MQTT-3.3.1-9] RETAIN=0 on live delivery unless Retain As Published (MQTT 5 [MQTT-3.3.1-12]).
       const qos = messageQos < delivery.qos ? messageQos : delivery.qos;
       const retain = delivery.retainAsPublished && message.retain;
-      if (target.session.deliver(message, qos, retain, delivery.subscriptionIds)) count++;
-      else if (qos > 0) this.stats.droppedQueueFull++;
+      const session = target.session;
+      const dropsBefore = session.droppedQueueFull;
+      if (session.deliver(message, qos, retain, delivery.subscriptionIds)) count++;
+      if (session.droppedQueueFull !== dropsBefore) this.stats.droppedQueueFull++;
     }
     for (let i = 0; i < groups.length; i++) {
       // MQTT 5 section 4.8.2: each shared group gets the message once, at one of its members.
@@ -145,8 +147,9 @@ export class Broker implements BrokerContext {
       if (checkReceive && !this.mayReceive(session, message.topic)) continue;
       const qos = messageQos < subscription.qos ? messageQos : subscription.qos;
       const ids = subscription.subscriptionId === undefined ? undefined : [subscription.subscriptionId];
+      const dropsBefore = session.droppedQueueFull;
       if (session.deliver(message, qos, subscription.retainAsPublished && message.retain, ids, groups[i]!.key)) count++;
-      else if (qos > 0) this.stats.droppedQueueFull++;
+      if (session.droppedQueueFull !== dropsBefore) this.stats.droppedQueueFull++;
     }
     return count;
   }
@@ -291,7 +294,8 @@ export class Broker implements BrokerContext {
     }
     for (const { clientId, packetId } of state.incomingQos2) this.sessions.get(clientId)?.beginIncomingQos2(packetId);
     journal.collectUnreferenced();
-    for (const stored of state.retained) {
+    // Oldest first, so a drop-oldest retained limit keeps evicting in the order messages were set.
+    for (const stored of [...state.retained].sort((a, b) => a.receivedAt - b.receivedAt)) {
       if (stored.expiresAt !== undefined && now >= stored.expiresAt) journal.push({ op: 'deleteRetained', topic: stored.topic });
       else this.retained.set(fromStoredMessage(stored));
     }

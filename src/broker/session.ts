@@ -318,13 +318,15 @@ export class Session {
 
   /** Forgets everything (Clean Start, or the session ending); stored records go with the session's own deletion. */
   clear(): void {
-    const journal = this.journal;
-    if (journal !== undefined) {
-      for (const flight of this.outflight.values()) if (flight.seq !== undefined) journal.unrefMessage(flight.message);
+    if (this.journal !== undefined) {
+      // Each stored delivery is deleted explicitly, in order after the writes that made it (the
+      // session's own deletion cannot see writes of the same commit in every backend).
+      for (const flight of this.outflight.values()) this.forget(flight.seq, flight.message);
       for (let i = this.queueHead; i < this.queue.length; i++) {
         const queued = this.queue[i] as QueuedDelivery;
-        if (queued.seq !== undefined) journal.unrefMessage(queued.message);
+        this.forget(queued.seq, queued.message);
       }
+      for (const packetId of this.incomingQos2) this.journal.push({ op: 'deleteIncomingQos2', clientId: this.clientId, packetId });
     }
     this.subscriptions = EMPTY_SUBSCRIPTIONS;
     this.outflight = EMPTY_OUTFLIGHT;

@@ -40,6 +40,8 @@ export class LmdbPersistence implements Persistence {
   private readonly deliveries: Database<StoredDelivery, [string, number]>;
   private readonly incomingQos2: Database<StoredIncomingQos2, [string, number]>;
   private readonly retained: Database<StoredRetained, string>;
+  /** Delivery seqs ('d' + client id) and QoS 2 ids ('q' + client id) written and not yet committed. */
+  private readonly uncommitted = new Map<string, Set<number>>();
   /** Commit of the last write issued: an empty apply waits for it. */
   private lastWrite: Promise<void> = Promise.resolve();
 
@@ -103,13 +105,13 @@ export class LmdbPersistence implements Persistence {
           last = this.messages.remove(op.id);
           break;
         case 'putDelivery':
-          last = this.deliveries.put([op.delivery.clientId, op.delivery.seq], op.delivery);
+          last = this.track('d', op.delivery.clientId, op.delivery.seq, this.deliveries.put([op.delivery.clientId, op.delivery.seq], op.delivery));
           break;
         case 'deleteDelivery':
           last = this.deliveries.remove([op.clientId, op.seq]);
           break;
         case 'putIncomingQos2':
-          last = this.incomingQos2.put([op.clientId, op.packetId], { clientId: op.clientId, packetId: op.packetId });
+          last = this.track('q', op.clientId, op.packetId, this.incomingQos2.put([op.clientId, op.packetId], { clientId: op.clientId, packetId: op.packetId }));
           break;
         case 'deleteIncomingQos2':
           last = this.incomingQos2.remove([op.clientId, op.packetId]);
@@ -128,10 +130,27 @@ export class LmdbPersistence implements Persistence {
   }
 
   private deleteSession(clientId: string): Promise<unknown> {
+    // Reads see only committed data, so keys written but not yet committed are tracked in memory.
     const range = { start: [clientId, 0] as [string, number], end: [clientId, Number.MAX_SAFE_INTEGER] as [string, number] };
     for (const key of this.deliveries.getKeys(range)) void this.deliveries.remove(key);
     for (const key of this.incomingQos2.getKeys(range)) void this.incomingQos2.remove(key);
+    for (const seq of this.uncommitted.get(`d${clientId}`) ?? []) void this.deliveries.remove([clientId, seq]);
+    for (const id of this.uncommitted.get(`q${clientId}`) ?? []) void this.incomingQos2.remove([clientId, id]);
     return this.sessions.remove(clientId);
+  }
+
+  /** Remembers a key written but not yet committed, until its write commits. */
+  private track(kind: 'd' | 'q', clientId: string, n: number, write: Promise<unknown>): Promise<unknown> {
+    const key = `${kind}${clientId}`;
+    let set = this.uncommitted.get(key);
+    if (set === undefined) this.uncommitted.set(key, (set = new Set()));
+    set.add(n);
+    const done = (): void => {
+      set.delete(n);
+      if (set.size === 0 && this.uncommitted.get(key) === set) this.uncommitted.delete(key);
+    };
+    write.then(done, done);
+    return write;
   }
 
   close(): Promise<void> {

@@ -181,6 +181,11 @@ function accept(
     existing.close('session-taken-over');
   }
   let session = ctx.sessions.get(clientId);
+  if (session !== undefined && session.link === undefined && Date.now() >= session.expiresAt) {
+    // Expired (perhaps while the broker was down) but not yet swept: it is gone [MQTT-3.1.2-23 (5.0)].
+    ctx.sessionEnded(session);
+    session = undefined;
+  }
   let sessionPresent = false;
   if (packet.clean || session === undefined) {
     // [MQTT-3.1.2-6] CleanSession / Clean Start = 1 discards any previous session and starts a new one.

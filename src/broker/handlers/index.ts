@@ -36,9 +36,13 @@ export function handlePacket(ctx: BrokerContext, conn: Connection, packet: Packe
     case 'pubrel': {
       // [MQTT-4.3.3-2] the id is released and PUBCOMP sent, even for an id we no longer hold
       // (MQTT 5 says so with 0x92).
+      // The release must be durable before PUBCOMP: otherwise, after a crash, the id would come back
+      // and the client's next message with that id would be taken for a duplicate.
+      const before = ctx.journal?.size ?? 0;
       const known = session.releaseIncomingQos2(packet.packetId);
-      if (known || !v5) conn.sendAck({ type: 'pubcomp', packetId: packet.packetId }, false);
-      else conn.sendAck({ type: 'pubcomp', packetId: packet.packetId, reasonCode: ReasonCode.packetIdentifierNotFound }, false);
+      const durable = ctx.options.durableAcks && ctx.journal !== undefined && ctx.journal.size !== before;
+      if (known || !v5) conn.sendAck({ type: 'pubcomp', packetId: packet.packetId }, durable);
+      else conn.sendAck({ type: 'pubcomp', packetId: packet.packetId, reasonCode: ReasonCode.packetIdentifierNotFound }, durable);
       return;
     }
     case 'pubcomp':
