@@ -85,6 +85,9 @@ export interface ClientEvents {
 }
 
 /** CONNACK codes not worth retrying: identity or permission problems. */
+/** Messages kept for a consumer that has not subscribed yet; older ones beyond this are dropped. */
+const MAX_UNCLAIMED = 10_000;
+
 const FATAL_CONNACK = new Set([0x01, 0x02, 0x04, 0x05, 0x84, 0x85, 0x86, 0x87, 0x8a, 0x8c]);
 
 /** Connects and resolves with a ready client; rejects with ConnectionRefusedError, ConnectionError or TimeoutError. */
@@ -106,6 +109,8 @@ export class MqttClient extends EventEmitter<ClientEvents> {
   private conn: Connection | undefined;
   private readonly session = new Session();
   private readonly queues = new Set<QueueEntry>();
+  /** Messages received while nothing was listening (see dispatch). */
+  private unclaimed: Message[] = [];
   private readonly waiting: OutgoingFlow[] = [];
   private offlineQos0: Array<{ packet: PublishPacket; settle: Settle<PublishResult> }> = [];
   private receiveMaximum = 65_535;
@@ -391,9 +396,30 @@ export class MqttClient extends EventEmitter<ClientEvents> {
 
   private dispatch(message: Message): void {
     this.emit('message', message);
+    let claimed = this.listenerCount('message') > 0;
     for (const entry of this.queues) {
-      if (entry.filters === undefined || entry.filters.some((f) => filterMatches(f, message.topic))) entry.queue.push(message);
+      if (entry.filters === undefined || entry.filters.some((f) => filterMatches(f, message.topic))) {
+        entry.queue.push(message);
+        claimed = true;
+      }
     }
+    if (!claimed) {
+      // A resumed session delivers its queued messages right after CONNACK, before the application
+      // had a chance to subscribe() or call messages(): keep them (bounded) for the first taker.
+      if (this.unclaimed.length >= MAX_UNCLAIMED) this.unclaimed.shift();
+      this.unclaimed.push(message);
+    }
+  }
+
+  /** Hands messages nobody had taken yet to a new queue (those matching its filters, in order). */
+  private claim(entry: QueueEntry): void {
+    if (this.unclaimed.length === 0) return;
+    const kept: Message[] = [];
+    for (const message of this.unclaimed) {
+      if (entry.filters === undefined || entry.filters.some((f) => filterMatches(f, message.topic))) entry.queue.push(message);
+      else kept.push(message);
+    }
+    this.unclaimed = kept;
   }
 
   /**
@@ -462,6 +488,7 @@ export class MqttClient extends EventEmitter<ClientEvents> {
     const filters = requests.map((r) => r.topicFilter);
     const entry: QueueEntry = { queue: new MessageQueue<Message>(undefined, () => this.queues.delete(entry)), filters };
     this.queues.add(entry);
+    this.claim(entry);
     try {
       const packet: SubscribePacket = { type: 'subscribe', packetId: 0, subscriptions: requests };
       if (options.properties !== undefined) packet.properties = options.properties;
@@ -504,6 +531,7 @@ export class MqttClient extends EventEmitter<ClientEvents> {
   messages(): AsyncIterableIterator<Message> {
     const entry: QueueEntry = { queue: new MessageQueue<Message>(undefined, () => this.queues.delete(entry)), filters: undefined };
     this.queues.add(entry);
+    this.claim(entry);
     return entry.queue;
   }
 
