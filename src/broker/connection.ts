@@ -8,6 +8,7 @@ import type { Packet, Properties, ProtocolVersion, PublishPacket, QoS } from '..
 import { publishProperties } from './wire-cache.js';
 import type { BrokerContext } from './context.js';
 import { handlePacket } from './handlers/index.js';
+import type { PendingAuth } from './handlers/auth.js';
 import type { ClientIdentity } from './hooks.js';
 import { SendResult, type Session, type SessionLink } from './session.js';
 
@@ -69,6 +70,10 @@ export class Connection implements SessionLink {
   username: string | undefined;
   keepalive = 0;
   session: Session | undefined;
+  /** An MQTT 5 enhanced-authentication exchange in progress. */
+  pendingAuth: PendingAuth | undefined;
+  /** The Authentication Method the client connected with (for re-authentication). */
+  authMethod: string | undefined;
   /** Who the client is, for plugins; set when CONNECT is accepted. */
   identity: ClientIdentity | undefined;
   /** Packets that arrived while an asynchronous CONNECT check was running. */

@@ -36,6 +36,27 @@ export interface AuthenticateAcceptance {
  */
 export type AuthenticateResult = 'accept' | AuthenticateAcceptance | AuthenticateRefusal | undefined;
 
+/** One MQTT 5 enhanced-authentication exchange (AUTH packets), at CONNECT or a re-authentication. */
+export interface AuthExchange {
+  /** The Authentication Method the client named. */
+  readonly method: string;
+  /** The client, as its CONNECT described it. */
+  readonly client: AuthenticateRequest;
+  /** True for a re-authentication of a connected client (AUTH 0x19). */
+  readonly reauthenticate: boolean;
+  /** Scratch space a plugin keeps between the steps of one exchange. */
+  readonly state: Record<string, unknown>;
+}
+
+/**
+ * A step's answer: send a challenge (`continue`: AUTH 0x18 with this data), accept (CONNACK 0 or
+ * AUTH 0x00, optionally with final data, a user name and attributes), or refuse.
+ */
+export type EnhancedAuthResult =
+  | { continue: Buffer }
+  | { accept: true; data?: Buffer; username?: string; attributes?: Record<string, unknown> }
+  | AuthenticateRefusal;
+
 /** An authorization answer: true allows, false denies, undefined abstains. */
 export type AuthorizeResult = boolean | undefined;
 
@@ -46,6 +67,10 @@ export type AuthorizeResult = boolean | undefined;
 export interface BrokerPlugin {
   readonly name: string;
   authenticate?(request: AuthenticateRequest): AuthenticateResult | Promise<AuthenticateResult>;
+  /** MQTT 5 Authentication Methods this plugin handles with `authenticateEnhanced`. */
+  readonly authMethods?: readonly string[];
+  /** One step of an enhanced-authentication exchange: `data` is the client's Authentication Data. */
+  authenticateEnhanced?(exchange: AuthExchange, data: Buffer | undefined): EnhancedAuthResult | Promise<EnhancedAuthResult>;
   authorizePublish?(client: ClientIdentity, topic: string, qos: QoS, retain: boolean): AuthorizeResult | Promise<AuthorizeResult>;
   authorizeSubscribe?(client: ClientIdentity, topicFilter: string, qos: QoS): AuthorizeResult | Promise<AuthorizeResult>;
   /** Called for each delivery to a client, so it must be fast and synchronous (ACL "read" rules). */
@@ -82,6 +107,11 @@ export class Hooks {
     this.subscribers = plugins.filter((p) => p.authorizeSubscribe !== undefined);
     this.receivers = plugins.filter((p) => p.authorizeReceive !== undefined);
     this.observers = plugins.filter((p) => p.onConnect !== undefined || p.onDisconnect !== undefined);
+  }
+
+  /** The plugin that handles an MQTT 5 Authentication Method, if any. */
+  enhancedAuthenticator(method: string): BrokerPlugin | undefined {
+    return this.plugins.find((p) => p.authenticateEnhanced !== undefined && p.authMethods?.includes(method) === true);
   }
 
   /** True when some plugin checks deliveries (so the router must ask per message). */

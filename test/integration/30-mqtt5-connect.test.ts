@@ -232,7 +232,7 @@ describe('30 MQTT 5 CONNACK reason codes', () => {
     await expectServerDisconnect(first.client, 0x8e);
   });
 
-  test('[MQTT-4.12.0-1] an Authentication Method gets CONNACK 0x8C: enhanced authentication is not supported', async () => {
+  test('[MQTT-4.12.0-1] an Authentication Method no plugin handles gets CONNACK 0x8C', async () => {
     const b = await startBroker();
     const { client, connack } = await connect5(b, { properties: { authenticationMethod: 'SCRAM-SHA-256', authenticationData: Buffer.from('n,,n=user,r=abc') } });
     await expectRefused(client, connack, 0x8c);

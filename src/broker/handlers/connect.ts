@@ -6,6 +6,7 @@ import type { ConnectPacket, Properties } from '../../protocol/types.js';
 import type { Connection } from '../connection.js';
 import type { BrokerContext } from '../context.js';
 import type { AuthenticateOutcome, ClientIdentity, Maybe } from '../hooks.js';
+import { beginEnhancedAuth, connackAuthProperties } from './auth.js';
 import { NEVER_EXPIRES } from '../session.js';
 
 /** A refusal, as a 3.1.x return code and an MQTT 5 reason code. */
@@ -62,6 +63,11 @@ export function handleConnect(ctx: BrokerContext, conn: Connection, packet: Conn
     return;
   }
   if (v5 && !checkV5Connect(ctx, conn, packet)) return;
+  const method = v5 ? packet.properties?.authenticationMethod : undefined;
+  if (method !== undefined) {
+    enhanced(ctx, conn, packet, method, assigned);
+    return;
+  }
 
   let outcome: Maybe<AuthenticateOutcome>;
   try {
@@ -98,11 +104,49 @@ export function handleConnect(ctx: BrokerContext, conn: Connection, packet: Conn
   );
 }
 
+/**
+ * MQTT 5 enhanced authentication at CONNECT: the plugin for the method runs its exchange (AUTH
+ * packets); the client may send nothing else until CONNACK [MQTT-3.1.2-30].
+ */
+function enhanced(ctx: BrokerContext, conn: Connection, packet: ConnectPacket, method: string, assigned: boolean): void {
+  const plugin = ctx.hooks.enhancedAuthenticator(method)!;
+  conn.state = 'authenticating';
+  const client = {
+    clientId: conn.clientId,
+    username: packet.username,
+    password: packet.password,
+    remoteAddress: conn.info.remoteAddress,
+    listener: conn.info.listener,
+    protocolVersion: packet.protocolVersion,
+    ...(conn.info.certificateSubject === undefined ? {} : { certificateSubject: conn.info.certificateSubject }),
+  };
+  beginEnhancedAuth(ctx, conn, plugin, method, client, false, packet.properties?.authenticationData, (result) => {
+    if (typeof result === 'object') {
+      conn.authMethod = method;
+      accept(ctx, conn, packet, assigned, result.username ?? packet.username, result.attributes, connackAuthProperties(packet, result.data));
+      return;
+    }
+    ctx.stats.authFailures++;
+    switch (result) {
+      case 'bad-credentials':
+        refuse(ctx, conn, packet, REFUSE.credentials, `enhanced authentication (${method}) failed`);
+        return;
+      case 'not-authorized':
+        refuse(ctx, conn, packet, REFUSE.notAuthorized, `enhanced authentication (${method}): not authorized`);
+        return;
+      case 'server-unavailable':
+        refuse(ctx, conn, packet, REFUSE.unavailable, `enhanced authentication (${method}) unavailable`);
+        return;
+    }
+  });
+}
+
 /** MQTT 5 CONNECT checks that can refuse the connection; returns false after refusing. */
 function checkV5Connect(ctx: BrokerContext, conn: Connection, packet: ConnectPacket): boolean {
-  if (packet.properties?.authenticationMethod !== undefined) {
-    // Enhanced authentication is not offered: no method is supported [MQTT-4.12.0-1].
-    refuse(ctx, conn, packet, REFUSE.authMethod, `authentication method "${packet.properties.authenticationMethod}" is not supported`);
+  const method = packet.properties?.authenticationMethod;
+  if (method !== undefined && ctx.hooks.enhancedAuthenticator(method) === undefined) {
+    // [MQTT-4.12.0-1] no plugin handles this Authentication Method: CONNACK 0x8C.
+    refuse(ctx, conn, packet, REFUSE.authMethod, `authentication method "${method}" is not supported`);
     return false;
   }
   const will = packet.will;
@@ -169,6 +213,7 @@ function accept(
   assigned: boolean,
   username: string | undefined,
   attributes: Record<string, unknown> | undefined,
+  authProperties?: Properties,
 ): void {
   const clientId = conn.clientId;
   const v5 = packet.protocolVersion === 5;
@@ -209,7 +254,7 @@ function accept(
   session.inflightLimit = Math.min(options.maxInflight, props?.receiveMaximum ?? 65_535);
 
   let keepalive = packet.keepalive;
-  const connack: Properties = {};
+  const connack: Properties = { ...authProperties };
   if (v5) {
     conn.clientMaxPacketSize = props?.maximumPacketSize ?? Infinity;
     conn.clientTopicAliasMax = props?.topicAliasMaximum ?? 0;

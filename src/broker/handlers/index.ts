@@ -4,6 +4,7 @@ import type { DisconnectPacket, Packet } from '../../protocol/types.js';
 import type { Connection } from '../connection.js';
 import type { BrokerContext } from '../context.js';
 import type { Session } from '../session.js';
+import { handleAuth } from './auth.js';
 import { handleConnect } from './connect.js';
 import { handlePublish } from './publish.js';
 import { handleSubscribe, handleUnsubscribe } from './subscribe.js';
@@ -12,6 +13,15 @@ import { handleSubscribe, handleUnsubscribe } from './subscribe.js';
 export function handlePacket(ctx: BrokerContext, conn: Connection, packet: Packet): void {
   if (packet.type === 'connect') {
     handleConnect(ctx, conn, packet);
+    return;
+  }
+  if (packet.type === 'auth') {
+    handleAuth(ctx, conn, packet);
+    return;
+  }
+  if (packet.type === 'disconnect' && conn.pendingAuth !== undefined && conn.state === 'authenticating') {
+    // The client gave up during the authentication exchange.
+    conn.close('client-disconnect');
     return;
   }
   const session = conn.session;
@@ -61,9 +71,6 @@ export function handlePacket(ctx: BrokerContext, conn: Connection, packet: Packe
     case 'disconnect':
       handleDisconnect(ctx, conn, session, packet);
       return;
-    case 'auth':
-      // Enhanced authentication is not offered, so no AUTH exchange can be in progress.
-      throw new ProtocolViolationError('AUTH without an enhanced authentication exchange');
     case 'connack':
     case 'suback':
     case 'unsuback':
