@@ -4,103 +4,10 @@
  * PUBCOMP reason codes, and the protocol errors a PUBLISH can raise. Black box over TCP.
  */
 import assert from 'node:assert/strict';
-import net, { type AddressInfo } from 'node:net';
-import { after, describe, test } from 'node:test';
-import { pino } from 'pino';
-import { Broker, type BrokerInit } from '../../src/broker/broker.js';
-import type { ConnackPacket, Packet, Properties, PublishPacket, QoS, SubackPacket, SubscriptionRequest } from '../../src/protocol/types.js';
-import { describePacket, sleep, TestClients, type ConnectFields, type RawClient } from '../helpers/raw-client.js';
-
-/** A broker core on a free loopback port, with the clients opened against it. */
-interface TestBroker {
-  broker: Broker;
-  port: number;
-  clients: TestClients;
-  close(): Promise<void>;
-}
-
-const running = new Set<TestBroker>();
-
-/** Starts `new Broker(init)` behind a TCP server on 127.0.0.1:0 (logs with STARLING_TEST_LOG=debug). */
-async function startBroker(init: BrokerInit = {}): Promise<TestBroker> {
-  const level = process.env['STARLING_TEST_LOG'];
-  const broker = new Broker(level === undefined ? init : { logger: pino({ level }), ...init });
-  const server = net.createServer((socket) => {
-    broker.accept(socket, { listener: 'tcp' });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  const clients = new TestClients(() => port);
-  const handle: TestBroker = {
-    broker,
-    port,
-    clients,
-    async close() {
-      running.delete(handle);
-      await clients.closeAll();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      await broker.close();
-      await closed;
-    },
-  };
-  running.add(handle);
-  return handle;
-}
-
-after(async () => {
-  await Promise.all([...running].map((b) => b.close()));
-});
-
-let idCounter = 0;
-function nextId(prefix: string): string {
-  idCounter++;
-  return `${prefix}-${idCounter}`;
-}
-
-/** An MQTT 5 client that got CONNACK 0x00. */
-async function connected5(target: TestBroker, fields: ConnectFields = {}): Promise<{ client: RawClient; connack: ConnackPacket }> {
-  const client = await target.clients.raw();
-  const connack = await client.connectMqtt({ protocolVersion: 5, clientId: nextId('c5'), ...fields });
-  assert.equal(connack.reasonCode, 0, `CONNECT accepted: ${describePacket(connack)}`);
-  return { client, connack };
-}
-
-/** SUBSCRIBE with MQTT 5 options and properties; returns the SUBACK. */
-async function subscribe5(client: RawClient, subscriptions: SubscriptionRequest[], properties?: Properties): Promise<SubackPacket> {
-  const packetId = client.allocatePacketId();
-  client.send(properties === undefined ? { type: 'subscribe', packetId, subscriptions } : { type: 'subscribe', packetId, subscriptions, properties });
-  const suback = await client.expect('suback');
-  assert.equal(suback.packetId, packetId);
-  return suback;
-}
-
-/** A PUBLISH packet from a client. */
-function publishPacket(topic: string, payload: string | Buffer, qos: QoS, packetId: number | undefined, properties?: Properties, retain = false): PublishPacket {
-  const packet: PublishPacket = { type: 'publish', topic, payload: typeof payload === 'string' ? Buffer.from(payload) : payload, qos, retain, dup: false };
-  if (qos > 0) packet.packetId = packetId ?? 1;
-  if (properties !== undefined) packet.properties = properties;
-  return packet;
-}
-
-/** Waits for the server to close, asserting the last packet before the close is DISCONNECT with `reasonCode`. */
-async function expectServerDisconnect(client: RawClient, reasonCode: number, timeoutMs = 2000): Promise<Packet[]> {
-  const packets: Packet[] = await client.expectClosed(timeoutMs, { allowPackets: true });
-  const last = packets.at(-1);
-  assert.ok(last?.type === 'disconnect', `expected DISCONNECT 0x${reasonCode.toString(16)}, got [${packets.map(describePacket).join(', ')}]`);
-  assert.equal(last.reasonCode, reasonCode, `DISCONNECT reason 0x${(last.reasonCode ?? 0).toString(16)}, expected 0x${reasonCode.toString(16)}`);
-  return packets;
-}
-
-/** Publishes a sentinel through the broker and returns the PUBLISH packets `client` got before it. */
-async function receivedBefore(target: TestBroker, client: RawClient, sentinel: string): Promise<PublishPacket[]> {
-  target.broker.publish({ topic: sentinel, payload: 'end' });
-  const out: PublishPacket[] = [];
-  for (;;) {
-    const publish = await client.expect('publish');
-    if (publish.topic === sentinel) return out;
-    out.push(publish);
-  }
-}
+import { describe, test } from 'node:test';
+import type { Packet, Properties } from '../../src/protocol/types.js';
+import { sleep } from '../helpers/raw-client.js';
+import { connected5, expectServerDisconnect, nextId, publishPacket, receivedBefore, startBroker, subscribe5 } from '../helpers/broker-core.js';
 
 describe('31 MQTT 5 publish properties', () => {
   test('[MQTT-3.3.2-4] [MQTT-3.3.2-15] [MQTT-3.3.2-16] [MQTT-3.3.2-17] [MQTT-3.3.2-18] [MQTT-3.3.2-20] properties are forwarded unchanged, user properties in order with duplicates', async () => {

@@ -4,84 +4,10 @@
  * Timing tests use 1–2 s intervals (the broker sweeps every 250 ms) and run side by side.
  */
 import assert from 'node:assert/strict';
-import net, { type AddressInfo } from 'node:net';
-import { after, describe, test } from 'node:test';
-import { pino } from 'pino';
-import { Broker, type BrokerInit } from '../../src/broker/broker.js';
-import type { ConnackPacket, Packet, Properties, QoS, SubackPacket, SubscriptionRequest, Will } from '../../src/protocol/types.js';
-import { describePacket, sleep, TestClients, type ConnectFields, type RawClient } from '../helpers/raw-client.js';
-
-/** A broker core on a free loopback port, with the clients opened against it. */
-interface TestBroker {
-  broker: Broker;
-  port: number;
-  clients: TestClients;
-  close(): Promise<void>;
-}
-
-const running = new Set<TestBroker>();
-
-/** Starts `new Broker(init)` behind a TCP server on 127.0.0.1:0 (logs with STARLING_TEST_LOG=debug). */
-async function startBroker(init: BrokerInit = {}): Promise<TestBroker> {
-  const level = process.env['STARLING_TEST_LOG'];
-  const broker = new Broker(level === undefined ? init : { logger: pino({ level }), ...init });
-  const server = net.createServer((socket) => {
-    broker.accept(socket, { listener: 'tcp' });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  const clients = new TestClients(() => port);
-  const handle: TestBroker = {
-    broker,
-    port,
-    clients,
-    async close() {
-      running.delete(handle);
-      await clients.closeAll();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      await broker.close();
-      await closed;
-    },
-  };
-  running.add(handle);
-  return handle;
-}
-
-after(async () => {
-  await Promise.all([...running].map((b) => b.close()));
-});
-
-let idCounter = 0;
-function nextId(prefix: string): string {
-  idCounter++;
-  return `${prefix}-${idCounter}`;
-}
-
-/** An MQTT 5 client that got CONNACK 0x00. */
-async function connected5(target: TestBroker, fields: ConnectFields = {}): Promise<{ client: RawClient; connack: ConnackPacket }> {
-  const client = await target.clients.raw();
-  const connack = await client.connectMqtt({ protocolVersion: 5, clientId: nextId('c5'), ...fields });
-  assert.equal(connack.reasonCode, 0, `CONNECT accepted: ${describePacket(connack)}`);
-  return { client, connack };
-}
-
-/** SUBSCRIBE with MQTT 5 options and properties; returns the SUBACK. */
-async function subscribe5(client: RawClient, subscriptions: SubscriptionRequest[], properties?: Properties): Promise<SubackPacket> {
-  const packetId = client.allocatePacketId();
-  client.send(properties === undefined ? { type: 'subscribe', packetId, subscriptions } : { type: 'subscribe', packetId, subscriptions, properties });
-  const suback = await client.expect('suback');
-  assert.equal(suback.packetId, packetId);
-  return suback;
-}
-
-/** Waits for the server to close, asserting the last packet before the close is DISCONNECT with `reasonCode`. */
-async function expectServerDisconnect(client: RawClient, reasonCode: number, timeoutMs = 2000): Promise<Packet[]> {
-  const packets: Packet[] = await client.expectClosed(timeoutMs, { allowPackets: true });
-  const last = packets.at(-1);
-  assert.ok(last?.type === 'disconnect', `expected DISCONNECT 0x${reasonCode.toString(16)}, got [${packets.map(describePacket).join(', ')}]`);
-  assert.equal(last.reasonCode, reasonCode, `DISCONNECT reason 0x${(last.reasonCode ?? 0).toString(16)}, expected 0x${reasonCode.toString(16)}`);
-  return packets;
-}
+import { describe, test } from 'node:test';
+import type { Properties, QoS, Will } from '../../src/protocol/types.js';
+import { sleep, type ConnectFields, type RawClient } from '../helpers/raw-client.js';
+import { type TestBroker, connected5, expectServerDisconnect, nextId, startBroker, subscribe5 } from '../helpers/broker-core.js';
 
 /** CONNECT (MQTT 5) and return Session Present. */
 async function sessionPresent(target: TestBroker, fields: ConnectFields): Promise<{ client: RawClient; present: boolean }> {
@@ -230,7 +156,7 @@ describe('33 MQTT 5 will', { concurrency: true }, () => {
     await w.expectSilence(2300);
   });
 
-  test('[MQTT-3.1.2-8] the will is sent once the Will Delay Interval has passed, not before', async () => {
+  test('[MQTT-3.1.2-7] [MQTT-3.1.2-8] the will is sent once the Will Delay Interval has passed, not before', async () => {
     const b = await broker();
     const w = await watcher(b, 'wd/elapsed');
     const fields: ConnectFields = { clientId: nextId('wd-el'), clean: false, properties: { sessionExpiryInterval: 60 }, will: will('wd/elapsed', 'late', { willDelayInterval: 1 }) };
@@ -272,7 +198,7 @@ describe('33 MQTT 5 will', { concurrency: true }, () => {
     assert.equal(got.payload.toString(), 'replaced');
   });
 
-  test('spec 3.14.2.1: DISCONNECT 0x04 (with will) publishes the will; [MQTT-3.14.4-3] DISCONNECT 0x00 discards it', async () => {
+  test('spec 3.14.2.1: DISCONNECT 0x04 (with will) publishes the will; [MQTT-3.14.4-3] [MQTT-3.1.2-10] DISCONNECT 0x00 discards it', async () => {
     const b = await broker();
     const w = await watcher(b, 'wd/disc/#');
     await disconnect5((await connected5(b, { will: will('wd/disc/normal', 'no') })).client, 0x00);
