@@ -1,4 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { asBoolean, asChoice, asInteger, asObject, asPort, asString, ConfigError } from './values.js';
+
+export { ConfigError } from './values.js';
 import { parseArgs } from 'node:util';
 import { applyAuthObject, applySecurityFlags, applyTlsObject, SECURITY_FLAGS, SECURITY_USAGE, type AuthConfig, type TlsConfig } from './security.js';
 import { applyWebFlags, applyWebObject, defaultHttpConfig, defaultSysConfig, WEB_FLAGS, WEB_USAGE, type HttpConfig, type SysConfig, type WebSocketConfig } from './web.js';
@@ -113,10 +116,6 @@ export const DEFAULT_CONFIG: StarlingConfig = {
   sys: defaultSysConfig(),
 };
 
-/** A configuration problem, with a message meant for the person running Starling. */
-export class ConfigError extends Error {
-  readonly code = 'ERR_CONFIG';
-}
 
 const USAGE = `Usage: starling [options]
 
@@ -168,11 +167,11 @@ export function loadConfig(argv: string[]): CommandLine {
   let config = structuredClone(DEFAULT_CONFIG);
   if (values.config !== undefined) config = mergeFile(config, values.config);
   if (values.host !== undefined) config.hosts = values.host;
-  if (values.port !== undefined) config.port = parsePort(values.port, '--port');
+  if (values.port !== undefined) config.port = asPort(values.port, '--port');
   if (values['log-level'] !== undefined) config.logLevel = parseLogLevel(values['log-level'], '--log-level');
-  if (values.store !== undefined) config.store = parseChoice(values.store, '--store', ['memory', 'embedded'] as const);
+  if (values.store !== undefined) config.store = asChoice(values.store, '--store', ['memory', 'embedded'] as const);
   if (values['data-dir'] !== undefined) config.dataDir = asString(values['data-dir'], '--data-dir');
-  if (values.durability !== undefined) config.durability = parseChoice(values.durability, '--durability', ['full', 'relaxed'] as const);
+  if (values.durability !== undefined) config.durability = asChoice(values.durability, '--durability', ['full', 'relaxed'] as const);
   applySecurityFlags(config, values);
   applyWebFlags(config, values);
   return { help: false, config };
@@ -208,19 +207,19 @@ export function applyConfigObject(base: StarlingConfig, data: unknown, source: s
         config.hosts = value.map((h, i) => asString(h, `${source}: hosts[${i}]`));
         break;
       case 'port':
-        config.port = parsePort(value, `${source}: port`);
+        config.port = asPort(value, `${source}: port`);
         break;
       case 'logLevel':
         config.logLevel = parseLogLevel(value, `${source}: logLevel`);
         break;
       case 'store':
-        config.store = parseChoice(value, `${source}: store`, ['memory', 'embedded'] as const);
+        config.store = asChoice(value, `${source}: store`, ['memory', 'embedded'] as const);
         break;
       case 'dataDir':
         config.dataDir = asString(value, `${source}: dataDir`);
         break;
       case 'durability':
-        config.durability = parseChoice(value, `${source}: durability`, ['full', 'relaxed'] as const);
+        config.durability = asChoice(value, `${source}: durability`, ['full', 'relaxed'] as const);
         break;
       case 'limits':
         applyLimits(config.limits, asObject(value, `${source}: limits`), source);
@@ -284,13 +283,13 @@ function applyLimits(limits: LimitsConfig, data: Record<string, unknown>, source
         limits.maxPublishBytesRate = asInteger(value, where, 0, 2 ** 40);
         break;
       case 'queueFullPolicy':
-        limits.queueFullPolicy = parseChoice(value, where, ['drop-new', 'drop-oldest'] as const);
+        limits.queueFullPolicy = asChoice(value, where, ['drop-new', 'drop-oldest'] as const);
         break;
       case 'maxRetainedMessages':
         limits.maxRetainedMessages = asInteger(value, where, 0, 1e9);
         break;
       case 'retainedFullPolicy':
-        limits.retainedFullPolicy = parseChoice(value, where, ['drop-new', 'drop-oldest'] as const);
+        limits.retainedFullPolicy = asChoice(value, where, ['drop-new', 'drop-oldest'] as const);
         break;
       case 'connectTimeout':
         limits.connectTimeout = asInteger(value, where, 1, 3600);
@@ -340,37 +339,11 @@ function applyFeatures(features: FeaturesConfig, data: Record<string, unknown>, 
   }
 }
 
-function asBoolean(value: unknown, where: string): boolean {
-  if (typeof value !== 'boolean') throw new ConfigError(`${where} must be true or false`);
-  return value;
-}
 
-function asObject(value: unknown, where: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`${where} must be an object`);
-  return value as Record<string, unknown>;
-}
 
-function asString(value: unknown, where: string): string {
-  if (typeof value !== 'string' || value.length === 0) throw new ConfigError(`${where} must be a non-empty string`);
-  return value;
-}
 
-function asInteger(value: unknown, where: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${where} must be an integer from ${min} to ${max}`);
-  }
-  return value;
-}
 
-function parsePort(value: unknown, where: string): number {
-  const n = typeof value === 'string' ? Number(value) : value;
-  return asInteger(n, where, 0, 65_535);
-}
 
-function parseChoice<T extends string>(value: unknown, where: string, choices: readonly T[]): T {
-  if (typeof value !== 'string' || !(choices as readonly string[]).includes(value)) throw new ConfigError(`${where} must be one of ${choices.join(', ')}`);
-  return value as T;
-}
 
 function parseLogLevel(value: unknown, where: string): LogLevel {
   if (typeof value !== 'string' || !(LOG_LEVELS as readonly string[]).includes(value)) {

@@ -3,7 +3,7 @@
  * (docs/security.md). Kept beside config.ts, which calls into it for the `tls` and `auth` keys and
  * the matching flags.
  */
-import { ConfigError } from './config.js';
+import { asBoolean, asInteger, asObject, asPort, asString, ConfigError } from './values.js';
 
 /** TLS versions a listener can be limited to. */
 export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
@@ -245,31 +245,10 @@ export function checkSecurity(config: SecurityConfigTarget, source: string): voi
   }
 }
 
-function asObject(value: unknown, where: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`${where} must be an object`);
-  return value as Record<string, unknown>;
-}
 
-function asString(value: unknown, where: string): string {
-  if (typeof value !== 'string' || value.length === 0) throw new ConfigError(`${where} must be a non-empty string`);
-  return value;
-}
 
-function asBoolean(value: unknown, where: string): boolean {
-  if (typeof value !== 'boolean') throw new ConfigError(`${where} must be true or false`);
-  return value;
-}
 
-function asInteger(value: unknown, where: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${where} must be an integer from ${min} to ${max}`);
-  }
-  return value;
-}
 
-function asPort(value: unknown, where: string): number {
-  return asInteger(typeof value === 'string' ? Number(value) : value, where, 0, 65_535);
-}
 
 function asTlsVersion(value: unknown, where: string): (typeof TLS_VERSIONS)[number] {
   if (typeof value !== 'string' || !(TLS_VERSIONS as readonly string[]).includes(value)) {

@@ -3,7 +3,7 @@
  * REST API, dashboard) and $SYS (docs/configuration.md). Kept beside config.ts, which calls into it
  * for the `websocket`, `http` and `sys` keys and the matching flags.
  */
-import { ConfigError } from './config.js';
+import { asBoolean, asInteger, asObject, asPort, asString, asStrings, ConfigError } from './values.js';
 
 /** MQTT over WebSocket on its own port. */
 export interface WebSocketConfig {
@@ -204,33 +204,8 @@ function checkWeb(config: WebConfigTarget, source: string): void {
   }
 }
 
-function asObject(value: unknown, where: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`${where} must be an object`);
-  return value as Record<string, unknown>;
-}
 
-function asString(value: unknown, where: string): string {
-  if (typeof value !== 'string' || value.length === 0) throw new ConfigError(`${where} must be a non-empty string`);
-  return value;
-}
 
-function asStrings(value: unknown, where: string): string[] {
-  if (!Array.isArray(value)) throw new ConfigError(`${where} must be an array of strings`);
-  return value.map((item, i) => asString(item, `${where}[${i}]`));
-}
 
-function asBoolean(value: unknown, where: string): boolean {
-  if (typeof value !== 'boolean') throw new ConfigError(`${where} must be true or false`);
-  return value;
-}
 
-function asInteger(value: unknown, where: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${where} must be an integer from ${min} to ${max}`);
-  }
-  return value;
-}
 
-function asPort(value: unknown, where: string): number {
-  return asInteger(typeof value === 'string' ? Number(value) : value, where, 0, 65_535);
-}
