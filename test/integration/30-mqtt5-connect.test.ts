@@ -196,7 +196,7 @@ describe('30 MQTT 5 CONNACK reason codes', () => {
     await connected5(b, { clientId: 'short' }); // negative: within the limit
   });
 
-  test('[MQTT-3.1.4-2] [MQTT-3.2.2-8] authentication hook results map to 0x86 / 0x87 / 0x88 (and 3.1.1 return codes 4 / 5 / 3)', async () => {
+  test('[MQTT-3.1.4-2] [MQTT-3.2.2-8] [MQTT-3.2.2-6] [MQTT-3.2.2-7] [MQTT-3.14.0-1] authentication hook results map to 0x86 / 0x87 / 0x88 (and 3.1.1 return codes 4 / 5 / 3)', async () => {
     const decisions: Record<string, AuthenticateResult> = { bad: 'bad-credentials', nope: 'not-authorized', down: 'server-unavailable', ok: 'accept' };
     const b = await startBroker({
       authenticate: ({ username }) => {
@@ -266,7 +266,7 @@ describe('30 MQTT 5 CONNACK reason codes', () => {
 });
 
 describe('30 MQTT 5 Clean Start and Session Present', () => {
-  test('[MQTT-3.1.2-4] [MQTT-3.2.2-2] Clean Start 1 discards an existing session: Session Present 0', async () => {
+  test('[MQTT-3.1.2-4] [MQTT-3.2.2-2] [MQTT-3.1.4-4] Clean Start 1 discards an existing session: Session Present 0', async () => {
     const b = await startBroker();
     const first = await connected5(b, { clientId: 'cs-1', clean: false, properties: { sessionExpiryInterval: 60 } });
     first.client.disconnect();
@@ -275,7 +275,7 @@ describe('30 MQTT 5 Clean Start and Session Present', () => {
     assert.equal(again.connack.sessionPresent, false);
   });
 
-  test('[MQTT-3.1.2-5] [MQTT-3.2.2-3] Clean Start 0 resumes a stored session: Session Present 1', async () => {
+  test('[MQTT-3.1.2-5] [MQTT-3.2.2-3] [MQTT-3.1.3-2] Clean Start 0 resumes a stored session: Session Present 1', async () => {
     const b = await startBroker();
     const first = await connected5(b, { clientId: 'cs-2', clean: false, properties: { sessionExpiryInterval: 60 } });
     first.client.disconnect();
@@ -284,7 +284,7 @@ describe('30 MQTT 5 Clean Start and Session Present', () => {
     assert.equal(again.connack.sessionPresent, true);
   });
 
-  test('[MQTT-3.1.2-6] [MQTT-3.2.2-3] Clean Start 0 without a stored session creates one: Session Present 0', async () => {
+  test('[MQTT-3.1.2-6] [MQTT-3.2.2-3] [MQTT-3.1.4-5] Clean Start 0 without a stored session creates one: Session Present 0', async () => {
     const b = await startBroker();
     const fresh = await connected5(b, { clientId: 'cs-3', clean: false, properties: { sessionExpiryInterval: 60 } });
     assert.equal(fresh.connack.sessionPresent, false);
@@ -307,7 +307,7 @@ describe('30 MQTT 5 server DISCONNECT', () => {
     assert.deepEqual(packets.map(describePacket), []);
   });
 
-  test('[MQTT-3.1.2-22] keep-alive timeout: DISCONNECT 0x8D; a client that pings stays connected', async () => {
+  test('[MQTT-3.1.2-22] [MQTT-3.2.2-22] keep-alive timeout: DISCONNECT 0x8D; a client that pings stays connected', async () => {
     const b = await startBroker();
     const idle = await connected5(b, { keepalive: 1 });
     const busy = await connected5(b, { keepalive: 1 });
@@ -328,7 +328,7 @@ describe('30 MQTT 5 server DISCONNECT', () => {
     await expectServerDisconnect(client, 0x81);
   });
 
-  test('[MQTT-3.1.0-2] [MQTT-4.13.1-1] a protocol error (second CONNECT) gets DISCONNECT 0x82 (Protocol Error)', async () => {
+  test('[MQTT-3.1.0-2] [MQTT-4.13.1-1] [MQTT-4.13.2-1] [MQTT-3.14.4-1] [MQTT-3.14.4-2] a protocol error (second CONNECT) gets DISCONNECT 0x82 (Protocol Error)', async () => {
     const b = await startBroker();
     const { client } = await connected5(b);
     client.send({ type: 'connect', protocolName: 'MQTT', protocolVersion: 5, clean: true, keepalive: 0, clientId: 'again' });

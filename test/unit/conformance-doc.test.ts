@@ -1,10 +1,16 @@
 /**
  * Keeps docs/conformance.md true.
  *
- * The statement list is test/fixtures/mqtt-311-statements.json (every numbered normative statement of
- * MQTT 3.1.1, Appendix B). The document must give each of them exactly one row, with a status; a row
- * that says `tested` must name test files and test names that exist, and one of those names must cite
- * the statement as `[MQTT-x.x.x-y]`. Citing a statement in a comment does not count.
+ * The document has two parts, each opened by a level-1 heading: `# MQTT 3.1.1 conformance`, checked
+ * against test/fixtures/mqtt-311-statements.json (every numbered normative statement of MQTT 3.1.1,
+ * Appendix B), and `# MQTT 5.0 conformance`, checked against test/fixtures/mqtt-5-statements.json
+ * (Appendix B of MQTT 5.0). In each part every statement of its list has exactly one row, with a
+ * status; a row that says `tested` must name test files and test names that exist, and one of those
+ * names must cite the statement as `[MQTT-x.x.x-y]`. Citing a statement in a comment does not count.
+ *
+ * The two versions number their statements the same way with other meanings, so a citation counts
+ * only for the version its test is about (see isMqtt5Test): a test about MQTT 5 is evidence for 5.0
+ * rows only, any other test for 3.1.1 rows only.
  *
  * Test names are collected as node:test reports them, not by reading the source: the test files are
  * imported in a child process in which `node:test` is replaced by a recorder, so `describe` bodies run
@@ -21,7 +27,6 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const DOC = 'docs/conformance.md';
-const STATEMENTS = 'test/fixtures/mqtt-311-statements.json';
 const SELF = 'test/unit/conformance-doc.test.ts';
 
 const STATUSES = ['tested', 'client-only', 'not applicable', 'gap'] as const;
@@ -58,6 +63,21 @@ interface Row {
 
 const ID = /^MQTT-\d+\.\d+\.\d+-\d+$/;
 
+/** One part of the document: one protocol version, its statement list and its level-1 heading. */
+interface Part {
+  version: '3.1.1' | '5.0';
+  /** The part's level-1 heading, `# <heading>`. */
+  heading: string;
+  statements: string;
+  /** Appendix B lists 141 statements for 3.1.1 and 251 for 5.0; a shorter list is a truncated one. */
+  minimum: number;
+}
+
+const PARTS: readonly Part[] = [
+  { version: '3.1.1', heading: 'MQTT 3.1.1 conformance', statements: 'test/fixtures/mqtt-311-statements.json', minimum: 130 },
+  { version: '5.0', heading: 'MQTT 5.0 conformance', statements: 'test/fixtures/mqtt-5-statements.json', minimum: 240 },
+];
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -70,7 +90,7 @@ function isStatus(value: string): value is Status {
   return (STATUSES as readonly string[]).includes(value);
 }
 
-function loadStatements(): Statement[] {
+function loadStatements(STATEMENTS: string): Statement[] {
   const raw: unknown = JSON.parse(readFileSync(path.join(ROOT, STATEMENTS), 'utf8'));
   assert.ok(Array.isArray(raw), `${STATEMENTS} must hold an array`);
   return raw.map((entry: unknown, i): Statement => {
@@ -224,12 +244,35 @@ interface Doc {
   gapListIds: string[];
 }
 
-function parseDoc(text: string): Doc {
+/**
+ * Splits the document at its level-1 headings and parses each part named in PARTS. Lines before the
+ * first such heading, or under another level-1 heading, belong to no part.
+ */
+function parseParts(text: string): Map<string, Doc> {
+  const parts = new Map<string, Doc>();
+  let current: { heading: string; lines: { line: string; index: number }[] } | undefined;
+  const flush = (): void => {
+    if (current !== undefined) parts.set(current.heading, parseDoc(current.lines));
+  };
+  text.split('\n').forEach((line, index) => {
+    const top = /^#\s+(.*?)\s*$/.exec(line);
+    if (top !== null) {
+      flush();
+      current = { heading: top[1] ?? '', lines: [] };
+      return;
+    }
+    current?.lines.push({ line, index });
+  });
+  flush();
+  return parts;
+}
+
+function parseDoc(lines: { line: string; index: number }[]): Doc {
   const rows: Row[] = [];
   const gapListIds: string[] = [];
   let gapHeadingCount: number | undefined;
   let inGaps = false;
-  text.split('\n').forEach((line, index) => {
+  lines.forEach(({ line, index }) => {
     const heading = /^(#{1,6})\s+(.*)$/.exec(line);
     if (heading !== null) {
       // "## Gaps (N)" opens the section; its ### subsections stay in it; the next # or ## ends it.
@@ -260,97 +303,116 @@ function citesId(name: string, id: string): boolean {
 
 /**
  * MQTT 5.0 numbers its statements the same way, with other meanings ([MQTT-3.1.2-22] is a user name
- * rule in 3.1.1 and a keep-alive rule in 5.0). Tests in files named *mqtt5*, and table-driven codec
- * cases named `… v5 …`, cite 5.0 statements: they are never evidence for a 3.1.1 row.
+ * rule in 3.1.1 and a keep-alive rule in 5.0). A test is about MQTT 5, and its citations are 5.0 ids,
+ * when its file name contains `mqtt5` (test/integration/3x-mqtt5-*.test.ts), or when its own name
+ * says so: the word `v5` (the codec's table-driven cases, `[MQTT-…] v5 PUBLISH …`, `v5: …`) or
+ * `MQTT 5` / `MQTT5` / `MQTT v5` / `MQTT 5.0`. Such a test is evidence for 5.0 rows only; every other
+ * test is evidence for 3.1.1 rows only. A test that covers both versions at once belongs to the
+ * version its name or file gives, so cite in it only the statements of that version.
  */
 function isMqtt5Test(t: Pick<TestName, 'file' | 'name'>): boolean {
-  return /mqtt5/i.test(t.file) || /\]\s+v5\s/.test(t.name);
+  return /mqtt5/i.test(t.file) || /(?:^|[^\w.-])v5\b/.test(t.name) || /\bMQTT ?v?5(?:\.0)?\b/.test(t.name);
 }
 
 void describe('docs/conformance.md', () => {
-  const statements = loadStatements();
   const docPath = path.join(ROOT, DOC);
   assert.ok(existsSync(docPath), `${DOC} is missing`);
-  const doc = parseDoc(readFileSync(docPath, 'utf8'));
+  const parts = parseParts(readFileSync(docPath, 'utf8'));
   let names: TestName[] | undefined;
   const testNames = (): TestName[] => (names ??= collectTestNames(testFiles().filter((f) => f !== SELF)));
 
-  void test('the statement list has ~140 distinct statements', () => {
-    const ids = statements.map((s) => s.id);
-    assert.equal(new Set(ids).size, ids.length, 'duplicate ids in the statement list');
-    assert.ok(ids.length >= 130, `only ${ids.length} statements`);
-  });
+  for (const part of PARTS) {
+    const statements = loadStatements(part.statements);
+    const STATEMENTS = part.statements;
+    const v5 = part.version === '5.0';
+    const doc: Doc = parts.get(part.heading) ?? { rows: [], gapHeadingCount: undefined, gapListIds: [] };
+    /** Whether a test's citations are of this part's version. */
+    const ofThisVersion = (t: Pick<TestName, 'file' | 'name'>): boolean => isMqtt5Test(t) === v5;
 
-  void test('every statement has exactly one row, and every row is a listed statement', () => {
-    const known = new Map(statements.map((s) => [s.id, s]));
-    const seen = new Map<string, number[]>();
-    for (const row of doc.rows) seen.set(row.id, [...(seen.get(row.id) ?? []), row.line]);
-    const missing = statements.filter((s) => !seen.has(s.id)).map((s) => s.id);
-    const repeated = [...seen].filter(([, lines]) => lines.length > 1).map(([id, lines]) => `${id} (lines ${lines.join(', ')})`);
-    const unknown = [...seen.keys()].filter((id) => !known.has(id));
-    assert.deepEqual(missing, [], 'statements without a row');
-    assert.deepEqual(repeated, [], 'statements with more than one row');
-    assert.deepEqual(unknown, [], 'rows for ids not in the statement list');
-  });
+    void describe(`MQTT ${part.version}`, () => {
+      void test(`the document has a "# ${part.heading}" part`, () => {
+        assert.ok(parts.has(part.heading), `${DOC} needs a level-1 heading "# ${part.heading}"`);
+      });
 
-  void test('every row has a valid status and the summary and target of the statement list', () => {
-    const known = new Map(statements.map((s) => [s.id, s]));
-    for (const row of doc.rows) {
-      const statement = known.get(row.id);
-      if (statement === undefined) continue;
-      const where = `${DOC}:${row.line} ${row.id}`;
-      assert.ok(isStatus(row.status), `${where}: status "${row.status}" is not one of ${STATUSES.join(', ')}`);
-      assert.equal(row.summary, statement.summary, `${where}: summary differs from ${STATEMENTS}`);
-      assert.equal(row.target, statement.target, `${where}: target differs from ${STATEMENTS}`);
-      if (row.status === 'client-only') assert.equal(statement.target, 'client', `${where}: client-only, but the statement binds the ${statement.target}`);
-      if (row.status === 'gap') assert.notEqual(statement.target, 'client', `${where}: a gap must be a statement that binds the server`);
-      if (row.status !== 'tested') assert.equal(row.evidence.size, 0, `${where}: only tested rows name tests as evidence`);
-    }
-  });
+      void test(`the statement list has at least ${part.minimum} distinct statements`, () => {
+        const ids = statements.map((s) => s.id);
+        assert.equal(new Set(ids).size, ids.length, `duplicate ids in ${STATEMENTS}`);
+        assert.ok(ids.length >= part.minimum, `only ${ids.length} statements in ${STATEMENTS}`);
+      });
 
-  void test('every tested row names existing tests, one of which cites the statement in its name', () => {
-    const byFile = new Map<string, TestName[]>();
-    for (const t of testNames()) if (!t.skipped) byFile.set(t.file, [...(byFile.get(t.file) ?? []), t]);
-    const problems: string[] = [];
-    for (const row of doc.rows.filter((r) => r.status === 'tested')) {
-      const where = `${DOC}:${row.line} ${row.id}`;
-      if (row.evidence.size === 0) problems.push(`${where}: tested, but names no test file and test`);
-      let cited = false;
-      for (const [file, wanted] of row.evidence) {
-        const available = byFile.get(file);
-        if (available === undefined) {
-          problems.push(`${where}: ${file} has no (unskipped) tests`);
-          continue;
+      void test('every statement has exactly one row, and every row is a listed statement', () => {
+        const known = new Map(statements.map((s) => [s.id, s]));
+        const seen = new Map<string, number[]>();
+        for (const row of doc.rows) seen.set(row.id, [...(seen.get(row.id) ?? []), row.line]);
+        const missing = statements.filter((s) => !seen.has(s.id)).map((s) => s.id);
+        const repeated = [...seen].filter(([, lines]) => lines.length > 1).map(([id, lines]) => `${id} (lines ${lines.join(', ')})`);
+        const unknown = [...seen.keys()].filter((id) => !known.has(id));
+        assert.deepEqual(missing, [], 'statements without a row');
+        assert.deepEqual(repeated, [], 'statements with more than one row');
+        assert.deepEqual(unknown, [], 'rows for ids not in the statement list');
+      });
+
+      void test('every row has a valid status and the summary and target of the statement list', () => {
+        const known = new Map(statements.map((s) => [s.id, s]));
+        for (const row of doc.rows) {
+          const statement = known.get(row.id);
+          if (statement === undefined) continue;
+          const where = `${DOC}:${row.line} ${row.id}`;
+          assert.ok(isStatus(row.status), `${where}: status "${row.status}" is not one of ${STATUSES.join(', ')}`);
+          assert.equal(row.summary, statement.summary, `${where}: summary differs from ${STATEMENTS}`);
+          assert.equal(row.target, statement.target, `${where}: target differs from ${STATEMENTS}`);
+          if (row.status === 'client-only') assert.equal(statement.target, 'client', `${where}: client-only, but the statement binds the ${statement.target}`);
+          if (row.status === 'gap') assert.notEqual(statement.target, 'client', `${where}: a gap must be a statement that binds the server`);
+          if (row.status !== 'tested') assert.equal(row.evidence.size, 0, `${where}: only tested rows name tests as evidence`);
         }
-        if (wanted.length === 0) problems.push(`${where}: names ${file} but no test in it`);
-        for (const name of wanted) {
-          if (!available.some((t) => t.name === name)) problems.push(`${where}: no test named "${name}" in ${file}`);
-          else if (isMqtt5Test({ file, name })) problems.push(`${where}: "${name}" in ${file} cites an MQTT 5.0 statement, not a 3.1.1 one`);
-          else if (citesId(name, row.id)) cited = true;
+      });
+
+      void test(`every tested row names existing tests, one of which is about MQTT ${part.version} and cites the statement in its name`, () => {
+        const byFile = new Map<string, TestName[]>();
+        for (const t of testNames()) if (!t.skipped) byFile.set(t.file, [...(byFile.get(t.file) ?? []), t]);
+        const problems: string[] = [];
+        for (const row of doc.rows.filter((r) => r.status === 'tested')) {
+          const where = `${DOC}:${row.line} ${row.id}`;
+          if (row.evidence.size === 0) problems.push(`${where}: tested, but names no test file and test`);
+          let cited = false;
+          for (const [file, wanted] of row.evidence) {
+            const available = byFile.get(file);
+            if (available === undefined) {
+              problems.push(`${where}: ${file} has no (unskipped) tests`);
+              continue;
+            }
+            if (wanted.length === 0) problems.push(`${where}: names ${file} but no test in it`);
+            for (const name of wanted) {
+              if (!available.some((t) => t.name === name)) problems.push(`${where}: no test named "${name}" in ${file}`);
+              else if (!ofThisVersion({ file, name })) {
+                problems.push(`${where}: "${name}" in ${file} cites MQTT ${v5 ? '3.1.1' : '5.0'} statements, not ${part.version} ones`);
+              } else if (citesId(name, row.id)) cited = true;
+            }
+          }
+          if (!cited) problems.push(`${where}: tested, but none of the tests it names has [${row.id}] in its name`);
         }
-      }
-      if (!cited) problems.push(`${where}: tested, but none of the tests it names has [${row.id}] in its name`);
-    }
-    assert.deepEqual(problems, []);
-  });
+        assert.deepEqual(problems, []);
+      });
 
-  void test('the Gaps section lists exactly the gap rows, with their count', () => {
-    const gapRows = doc.rows.filter((r) => r.status === 'gap').map((r) => r.id);
-    assert.notEqual(doc.gapHeadingCount, undefined, 'the document needs a "## Gaps (N)" section');
-    assert.equal(doc.gapHeadingCount, gapRows.length, 'the Gaps heading count is not the number of gap rows');
-    assert.deepEqual([...doc.gapListIds].sort(), [...gapRows].sort(), 'the Gaps list is not the set of gap rows');
-  });
+      void test('the Gaps section lists exactly the gap rows, with their count', () => {
+        const gapRows = doc.rows.filter((r) => r.status === 'gap').map((r) => r.id);
+        assert.notEqual(doc.gapHeadingCount, undefined, `the "${part.heading}" part needs a "## Gaps (N)" section`);
+        assert.equal(doc.gapHeadingCount, gapRows.length, 'the Gaps heading count is not the number of gap rows');
+        assert.deepEqual([...doc.gapListIds].sort(), [...gapRows].sort(), 'the Gaps list is not the set of gap rows');
+      });
 
-  void test('statements cited by a test name but not marked tested (information only)', (t) => {
-    const cited = new Set<string>();
-    for (const n of testNames()) {
-      if (n.skipped || isMqtt5Test(n)) continue;
-      for (const m of n.name.matchAll(/\[(MQTT-\d+\.\d+\.\d+-\d+)\]/g)) cited.add(m[1] ?? '');
-    }
-    for (const row of doc.rows) {
-      if (row.status !== 'tested' && cited.has(row.id)) {
-        t.diagnostic(`${row.id} is ${row.status} in ${DOC} but a test name cites it: check whether that test proves it`);
-      }
-    }
-  });
+      void test('statements cited by a test name but not marked tested (information only)', (t) => {
+        const cited = new Set<string>();
+        for (const n of testNames()) {
+          if (n.skipped || !ofThisVersion(n)) continue;
+          for (const m of n.name.matchAll(/\[(MQTT-\d+\.\d+\.\d+-\d+)\]/g)) cited.add(m[1] ?? '');
+        }
+        for (const row of doc.rows) {
+          if (row.status !== 'tested' && cited.has(row.id)) {
+            t.diagnostic(`${row.id} is ${row.status} in the MQTT ${part.version} part of ${DOC} but a test name cites it: check whether that test proves it`);
+          }
+        }
+      });
+    });
+  }
 });
