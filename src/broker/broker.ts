@@ -318,7 +318,9 @@ export class Broker implements BrokerContext {
     session.will = undefined;
     const now = Date.now();
     // [MQTT-3.1.2-8] the will is published when the connection closes without a normal DISCONNECT.
-    if (will !== undefined && reason !== 'client-disconnect' && reason !== 'server-shutdown') {
+    // A server shutdown is no normal DISCONNECT either: the will goes out (to persistent sessions, which
+    // keep it across the restart) [MQTT-3.1.2-8].
+    if (will !== undefined && reason !== 'client-disconnect') {
       const delay = will.properties?.willDelayInterval ?? 0;
       if (delay === 0 || !session.persistent) this.publishWill(will, clientId);
       else {

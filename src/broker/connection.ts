@@ -318,9 +318,15 @@ export class Connection implements SessionLink {
     return false;
   }
 
-  /** Encodes and queues a control packet. */
+  /** Encodes and queues a control packet (never larger than an MQTT 5 client accepts [MQTT-3.1.2-24]). */
   send(packet: Packet): void {
-    this.write(encodePacket(packet, this.version));
+    const bytes = encodePacket(packet, this.version);
+    if (bytes.length > this.clientMaxPacketSize) {
+      this.ctx.stats.droppedTooLarge++;
+      this.ctx.logger.warn({ clientId: this.clientId, packet: packet.type, bytes: bytes.length, max: this.clientMaxPacketSize }, 'packet not sent: larger than the client accepts');
+      return;
+    }
+    this.write(bytes);
   }
 
   /** SessionLink: sends a PUBLISH using the broker's shared encoding of the message where it can. */

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { MemoryPersistence } from '../../src/persistence/memory.js';
 import { encodePacket } from '../../src/protocol/encoder.js';
 import type { PublishPacket, QoS } from '../../src/protocol/types.js';
 import type { StarlingServer } from '../../src/server.js';
@@ -233,5 +234,37 @@ describe('07 will', () => {
       ),
     );
     await client.expectClosed();
+  });
+});
+
+describe('07 will at server shutdown', () => {
+  test('[MQTT-3.1.2-8] a server shutdown is no DISCONNECT: the will is published, and a persistent subscriber gets it after the restart', async () => {
+    const store = new MemoryPersistence();
+    const first = await startTestBroker({ store });
+    const firstClients = new TestClients(() => first.port);
+    const watcher = await firstClients.rawConnected({ clientId: 'shutdown-watcher', clean: false });
+    await watcher.subscribe('shutdown/will', 1);
+    watcher.disconnect();
+    await firstClients.rawConnected({ clientId: 'shutdown-dies', will: { topic: 'shutdown/will', payload: Buffer.from('gone'), qos: 1, retain: false } });
+    const calm = await firstClients.rawConnected({ clientId: 'shutdown-calm', will: { topic: 'shutdown/will', payload: Buffer.from('never'), qos: 1, retain: false } });
+    calm.disconnect(); // a normal DISCONNECT discards the will
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await first.close();
+    await firstClients.closeAll();
+
+    const second = await startTestBroker({ store });
+    const secondClients = new TestClients(() => second.port);
+    try {
+      const back = await secondClients.raw();
+      const connack = await back.connectMqtt({ clientId: 'shutdown-watcher', clean: false });
+      assert.equal(connack.sessionPresent, true);
+      const will = await back.expect('publish');
+      assert.equal(will.topic, 'shutdown/will');
+      assert.equal(will.payload.toString(), 'gone');
+      await back.expectSilence(200);
+    } finally {
+      await secondClients.closeAll();
+      await second.close();
+    }
   });
 });
