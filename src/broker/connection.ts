@@ -190,7 +190,6 @@ export class Connection implements SessionLink {
   /** Processes one chunk of bytes from the stream. */
   onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
-    this.lastActivity = Date.now();
     this.ctx.stats.bytesReceived += chunk.length;
     let packets: Packet[];
     try {
@@ -199,6 +198,8 @@ export class Connection implements SessionLink {
       this.fail(error);
       return;
     }
+    // Keep-alive counts complete control packets, not bytes [MQTT-3.1.2-24].
+    if (packets.length > 0) this.lastActivity = Date.now();
     for (let i = 0; i < packets.length; i++) {
       if (this.isClosed()) return;
       const packet = packets[i] as Packet;
