@@ -40,6 +40,7 @@ export class LmdbPersistence implements Persistence {
   private readonly deliveries: Database<StoredDelivery, [string, number]>;
   private readonly incomingQos2: Database<StoredIncomingQos2, [string, number]>;
   private readonly retained: Database<StoredRetained, string>;
+  private readonly sync: boolean;
   /** Delivery seqs ('d' + client id) and QoS 2 ids ('q' + client id) written and not yet committed. */
   private readonly uncommitted = new Map<string, Set<number>>();
   /** Commit of the last write issued: an empty apply waits for it. */
@@ -49,10 +50,13 @@ export class LmdbPersistence implements Persistence {
   constructor(options: LmdbPersistenceOptions) {
     mkdirSync(options.dataDir, { recursive: true });
     const sync = options.sync ?? true;
+    this.sync = sync;
     this.root = open<unknown, Key>({
       path: join(options.dataDir, 'starling.mdb'),
       compression: false,
-      overlappingSync: false,
+      // The next transaction commits while the previous one is being flushed (pipelined fsync);
+      // an apply still resolves only once its own transaction is flushed (see apply).
+      overlappingSync: sync,
       noSync: !sync,
       maxDbs: 12,
     });
@@ -125,7 +129,12 @@ export class LmdbPersistence implements Persistence {
       }
     }
     // lmdb-js commits queued writes in order, so the last write's commit covers all earlier ones.
-    if (last !== undefined) this.lastWrite = last.then(() => undefined);
+    if (last !== undefined) {
+      const write = last;
+      // With overlapping sync a write resolves at commit; the database's `flushed` promise, taken
+      // after that, resolves once everything committed so far is on disk.
+      this.lastWrite = this.sync ? write.then(() => this.root.flushed).then(() => undefined) : write.then(() => undefined);
+    }
     return this.lastWrite;
   }
 
