@@ -325,6 +325,8 @@ export class Connection implements SessionLink {
     if (bytes.length > this.clientMaxPacketSize) {
       this.ctx.stats.droppedTooLarge++;
       this.ctx.logger.warn({ clientId: this.clientId, packet: packet.type, bytes: bytes.length, max: this.clientMaxPacketSize }, 'packet not sent: larger than the client accepts');
+      // Without its CONNACK the connection is useless: close it rather than leave it hanging.
+      if (packet.type === 'connack') this.close('protocol-error', ReasonCode.packetTooLarge);
       return;
     }
     this.write(bytes);

@@ -19,6 +19,7 @@ export interface LimitsConfig {
   maxPacketSize: number;
   maxConnections: number;
   maxClientIdLength: number;
+  maxSessions: number;
   maxSubscriptionsPerClient: number;
   maxTopicLevels: number;
   maxTopicLength: number;
@@ -89,6 +90,7 @@ export const DEFAULT_CONFIG: StarlingConfig = {
     maxPacketSize: 268_435_460,
     maxConnections: 1_000_000,
     maxClientIdLength: 65_535,
+    maxSessions: 1_000_000,
     maxSubscriptionsPerClient: 10_000,
     maxTopicLevels: 128,
     maxTopicLength: 65_535,
@@ -266,6 +268,9 @@ function applyLimits(limits: LimitsConfig, data: Record<string, unknown>, source
         break;
       case 'maxClientIdLength':
         limits.maxClientIdLength = asInteger(value, where, 23, 65_535);
+        break;
+      case 'maxSessions':
+        limits.maxSessions = asInteger(value, where, 1, 1e9);
         break;
       case 'maxSubscriptionsPerClient':
         limits.maxSubscriptionsPerClient = asInteger(value, where, 1, 1e9);

@@ -62,3 +62,26 @@ describe('44 limits: each gives the protocol answer and is counted', () => {
     assert.ok(elapsed >= 1000, `took ${elapsed} ms`);
   });
 });
+
+describe('44 limits: sessions', () => {
+  test('maxSessions: a CONNECT that needs a new session beyond the limit gets CONNACK 3 (0x97 in MQTT 5); an existing one resumes', async () => {
+    const server = await startTestBroker({ limits: { maxSessions: 2 } });
+    const clients = new TestClients(() => server.port);
+    try {
+      const a = await clients.rawConnected({ clientId: 'sess-a', clean: false });
+      a.disconnect();
+      await clients.rawConnected({ clientId: 'sess-b' });
+      const v4 = await clients.raw();
+      assert.equal((await v4.connectMqtt({ clientId: 'sess-c' })).reasonCode, 3);
+      const v5 = await clients.raw();
+      assert.equal((await v5.connectMqtt({ clientId: 'sess-d', protocolVersion: 5 })).reasonCode, 0x97);
+      const back = await clients.raw();
+      const connack = await back.connectMqtt({ clientId: 'sess-a', clean: false });
+      assert.equal(connack.reasonCode, 0);
+      assert.equal(connack.sessionPresent, true);
+    } finally {
+      await clients.closeAll();
+      await server.close();
+    }
+  });
+});

@@ -19,6 +19,7 @@ const REFUSE = {
   identifier: { v3: ConnackReturnCode.identifierRejected, v5: ReasonCode.clientIdentifierNotValid },
   unavailable: { v3: ConnackReturnCode.serverUnavailable, v5: ReasonCode.serverUnavailable },
   busy: { v3: ConnackReturnCode.serverUnavailable, v5: ReasonCode.serverBusy },
+  quota: { v3: ConnackReturnCode.serverUnavailable, v5: ReasonCode.quotaExceeded },
   credentials: { v3: ConnackReturnCode.badUsernameOrPassword, v5: ReasonCode.badUserNameOrPassword },
   notAuthorized: { v3: ConnackReturnCode.notAuthorized, v5: ReasonCode.notAuthorized },
   authMethod: { v3: ConnackReturnCode.notAuthorized, v5: ReasonCode.badAuthenticationMethod },
@@ -60,6 +61,10 @@ export function handleConnect(ctx: BrokerContext, conn: Connection, packet: Conn
 
   if (ctx.online.size >= ctx.options.maxConnections && ctx.online.get(clientId) === undefined) {
     refuse(ctx, conn, packet, REFUSE.busy, `connection limit of ${ctx.options.maxConnections} reached`);
+    return;
+  }
+  if (ctx.sessions.size >= ctx.options.maxSessions && ctx.sessions.get(clientId) === undefined) {
+    refuse(ctx, conn, packet, REFUSE.quota, `session limit of ${ctx.options.maxSessions} reached`);
     return;
   }
   if (v5 && !checkV5Connect(ctx, conn, packet)) return;
