@@ -70,7 +70,7 @@ describe('35 MQTT 5 enhanced authentication (AUTH)', () => {
     const challenge = await client.expect('auth');
     assert.equal(challenge.reasonCode, 0x18, 'continue authentication');
     assert.equal(challenge.properties?.authenticationMethod, METHOD, 'same method as CONNECT');
-    const nonce = challenge.properties!.authenticationData!;
+    const nonce = challenge.properties.authenticationData!;
     assert.equal(nonce.length, 16);
     client.send({ type: 'auth', reasonCode: 0x18, properties: { authenticationMethod: METHOD, authenticationData: answer('alice-secret', nonce) } });
     const connack = await client.expect('connack');
