@@ -3,8 +3,9 @@
  * authentication plugin that checks CONNECT credentials against it.
  */
 import { readFile } from 'node:fs/promises';
-import type { AuthenticateRequest, AuthenticateResult, BrokerPlugin } from '../broker/hooks.js';
+import type { AuthExchange, AuthenticateRequest, AuthenticateResult, BrokerPlugin, EnhancedAuthResult } from '../broker/hooks.js';
 import type { LoginBackoff } from './login-backoff.js';
+import { SCRAM_SHA_512, ScramError, scramServerFinal, scramServerFirst, type ScramServerState } from './scram.js';
 import { DEFAULT_PBKDF2_ITERATIONS, formatPasswordHash, parsePasswordHash, PasswordHashError, verifyPassword, type PasswordHash } from './password-hash.js';
 
 /** A password file that cannot be used, with the line at fault. */
@@ -100,6 +101,30 @@ export class PasswordFileAuth implements BrokerPlugin {
   /** Number of users in the file in force. */
   get size(): number {
     return this.file.entries.size;
+  }
+
+  /** MQTT 5 enhanced authentication against the same users (`$7$` entries). */
+  readonly authMethods = [SCRAM_SHA_512] as const;
+
+  /** One step of SCRAM-SHA-512: client-first → server-first (continue), client-final → server-final (accept). */
+  authenticateEnhanced(exchange: AuthExchange, data: Buffer | undefined): EnhancedAuthResult {
+    const state = exchange.state as { scram?: ScramServerState };
+    try {
+      if (state.scram === undefined) {
+        const { serverFirst, state: next } = scramServerFirst((data ?? Buffer.alloc(0)).toString('utf8'), (username) => {
+          const hash = this.file.entries.get(username);
+          return hash?.kind === 'pbkdf2-sha512' ? { salt: hash.salt, iterations: hash.iterations, saltedPassword: hash.hash } : undefined;
+        });
+        state.scram = next;
+        return { continue: Buffer.from(serverFirst) };
+      }
+      const serverFinal = scramServerFinal((data ?? Buffer.alloc(0)).toString('utf8'), state.scram);
+      if (serverFinal === undefined) return 'bad-credentials';
+      return { accept: true, username: state.scram.username, data: Buffer.from(serverFinal) };
+    } catch (error) {
+      if (error instanceof ScramError) return 'bad-credentials';
+      throw error;
+    }
   }
 
   authenticate(request: AuthenticateRequest): AuthenticateResult | Promise<AuthenticateResult> {
