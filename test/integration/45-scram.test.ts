@@ -85,7 +85,7 @@ describe('45 SCRAM-SHA-512 against the password file', () => {
     const challenge = await client.expect('auth');
     assert.equal(challenge.reasonCode, 0x18);
     assert.equal(challenge.properties?.authenticationMethod, METHOD);
-    client.send({ type: 'auth', reasonCode: 0x18, properties: { authenticationMethod: METHOD, authenticationData: scramClient.final(challenge.properties!.authenticationData!) } });
+    client.send({ type: 'auth', reasonCode: 0x18, properties: { authenticationMethod: METHOD, authenticationData: scramClient.final(challenge.properties.authenticationData!) } });
     const connack = await client.expect('connack');
     const final = connack.properties?.authenticationData;
     return { client, reasonCode: connack.reasonCode, verified: final !== undefined && scramClient.verify(final) };
