@@ -278,7 +278,9 @@ export class Connection implements SessionLink {
     } else {
       this.ctx.logger.error({ clientId: this.clientId || undefined, remote: this.info.remoteAddress, err: error }, 'closing connection: internal error');
     }
-    this.close('protocol-error', error instanceof MqttError ? error.reasonCode : ReasonCode.unspecifiedError);
+    // MQTT 5 clients are told the rule in a Reason String (a diagnostic, always allowed on DISCONNECT).
+    if (error instanceof MqttError) this.close('protocol-error', error.reasonCode, error.message);
+    else this.close('protocol-error', ReasonCode.unspecifiedError);
   }
 
   /**
@@ -321,7 +323,12 @@ export class Connection implements SessionLink {
 
   /** Encodes and queues a control packet (never larger than an MQTT 5 client accepts [MQTT-3.1.2-24]). */
   send(packet: Packet): void {
-    const bytes = encodePacket(packet, this.version);
+    let bytes = encodePacket(packet, this.version);
+    if (bytes.length > this.clientMaxPacketSize && 'properties' in packet && packet.properties?.reasonString !== undefined) {
+      // A Reason String must not push a packet past the client's Maximum Packet Size [MQTT-3.2.2-19]: drop it.
+      const { reasonString: _dropped, ...properties } = packet.properties;
+      bytes = encodePacket({ ...packet, properties }, this.version);
+    }
     if (bytes.length > this.clientMaxPacketSize) {
       this.ctx.stats.droppedTooLarge++;
       this.ctx.logger.warn({ clientId: this.clientId, packet: packet.type, bytes: bytes.length, max: this.clientMaxPacketSize }, 'packet not sent: larger than the client accepts');
@@ -455,13 +462,15 @@ export class Connection implements SessionLink {
   }
 
   /** Ends the connection; the broker decides what happens to the session and the will. */
-  close(reason: CloseReason, reasonCode?: number): void {
+  close(reason: CloseReason, reasonCode?: number, reasonString?: string): void {
     if (this.state === 'closed') return;
     const wasConnected = this.state === 'connected';
     if (wasConnected && this.version === 5) {
       // MQTT 5: the server says why it closes; only after a successful CONNACK [MQTT-3.14.0-1].
       const code = reasonCode ?? SERVER_DISCONNECT_REASONS[reason];
-      if (code !== undefined) this.send({ type: 'disconnect', reasonCode: code });
+      if (code !== undefined) {
+        this.send(reasonString === undefined ? { type: 'disconnect', reasonCode: code } : { type: 'disconnect', reasonCode: code, properties: { reasonString } });
+      }
     }
     this.state = 'closed';
     this.backlog = undefined;

@@ -37,6 +37,8 @@ export function handleConnect(ctx: BrokerContext, conn: Connection, packet: Conn
   conn.version = packet.protocolVersion;
   conn.username = packet.username;
   const v5 = packet.protocolVersion === 5;
+  // The client's limit applies to every packet we send, the CONNACK included [MQTT-3.1.2-24].
+  if (v5) conn.clientMaxPacketSize = packet.properties?.maximumPacketSize ?? Infinity;
 
   let clientId = packet.clientId;
   let assigned = false;
@@ -206,7 +208,9 @@ function refuse(ctx: BrokerContext, conn: Connection, packet: ConnectPacket, ref
     { clientId: packet.clientId || undefined, username: packet.username, remote: conn.info.remoteAddress, reasonCode },
     `connection refused: ${why}`,
   );
-  conn.send({ type: 'connack', sessionPresent: false, reasonCode });
+  // MQTT 5 refusals carry the reason in words (Reason String, allowed on CONNACK [MQTT-3.1.2-29]).
+  if (packet.protocolVersion === 5) conn.send({ type: 'connack', sessionPresent: false, reasonCode, properties: { reasonString: why } });
+  else conn.send({ type: 'connack', sessionPresent: false, reasonCode });
   conn.close('connect-refused');
 }
 
@@ -261,7 +265,6 @@ function accept(
   let keepalive = packet.keepalive;
   const connack: Properties = { ...authProperties };
   if (v5) {
-    conn.clientMaxPacketSize = props?.maximumPacketSize ?? Infinity;
     conn.clientTopicAliasMax = props?.topicAliasMaximum ?? 0;
     if (session.expiryInterval !== requestedExpiry) connack.sessionExpiryInterval = session.expiryInterval;
     if (options.receiveMaximum < 65_535) connack.receiveMaximum = options.receiveMaximum;
