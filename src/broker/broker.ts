@@ -295,7 +295,9 @@ export class Broker implements BrokerContext {
     for (const { clientId, packetId } of state.incomingQos2) this.sessions.get(clientId)?.beginIncomingQos2(packetId);
     journal.collectUnreferenced();
     // Oldest first, so a drop-oldest retained limit keeps evicting in the order messages were set.
-    for (const stored of [...state.retained].sort((a, b) => a.receivedAt - b.receivedAt)) {
+    const order = (r: (typeof state.retained)[number]): number => r.seq ?? r.receivedAt;
+    for (const stored of [...state.retained].sort((a, b) => order(a) - order(b))) {
+      if (stored.seq !== undefined && stored.seq > journal.retainedSeq) journal.retainedSeq = stored.seq;
       if (stored.expiresAt !== undefined && now >= stored.expiresAt) journal.push({ op: 'deleteRetained', topic: stored.topic });
       else this.retained.set(fromStoredMessage(stored));
     }

@@ -11,6 +11,8 @@ export class Journal {
   private ops: StoreOp[] = [];
   private readonly stored = new Map<Message, { id: number; refs: number }>();
   private nextMessageId = 1;
+  /** Order in which retained topics were set (kept across restarts, for a drop-oldest limit). */
+  retainedSeq = 0;
 
   /** `onOps` is called when the first operation of a turn arrives (so the owner schedules a commit). */
   constructor(private readonly onOps: () => void) {}
@@ -101,7 +103,7 @@ export class Journal {
     if (message.payload.length === 0) this.add({ op: 'deleteRetained', topic: message.topic });
     else {
       const { id: _id, ...record } = toStoredMessage(message, 0);
-      this.add({ op: 'putRetained', message: record });
+      this.add({ op: 'putRetained', message: { ...record, seq: ++this.retainedSeq } });
     }
   }
 }

@@ -20,8 +20,8 @@ export interface StoredMessage {
   expiresAt?: number;
 }
 
-/** A retained message (the body is stored with it). */
-export type StoredRetained = Omit<StoredMessage, 'id'>;
+/** A retained message (the body is stored with it), with the order in which topics were set. */
+export type StoredRetained = Omit<StoredMessage, 'id'> & { seq?: number };
 
 /** One message a session owes its client: queued, or sent and awaiting its acknowledgement. */
 export interface StoredDelivery {
