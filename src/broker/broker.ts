@@ -266,6 +266,7 @@ export class Broker implements BrokerContext {
       const session = this.sessions.create(record.clientId);
       session.expiryInterval = record.expiryInterval;
       session.journal = journal;
+      if (record.identity !== undefined) session.identity = { ...record.identity, username: record.identity.username, remoteAddress: record.identity.remoteAddress };
       for (const subscription of record.subscriptions) {
         session.setSubscription(subscription);
         this.router.subscribe(session, subscription);

@@ -90,6 +90,7 @@ export class Journal {
     const record: StoredSession = { clientId: session.clientId, expiryInterval: session.expiryInterval, subscriptions: [...session.subscriptions.values()] };
     if (disconnectedAt !== undefined) record.disconnectedAt = disconnectedAt;
     if (pendingWill !== undefined) record.pendingWill = pendingWill;
+    if (session.identity !== undefined) record.identity = session.identity;
     this.add({ op: 'putSession', session: record });
   }
 

@@ -49,6 +49,15 @@ export interface StoredSession {
   disconnectedAt?: number;
   /** A will waiting for its delay, and when it is due. */
   pendingWill?: { will: Will; at: number };
+  /** Who the client was (user name, attributes), for authorization while it is away. */
+  identity?: {
+    clientId: string;
+    username?: string | undefined;
+    remoteAddress?: string | undefined;
+    listener: string;
+    certificateSubject?: Readonly<Record<string, string>>;
+    attributes?: Readonly<Record<string, unknown>>;
+  };
 }
 
 /** One incoming QoS 2 message id awaiting PUBREL. */

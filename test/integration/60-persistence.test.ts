@@ -12,13 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, describe, test } from 'node:test';
 import { Broker, type BrokerInit } from '../../src/broker/broker.js';
+import type { BrokerPlugin } from '../../src/broker/hooks.js';
 import { LmdbPersistence } from '../../src/persistence/lmdb.js';
 import { MemoryPersistence } from '../../src/persistence/memory.js';
 import type { Persistence, StoreOp, StoredState } from '../../src/persistence/types.js';
 import type { Packet, Properties, PublishPacket, QoS } from '../../src/protocol/types.js';
 import type { ServerOptions, StarlingServer } from '../../src/server.js';
 import { startTestBroker } from '../helpers/broker.js';
-import { RawClient, sleep, type ConnectFields } from '../helpers/raw-client.js';
+import { RawClient, sleep, TestClients, type ConnectFields } from '../helpers/raw-client.js';
 
 const tmpRoot = mkdtempSync(join(tmpdir(), 'starling-60-'));
 let dirCounter = 0;
@@ -905,5 +906,37 @@ describe('60 store contents (lmdb)', () => {
     assert.deepEqual(state.sessions, []);
     assert.deepEqual(state.deliveries, [], 'no delivery outlives its session');
     assert.deepEqual(state.incomingQos2, []);
+  });
+});
+
+describe('60 identity across a restart', () => {
+  test('receive authorization still applies to an offline session restored after a restart (its client identity is stored)', async () => {
+    const store = new MemoryPersistence();
+    const plugin: BrokerPlugin = { name: 'no-secrets-for-bob', authorizeReceive: (client, topic) => (client.username === 'bob' && topic.startsWith('secret/') ? false : undefined) };
+    const first = await startTestBroker({ store, plugins: [plugin] });
+    const firstClients = new TestClients(() => first.port);
+    const bob = await firstClients.rawConnected({ clientId: 'bob-device', clean: false, username: 'bob' });
+    await bob.subscribe('#', 1);
+    bob.disconnect();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await firstClients.closeAll();
+    await first.close();
+
+    const second = await startTestBroker({ store, plugins: [plugin] });
+    const secondClients = new TestClients(() => second.port);
+    try {
+      second.publish({ topic: 'secret/plans', payload: 'no', qos: 1 });
+      second.publish({ topic: 'public/news', payload: 'yes', qos: 1 });
+      const back = await secondClients.raw();
+      const connack = await back.connectMqtt({ clientId: 'bob-device', clean: false, username: 'bob' });
+      assert.equal(connack.sessionPresent, true);
+      const delivered = await back.expect('publish');
+      assert.equal(delivered.topic, 'public/news');
+      back.send({ type: 'puback', packetId: delivered.packetId! });
+      await back.expectSilence(200);
+    } finally {
+      await secondClients.closeAll();
+      await second.close();
+    }
   });
 });
