@@ -35,9 +35,14 @@ export function decodePublish(flags: number, buf: Buffer, start: number, end: nu
   }
   let properties;
   if (version === 5) {
-    const r = new Reader(buf, pos, end);
-    properties = decodeProperties(r, PropertyContext.publish);
-    pos = r.pos;
+    if (pos < end && buf[pos] === 0) {
+      // Property Length 0, by far the most common case: no Reader to allocate.
+      pos++;
+    } else {
+      const r = new Reader(buf, pos, end);
+      properties = decodeProperties(r, PropertyContext.publish);
+      pos = r.pos;
+    }
     // MQTT 5: an empty topic name is allowed when a Topic Alias carries it (spec 3.3.2.3.4).
     if (topic.length !== 0 || properties?.topicAlias === undefined) validateTopicName(topic);
   } else {
