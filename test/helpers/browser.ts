@@ -48,14 +48,19 @@ export async function launchBrowser(): Promise<TestBrowser> {
     '--remote-debugging-port=0',
     'about:blank',
   ];
-  const child = spawn(CHROMIUM, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Its own process group, so the renderer and helper processes are stopped with it.
+  const child = spawn(CHROMIUM, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   const pid = child.pid;
   if (pid === undefined) throw new Error('chromium did not start');
   const kill = (): void => {
     try {
-      process.kill(pid, 'SIGKILL');
+      process.kill(-pid, 'SIGKILL');
     } catch {
-      // already gone
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
     }
   };
   let endpoint: string;
@@ -74,7 +79,8 @@ export async function launchBrowser(): Promise<TestBrowser> {
       await browser.close().catch(() => undefined);
       kill();
       if (child.exitCode === null && child.signalCode === null) await new Promise((resolve) => child.once('exit', resolve));
-      rmSync(profile, { recursive: true, force: true });
+      // A helper process may still be finishing a write into the profile: retry briefly.
+      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     },
   };
 }
