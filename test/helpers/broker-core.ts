@@ -25,7 +25,8 @@ export async function startBroker(init: BrokerInit = {}): Promise<TestBroker> {
   const level = process.env['STARLING_TEST_LOG'];
   const broker = new Broker(level === undefined ? init : { logger: pino({ level }), ...init });
   const server = net.createServer((socket) => {
-    broker.accept(socket, { listener: 'tcp' });
+    const info = socket.remoteAddress === undefined ? { listener: 'tcp' } : { listener: 'tcp', remoteAddress: socket.remoteAddress };
+    broker.accept(socket, info);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;

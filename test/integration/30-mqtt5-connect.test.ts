@@ -4,60 +4,11 @@
  * options (receiveMaximum, maxKeepAlive, retainAvailable, …) do not pass through startServer.
  */
 import assert from 'node:assert/strict';
-import net, { type AddressInfo } from 'node:net';
-import { after, describe, test } from 'node:test';
-import { pino } from 'pino';
-import { Broker, type BrokerInit } from '../../src/broker/broker.js';
+import { describe, test } from 'node:test';
 import type { AuthenticateResult } from '../../src/broker/options.js';
 import type { ConnackPacket, Packet } from '../../src/protocol/types.js';
-import { describePacket, sleep, TestClients, type ConnectFields, type RawClient } from '../helpers/raw-client.js';
-
-/** A broker core on a free loopback port, with the clients opened against it. */
-interface TestBroker {
-  broker: Broker;
-  port: number;
-  clients: TestClients;
-  close(): Promise<void>;
-}
-
-const running = new Set<TestBroker>();
-
-/** Starts `new Broker(init)` behind a TCP server on 127.0.0.1:0 (logs with STARLING_TEST_LOG=debug). */
-async function startBroker(init: BrokerInit = {}): Promise<TestBroker> {
-  const level = process.env['STARLING_TEST_LOG'];
-  const broker = new Broker(level === undefined ? init : { logger: pino({ level }), ...init });
-  const server = net.createServer((socket) => {
-    const info = socket.remoteAddress === undefined ? { listener: 'tcp' } : { listener: 'tcp', remoteAddress: socket.remoteAddress };
-    broker.accept(socket, info);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  const clients = new TestClients(() => port);
-  const handle: TestBroker = {
-    broker,
-    port,
-    clients,
-    async close() {
-      running.delete(handle);
-      await clients.closeAll();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      await broker.close();
-      await closed;
-    },
-  };
-  running.add(handle);
-  return handle;
-}
-
-after(async () => {
-  await Promise.all([...running].map((b) => b.close()));
-});
-
-let idCounter = 0;
-function nextId(prefix: string): string {
-  idCounter++;
-  return `${prefix}-${idCounter}`;
-}
+import { startBroker, nextId, type TestBroker } from '../helpers/broker-core.js';
+import { describePacket, sleep, type ConnectFields, type RawClient } from '../helpers/raw-client.js';
 
 /** Sends an MQTT 5 CONNECT and returns the client with its CONNACK (accepted or not). */
 async function connect5(target: TestBroker, fields: ConnectFields = {}): Promise<{ client: RawClient; connack: ConnackPacket }> {
