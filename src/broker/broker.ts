@@ -43,6 +43,7 @@ export class Broker implements BrokerContext {
   readonly retained = new RetainedMessages();
   readonly wire = new WireCache();
   readonly online = new Map<string, Connection>();
+  readonly onlinePerListener = new Map<string, number>();
   readonly hooks: Hooks;
   readonly journal: Journal | undefined;
   committedGen = 0;
@@ -312,6 +313,8 @@ export class Broker implements BrokerContext {
     if (!wasConnected) return;
     const clientId = connection.clientId;
     if (this.online.get(clientId) === connection) this.online.delete(clientId);
+    const listener = connection.info.listener;
+    this.onlinePerListener.set(listener, (this.onlinePerListener.get(listener) ?? 1) - 1);
     const session = connection.session;
     if (session === undefined || session.link !== connection) return;
     session.link = undefined;

@@ -34,6 +34,8 @@ export interface BrokerContext {
   readonly hooks: Hooks;
   /** Connections that completed CONNECT, by client id. */
   readonly online: Map<string, Connection>;
+  /** Connections that completed CONNECT, counted per listener name. */
+  readonly onlinePerListener: Map<string, number>;
   /** Asks for `connection.flush()` at the end of this event-loop turn. */
   scheduleFlush(connection: Connection): void;
   /** Stores (if retained) and routes a message; returns how many sessions it went to. */

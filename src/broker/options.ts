@@ -24,6 +24,8 @@ export interface BrokerOptions {
   maxConnections: number;
   /** Longest client identifier accepted (bytes of UTF-8); longer gets CONNACK 2. */
   maxClientIdLength: number;
+  /** Connected clients per listener name ("tcp", "tls", "ws", "http"); a listener not named here has only maxConnections. */
+  maxConnectionsPerListener: Readonly<Record<string, number>>;
   /** Sessions held at once, connected and stored; a CONNECT that needs a new one beyond it gets CONNACK 3 / 0x97. */
   maxSessions: number;
   /** Subscriptions one session may hold; more get SUBACK 0x97 (quota exceeded; 0x80 in 3.1.1). */
@@ -90,6 +92,7 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = {
   maxPacketSize: 268_435_460,
   maxConnections: 1_000_000,
   maxClientIdLength: 65_535,
+  maxConnectionsPerListener: {},
   maxSessions: 1_000_000,
   maxSubscriptionsPerClient: 10_000,
   maxTopicLevels: 128,

@@ -20,6 +20,7 @@ export interface LimitsConfig {
   maxConnections: number;
   maxClientIdLength: number;
   maxSessions: number;
+  maxConnectionsPerListener: Record<string, number>;
   maxSubscriptionsPerClient: number;
   maxTopicLevels: number;
   maxTopicLength: number;
@@ -91,6 +92,7 @@ export const DEFAULT_CONFIG: StarlingConfig = {
     maxConnections: 1_000_000,
     maxClientIdLength: 65_535,
     maxSessions: 1_000_000,
+    maxConnectionsPerListener: {},
     maxSubscriptionsPerClient: 10_000,
     maxTopicLevels: 128,
     maxTopicLength: 65_535,
@@ -269,6 +271,12 @@ function applyLimits(limits: LimitsConfig, data: Record<string, unknown>, source
       case 'maxClientIdLength':
         limits.maxClientIdLength = asInteger(value, where, 23, 65_535);
         break;
+      case 'maxConnectionsPerListener': {
+        const perListener: Record<string, number> = {};
+        for (const [name, n] of Object.entries(asObject(value, where))) perListener[name] = asInteger(n, `${where}.${name}`, 1, 1e9);
+        limits.maxConnectionsPerListener = perListener;
+        break;
+      }
       case 'maxSessions':
         limits.maxSessions = asInteger(value, where, 1, 1e9);
         break;

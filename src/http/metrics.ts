@@ -39,7 +39,11 @@ export class BrokerMetrics {
       ['queue_full', stats().droppedQueueFull],
       ['expired', stats().droppedExpired],
       ['too_large', stats().droppedTooLarge],
+      ['retained_full', stats().droppedRetainedFull],
     ]);
+    counter(registry, 'starling_limit_refusals_total', 'Requests refused by a limit (subscriptions per client, topic levels or length).', () => stats().limitRefusals);
+    counter(registry, 'starling_rate_limited_total', 'Times a client was slowed down for exceeding its publish rate.', () => stats().rateLimited);
+    counter(registry, 'starling_store_failures_total', 'Store commits that failed (their acknowledgements were never sent).', () => stats().storeFailures);
 
     gauge(registry, 'starling_connections', 'Open network connections (including those not yet past CONNECT).', () => totals().connections);
     gauge(registry, 'starling_sessions', 'Sessions, connected or not.', () => totals().sessions);

@@ -85,3 +85,29 @@ describe('44 limits: sessions', () => {
     }
   });
 });
+
+describe('44 limits: per listener, and counted in /metrics', () => {
+  test('maxConnectionsPerListener: a CONNECT beyond the listener’s limit gets CONNACK 3 (0x89 in MQTT 5); a place frees up when a client leaves', async () => {
+    const server = await startTestBroker({ limits: { maxConnectionsPerListener: { tcp: 1 }, maxSubscriptionsPerClient: 1 }, http: { enabled: true, host: '127.0.0.1', port: 0 } });
+    const clients = new TestClients(() => server.port);
+    try {
+      const first = await clients.rawConnected({ clientId: 'listener-1' });
+      const v4 = await clients.raw();
+      assert.equal((await v4.connectMqtt({ clientId: 'listener-2' })).reasonCode, 3);
+      const v5 = await clients.raw();
+      assert.equal((await v5.connectMqtt({ clientId: 'listener-3', protocolVersion: 5 })).reasonCode, 0x89);
+      // A refused subscription counts as a limit refusal in /metrics.
+      assert.deepEqual((await first.subscribe([['a', 0], ['b', 0]])).reasonCodes, [0, 0x80]);
+      first.disconnect();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await clients.rawConnected({ clientId: 'listener-4' });
+      const metrics = await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text();
+      assert.match(metrics, /^starling_limit_refusals_total 1$/m);
+      assert.match(metrics, /^starling_connections_refused_total 2$/m);
+      assert.match(metrics, /^starling_rate_limited_total 0$/m);
+    } finally {
+      await clients.closeAll();
+      await server.close();
+    }
+  });
+});

@@ -65,6 +65,11 @@ export function handleConnect(ctx: BrokerContext, conn: Connection, packet: Conn
     refuse(ctx, conn, packet, REFUSE.busy, `connection limit of ${ctx.options.maxConnections} reached`);
     return;
   }
+  const listenerLimit = ctx.options.maxConnectionsPerListener[conn.info.listener];
+  if (listenerLimit !== undefined && (ctx.onlinePerListener.get(conn.info.listener) ?? 0) >= listenerLimit && ctx.online.get(clientId)?.info.listener !== conn.info.listener) {
+    refuse(ctx, conn, packet, REFUSE.busy, `connection limit of ${listenerLimit} on listener "${conn.info.listener}" reached`);
+    return;
+  }
   if (ctx.sessions.size >= ctx.options.maxSessions && ctx.sessions.get(clientId) === undefined) {
     refuse(ctx, conn, packet, REFUSE.quota, `session limit of ${ctx.options.maxSessions} reached`);
     return;
@@ -295,6 +300,7 @@ function accept(
   conn.session = session;
   conn.state = 'connected';
   ctx.online.set(clientId, conn);
+  ctx.onlinePerListener.set(conn.info.listener, (ctx.onlinePerListener.get(conn.info.listener) ?? 0) + 1);
   ctx.stats.connectionsAccepted++;
   // [MQTT-3.2.2-1/2/3] session present reflects whether a stored session is resumed.
   if (v5 && Object.keys(connack).length > 0) conn.send({ type: 'connack', sessionPresent, reasonCode: 0, properties: connack });
