@@ -103,6 +103,7 @@ export class Connection implements SessionLink {
   private keepaliveMs = 0;
   private readingPaused = false;
   private throttled = false;
+  private rateLogged = false;
   private rateWindowStart = 0;
   private rateMessages = 0;
   private rateBytes = 0;
@@ -126,7 +127,14 @@ export class Connection implements SessionLink {
     if (!over || this.throttled) return;
     this.throttled = true;
     this.ctx.stats.rateLimited++;
-    if (this.ctx.debugEnabled) this.ctx.logger.debug({ clientId: this.clientId, messages: this.rateMessages, bytes: this.rateBytes }, 'publish rate limit reached: reading paused');
+    if (!this.rateLogged) {
+      // Once per connection, so a steady over-publisher does not flood the log.
+      this.rateLogged = true;
+      this.ctx.logger.info(
+        { clientId: this.clientId, maxPublishRate: options.maxPublishRate, maxPublishBytesRate: options.maxPublishBytesRate },
+        'publish rate limit reached: client slowed down (further occurrences counted in starling_rate_limited_total)',
+      );
+    }
     // Stop reading, and hold the packets already read, until the window is over.
     this.stream.pause();
     this.holdPackets();
