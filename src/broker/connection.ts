@@ -14,7 +14,8 @@ import { SendResult, type Session, type SessionLink } from './session.js';
 
 /** An acknowledgement waiting for store commit number `gen`. */
 interface PendingAck {
-  packet: Packet;
+  /** A control packet, or an encoded PUBLISH held back with the acknowledgements (see sendPublish). */
+  packet: Packet | Buffer;
   gen: number;
 }
 
@@ -295,14 +296,15 @@ export class Connection implements SessionLink {
    * Sends an acknowledgement (PUBACK, PUBREC, PUBCOMP) in order: a durable one waits for the commit
    * of what its message changed in the store, and every later one waits behind it [MQTT-4.6.0-2..4].
    */
-  sendAck(packet: Packet, durable: boolean): void {
+  sendAck(packet: Packet | Buffer, durable: boolean): void {
     const queue = this.ackQueue;
     const waiting = queue !== undefined && queue.length > 0;
     let gen = 0;
     if (durable) gen = this.ctx.pendingCommitGen;
     else if (waiting) gen = (queue[queue.length - 1] as PendingAck).gen;
     if (!waiting && gen <= this.ctx.committedGen) {
-      this.send(packet);
+      if (Buffer.isBuffer(packet)) this.write(packet);
+      else this.send(packet);
       return;
     }
     (this.ackQueue ??= []).push({ packet, gen });
@@ -320,7 +322,11 @@ export class Connection implements SessionLink {
     const queue = this.ackQueue;
     if (queue === undefined) return true;
     let i = 0;
-    while (i < queue.length && (queue[i] as PendingAck).gen <= committedGen) this.send((queue[i++] as PendingAck).packet);
+    while (i < queue.length && (queue[i] as PendingAck).gen <= committedGen) {
+      const packet = (queue[i++] as PendingAck).packet;
+      if (Buffer.isBuffer(packet)) this.write(packet);
+      else this.send(packet);
+    }
     if (i === queue.length) {
       this.ackQueue = undefined;
       return true;
@@ -348,7 +354,7 @@ export class Connection implements SessionLink {
   }
 
   /** SessionLink: sends a PUBLISH using the broker's shared encoding of the message where it can. */
-  sendPublish(message: Message, qos: QoS, retain: boolean, packetId: number, dup: boolean, subscriptionIds: number[] | undefined): SendResult {
+  sendPublish(message: Message, qos: QoS, retain: boolean, packetId: number, dup: boolean, subscriptionIds: number[] | undefined, stored = false): SendResult {
     if (this.state !== 'connected') return SendResult.offline;
     if (qos === 0 && this.pendingBytes + this.stream.writableLength > this.ctx.options.maxWriteBuffer) {
       this.ctx.stats.droppedBufferFull++;
@@ -378,7 +384,13 @@ export class Connection implements SessionLink {
       this.ctx.stats.droppedTooLarge++;
       return SendResult.tooLarge;
     }
-    this.write(bytes);
+    const queue = this.ackQueue;
+    // A first QoS 2 send of a stored delivery waits for its commit: were the broker to die before,
+    // the publisher would resend and the subscriber get the message twice. Anything sent after it
+    // waits behind it, so the order of deliveries is kept.
+    const hold = stored && qos === 2 && !dup && this.ctx.options.durableAcks;
+    if (hold || (queue !== undefined && queue.length > 0)) this.sendAck(bytes, hold);
+    else this.write(bytes);
     this.ctx.stats.messagesSent++;
     this.ctx.stats.messagesSentByQos[qos]++;
     return SendResult.sent;

@@ -62,7 +62,8 @@ export type SendResult = (typeof SendResult)[keyof typeof SendResult];
 /** What the session needs from an online connection to send packets. */
 export interface SessionLink {
   /** Sends a PUBLISH now. */
-  sendPublish(message: Message, qos: QoS, retain: boolean, packetId: number, dup: boolean, subscriptionIds: number[] | undefined): SendResult;
+  /** `stored`: the delivery was just written to the store (a first QoS 2 send then waits for the commit). */
+  sendPublish(message: Message, qos: QoS, retain: boolean, packetId: number, dup: boolean, subscriptionIds: number[] | undefined, stored?: boolean): SendResult;
   /** Sends a PUBREL for a QoS 2 flight. */
   sendPubrel(packetId: number): void;
 }
@@ -349,7 +350,7 @@ export class Session {
     if (this.outflight === EMPTY_OUTFLIGHT) this.outflight = new Map();
     const flight: OutgoingFlight = { packetId, message, qos, retain, subscriptionIds, shareKey, state: 'publish', seq };
     this.outflight.set(packetId, flight);
-    const result = link.sendPublish(message, qos, retain, packetId, false, subscriptionIds);
+    const result = link.sendPublish(message, qos, retain, packetId, false, subscriptionIds, seq !== undefined);
     if (result === SendResult.tooLarge || result === SendResult.expired) {
       // Too large for the client, or expired: it will never be sent, so the flow is over.
       this.outflight.delete(packetId);

@@ -752,6 +752,31 @@ describe('60 durable acknowledgements', () => {
     await server.close();
   });
 
+  test('[MQTT-4.3.3-2] exactly once with an ONLINE persistent subscriber: a first QoS 2 delivery waits for its commit, later deliveries keep their order', async () => {
+    const store = new DelayedStore(new MemoryPersistence());
+    const server = await startTestBroker({ store, durability: 'full' });
+    const stopper = { stop: () => server.close() };
+    running.add(stopper);
+    const subscriber = await connect(server.port, { clientId: nextId('online'), clean: false });
+    await subscriber.client.subscribe([['q2/t', 2], ['q0/t', 0]]);
+    const publisher = await connect(server.port, { clientId: nextId('pub') });
+    store.delayMs = 300;
+    const started = Date.now();
+    publisher.client.publish('q2/t', 'exactly once', 2);
+    await sleep(20);
+    server.publish({ topic: 'q0/t', payload: 'after it' });
+    const first = await subscriber.client.expect('publish', 3000);
+    const elapsed = Date.now() - started;
+    assert.equal(first.payload.toString(), 'exactly once');
+    assert.ok(elapsed >= 280, `the QoS 2 PUBLISH waited for the commit (${elapsed} ms)`);
+    assert.ok(store.durable.some((op) => op.op === 'putDelivery' && op.delivery.qos === 2), 'its delivery record was durable first');
+    const second = await subscriber.client.expect('publish', 3000);
+    assert.equal(second.payload.toString(), 'after it', 'the QoS 0 message sent later did not overtake it');
+    store.delayMs = 0;
+    running.delete(stopper);
+    await server.close();
+  });
+
   test('acknowledgements stay in order: a non-durable PUBACK waits behind a durable one on the same connection', async () => {
     const store = new DelayedStore(new LmdbPersistence({ dataDir: join(tmpRoot, `order-${++dirCounter}`), sync: true }));
     const server = await startTestBroker({ store, durability: 'full' });
