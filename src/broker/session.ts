@@ -5,16 +5,6 @@ import type { ClientIdentity } from './hooks.js';
 import type { Journal } from './journal.js';
 import type { StoredDelivery } from '../persistence/types.js';
 
-/** How one delivery is shaped for the subscriber: its QoS, RETAIN flag and subscription identifiers. */
-export interface DeliveryOptions {
-  qos: QoS;
-  retain: boolean;
-  /** MQTT 5 Subscription Identifiers to send with the message. */
-  subscriptionIds: number[] | undefined;
-  /** The shared subscription group this delivery came from (to hand it on if this member goes away). */
-  shareKey: string | undefined;
-}
-
 /** A QoS 1/2 message sent to the client and not yet fully acknowledged. */
 export interface OutgoingFlight {
   packetId: number;
