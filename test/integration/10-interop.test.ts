@@ -475,7 +475,7 @@ for (const { version, name } of VERSIONS) {
     for (const from of KINDS) {
       for (const to of KINDS) {
         if (from === to) continue;
-        test(`${from} → ${to}`, { timeout: TEST_TIMEOUT_MS }, async () => {
+        test(`[MQTT-7.0.0-2] ${from} → ${to}`, { timeout: TEST_TIMEOUT_MS }, async () => {
           requireTool(from);
           requireTool(to);
           const topic = unique('x/');

@@ -116,7 +116,7 @@ describe('50 MQTT over WebSocket', () => {
     assert.equal((await got).payload, 'five');
   });
 
-  test('a packet split over many frames and several packets in one frame decode the same', async () => {
+  test('[MQTT-6.0.0-2] a packet split over many frames and several packets in one frame decode the same', async () => {
     const raw = await RawWs.open(`ws://127.0.0.1:${server.wsPort}/mqtt`);
     const connect = connectBytes('ws-split');
     // CONNECT one byte per frame.
@@ -147,7 +147,7 @@ describe('50 MQTT over WebSocket', () => {
     raw.ws.close();
   });
 
-  test('sub-protocols: "mqtt" and "mqttv3.1" are chosen; a text frame closes the connection [MQTT-6.0.0-1]', async () => {
+  test('[MQTT-6.0.0-4] sub-protocols: "mqtt" and "mqttv3.1" are chosen; a text frame closes the connection [MQTT-6.0.0-1]', async () => {
     const a = await RawWs.open(`ws://127.0.0.1:${server.wsPort}/mqtt`, ['mqtt']);
     assert.equal(a.ws.protocol, 'mqtt');
     const b = await RawWs.open(`ws://127.0.0.1:${server.wsPort}/mqtt`, ['mqttv3.1']);
