@@ -249,27 +249,45 @@ export function applyConfigObject(base: StarlingConfig, data: unknown, source: s
   return config;
 }
 
+/** The integer limits and their allowed ranges [min, max]. */
+const INTEGER_LIMITS = {
+  maxInflight: [1, 65_535],
+  maxQueuedMessages: [0, 1e9],
+  maxWriteBuffer: [1024, 2 ** 40],
+  maxPacketSize: [16, 268_435_460],
+  maxConnections: [1, 1e9],
+  maxClientIdLength: [23, 65_535],
+  maxSessions: [1, 1e9],
+  maxSubscriptionsPerClient: [1, 1e9],
+  maxTopicLevels: [1, 65_535],
+  maxTopicLength: [1, 65_535],
+  maxPublishRate: [0, 1e9],
+  maxPublishBytesRate: [0, 2 ** 40],
+  maxRetainedMessages: [0, 1e9],
+  connectTimeout: [1, 3600],
+  receiveMaximum: [1, 65_535],
+  topicAliasMaximum: [0, 65_535],
+  maxSessionExpiry: [0, 0xffff_ffff],
+  maxKeepAlive: [1, 65_535],
+} as const satisfies Partial<Record<keyof LimitsConfig, readonly [number, number]>>;
+
+const POLICIES = ['drop-new', 'drop-oldest'] as const;
+
 function applyLimits(limits: LimitsConfig, data: Record<string, unknown>, source: string): void {
   for (const [key, value] of Object.entries(data)) {
     const where = `${source}: limits.${key}`;
+    if (Object.hasOwn(INTEGER_LIMITS, key)) {
+      const [min, max] = INTEGER_LIMITS[key as keyof typeof INTEGER_LIMITS];
+      limits[key as keyof typeof INTEGER_LIMITS] = asInteger(value, where, min, max);
+      continue;
+    }
     switch (key) {
-      case 'maxInflight':
-        limits.maxInflight = asInteger(value, where, 1, 65_535);
+      case 'maxQoS':
+        limits.maxQoS = asInteger(value, where, 0, 2) as 0 | 1 | 2;
         break;
-      case 'maxQueuedMessages':
-        limits.maxQueuedMessages = asInteger(value, where, 0, 1e9);
-        break;
-      case 'maxWriteBuffer':
-        limits.maxWriteBuffer = asInteger(value, where, 1024, 2 ** 40);
-        break;
-      case 'maxPacketSize':
-        limits.maxPacketSize = asInteger(value, where, 16, 268_435_460);
-        break;
-      case 'maxConnections':
-        limits.maxConnections = asInteger(value, where, 1, 1e9);
-        break;
-      case 'maxClientIdLength':
-        limits.maxClientIdLength = asInteger(value, where, 23, 65_535);
+      case 'queueFullPolicy':
+      case 'retainedFullPolicy':
+        limits[key] = asChoice(value, where, POLICIES);
         break;
       case 'maxConnectionsPerListener': {
         const perListener: Record<string, number> = {};
@@ -277,51 +295,6 @@ function applyLimits(limits: LimitsConfig, data: Record<string, unknown>, source
         limits.maxConnectionsPerListener = perListener;
         break;
       }
-      case 'maxSessions':
-        limits.maxSessions = asInteger(value, where, 1, 1e9);
-        break;
-      case 'maxSubscriptionsPerClient':
-        limits.maxSubscriptionsPerClient = asInteger(value, where, 1, 1e9);
-        break;
-      case 'maxTopicLevels':
-        limits.maxTopicLevels = asInteger(value, where, 1, 65_535);
-        break;
-      case 'maxTopicLength':
-        limits.maxTopicLength = asInteger(value, where, 1, 65_535);
-        break;
-      case 'maxPublishRate':
-        limits.maxPublishRate = asInteger(value, where, 0, 1e9);
-        break;
-      case 'maxPublishBytesRate':
-        limits.maxPublishBytesRate = asInteger(value, where, 0, 2 ** 40);
-        break;
-      case 'queueFullPolicy':
-        limits.queueFullPolicy = asChoice(value, where, ['drop-new', 'drop-oldest'] as const);
-        break;
-      case 'maxRetainedMessages':
-        limits.maxRetainedMessages = asInteger(value, where, 0, 1e9);
-        break;
-      case 'retainedFullPolicy':
-        limits.retainedFullPolicy = asChoice(value, where, ['drop-new', 'drop-oldest'] as const);
-        break;
-      case 'connectTimeout':
-        limits.connectTimeout = asInteger(value, where, 1, 3600);
-        break;
-      case 'maxQoS':
-        limits.maxQoS = asInteger(value, where, 0, 2) as 0 | 1 | 2;
-        break;
-      case 'receiveMaximum':
-        limits.receiveMaximum = asInteger(value, where, 1, 65_535);
-        break;
-      case 'topicAliasMaximum':
-        limits.topicAliasMaximum = asInteger(value, where, 0, 65_535);
-        break;
-      case 'maxSessionExpiry':
-        limits.maxSessionExpiry = asInteger(value, where, 0, 0xffff_ffff);
-        break;
-      case 'maxKeepAlive':
-        limits.maxKeepAlive = asInteger(value, where, 1, 65_535);
-        break;
       default:
         throw new ConfigError(`${source}: unknown key "limits.${key}"`);
     }
