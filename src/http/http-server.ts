@@ -8,6 +8,7 @@ import { ApiError, createApiRouter, type ListenerView } from './api.js';
 import { BrokerMetrics } from './metrics.js';
 import type { Router } from './router.js';
 import { StaticFiles } from './static-files.js';
+import { listenOn } from '../transport/listen.js';
 
 /** What the HTTP server serves and where. */
 export interface HttpServerOptions {
@@ -71,13 +72,7 @@ export class HttpServer {
         'HTTP API disabled: the HTTP server is not on loopback and no API token is set (http.apiToken or STARLING_API_TOKEN)',
       );
     }
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: this.options.host, port: this.options.port }, () => {
-        server.off('error', reject);
-        resolve(server.address() as AddressInfo);
-      });
-    });
+    return listenOn(server, this.options.host, this.options.port, 511);
   }
 
   /** Stops listening and ends idle keep-alive connections. */

@@ -1,6 +1,7 @@
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Listener, StreamInfo } from './types.js';
+import { listenOn } from './listen.js';
 
 /** Where a TCP listener binds. */
 export interface TcpListenerOptions {
@@ -26,13 +27,7 @@ export class TcpListener implements Listener {
       onStream(socket, info);
     });
     this.server = server;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: this.options.host, port: this.options.port, backlog: 4096 }, () => {
-        server.off('error', reject);
-        resolve(server.address() as AddressInfo);
-      });
-    });
+    return listenOn(server, this.options.host, this.options.port);
   }
 
   close(): Promise<void> {

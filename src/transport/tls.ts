@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { Listener, StreamInfo } from './types.js';
+import { listenOn } from './listen.js';
 
 /** Where a TLS listener binds and which certificates it uses. */
 export interface TlsListenerOptions {
@@ -78,13 +79,7 @@ export class TlsListener implements Listener {
       this.options.onClientError?.(error, socket.remoteAddress);
     });
     this.server = server;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: this.options.host, port: this.options.port, backlog: 4096 }, () => {
-        server.off('error', reject);
-        resolve(server.address() as AddressInfo);
-      });
-    });
+    return listenOn(server, this.options.host, this.options.port);
   }
 
   /** Re-reads the certificate, key and CA files; new handshakes use them, open connections stay. Throws (keeping the old ones) if a file is bad. */

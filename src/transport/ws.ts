@@ -5,6 +5,7 @@ import { BlockList, isIPv6, type AddressInfo } from 'node:net';
 import { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Listener, StreamInfo } from './types.js';
+import { listenOn } from './listen.js';
 
 /** WebSocket sub-protocols a client may ask for: "mqtt" (3.1.1 and 5), "mqttv3.1" (3.1). */
 const SUBPROTOCOLS = ['mqtt', 'mqttv3.1'] as const;
@@ -118,13 +119,7 @@ export class WebSocketListener implements Listener {
     });
     this.gateway.start(onStream);
     this.server = server;
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: this.options.host, port: this.options.port, backlog: 4096 }, () => {
-        server.off('error', reject);
-        resolve(server.address() as AddressInfo);
-      });
-    });
+    return listenOn(server, this.options.host, this.options.port);
   }
 
   close(): Promise<void> {
