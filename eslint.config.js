@@ -6,7 +6,8 @@ import tseslint from 'typescript-eslint';
 const boundaries = {
   'src/protocol/**': ['**/broker/**', '**/model/**', '**/transport/**', '**/config/**', '**/cli/**', '**/server.js', 'pino'],
   'src/model/**': ['**/broker/**', '**/transport/**', '**/config/**', '**/cli/**', '**/server.js'],
-  'src/broker/**': ['**/transport/**', '**/cli/**', '**/server.js', 'node:net', 'node:tls', 'node:fs', 'node:fs/promises', 'pino'],
+  'src/broker/**': ['**/transport/**', '**/cli/**', '**/server.js', 'node:net', 'node:tls', 'node:fs', 'node:fs/promises', 'pino', 'ioredis', '**/cluster/redis.js'],
+  'src/cluster/**': ['**/broker/**', '**/transport/**', '**/config/**', '**/cli/**', '**/server.js', 'pino'],
   'src/transport/**': ['**/broker/**', '**/protocol/**', '**/model/**', '**/config/**', '**/cli/**'],
 };
 

@@ -1,11 +1,13 @@
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { pino } from 'pino';
 import { BrokerSecurity } from './auth/broker-security.js';
 import { Broker, type BrokerInit } from './broker/broker.js';
 import type { BrokerPlugin } from './broker/hooks.js';
 import type { Logger } from './broker/logger.js';
 import type { PublishInput } from './model/message.js';
-import { DEFAULT_CONFIG, type FeaturesConfig, type LimitsConfig, type LogLevel, type StarlingConfig } from './config/config.js';
+import { RedisCluster } from './cluster/redis.js';
+import { DEFAULT_CONFIG, type ClusterConfig, type FeaturesConfig, type LimitsConfig, type LogLevel, type StarlingConfig } from './config/config.js';
 import { checkSecurity, type AuthConfig, type TlsConfig } from './config/security.js';
 import { LmdbPersistence } from './persistence/lmdb.js';
 import type { Persistence } from './persistence/types.js';
@@ -46,6 +48,8 @@ export interface ServerOptions {
   http?: Partial<HttpConfig>;
   /** $SYS topics; given: published (docs/configuration.md). */
   sys?: Partial<SysConfig>;
+  /** Run as a node of a cluster on Redis (docs/clustering.md). */
+  cluster?: ClusterConfig;
 }
 
 /** A running Starling: its broker, where it listens, and how to stop it. */
@@ -94,15 +98,30 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
   for (const host of config.tls === undefined ? [] : (config.tls.hosts ?? config.hosts)) {
     security.checkListener({ name: 'tls', host, port: config.tls?.port ?? 8883, authenticatesClients: config.tls?.requireClientCert === true });
   }
-  const store = openStore(options, config);
+  const cluster = config.cluster === undefined ? undefined : openCluster(config.cluster, config.port, logger);
+  const store = cluster?.store ?? openStore(options, config);
+  if (cluster !== undefined) {
+    init.cluster = cluster;
+    init.durableAcks = true;
+  }
   if (store !== undefined) {
     init.store = store;
-    init.durableAcks = config.durability === 'full';
+    init.durableAcks ??= config.durability === 'full';
   }
   const broker = new Broker(init);
-  if (store !== undefined) {
-    const restored = await broker.restore();
-    logger.info({ store: store.name, dataDir: store.name === 'lmdb' ? config.dataDir : undefined, durability: config.durability, ...restored }, 'store opened');
+  try {
+    if (store !== undefined) {
+      const restored = await broker.restore();
+      logger.info({ store: store.name, dataDir: store.name === 'lmdb' ? config.dataDir : undefined, durability: cluster === undefined ? config.durability : undefined, ...restored }, 'store opened');
+    }
+    if (cluster !== undefined) {
+      await cluster.start(broker);
+      logger.info({ node: cluster.nodeId, redis: redactUrl(config.cluster!.redis) }, `cluster node "${cluster.nodeId}" joined through Redis`);
+    }
+  } catch (error) {
+    await broker.close().catch(() => undefined);
+    await cluster?.close().catch(() => undefined);
+    throw error;
   }
 
   const listeners: Listener[] = [];
@@ -145,7 +164,16 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
   try {
     const mqttListeners = addresses.map((a) => ({ name: 'tcp', protocol: 'mqtt', address: a.address, port: a.port }));
     if (tlsPort !== undefined) mqttListeners.push({ name: 'tls', protocol: 'mqtts', address: (config.tls?.hosts ?? hosts)[0] ?? '', port: tlsPort });
-    web = await startWebServices({ broker, logger, mqttHosts: config.hosts, mqttListeners, websocket: config.websocket, http: config.http, sys });
+    web = await startWebServices({
+      broker,
+      logger,
+      mqttHosts: config.hosts,
+      mqttListeners,
+      websocket: config.websocket,
+      http: config.http,
+      sys,
+      ...(cluster === undefined ? {} : { clusterReady: () => cluster.ready }),
+    });
   } catch (error) {
     await Promise.all([...listeners.map((l) => l.close()), broker.close()]);
     throw error;
@@ -180,9 +208,21 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
       const stopped = Promise.all([...listeners.map((l) => l.close()), web.close()]);
       await broker.close();
       await stopped;
+      await cluster?.close();
       await store?.close();
     },
   };
+}
+
+/** This node of a cluster on Redis; the node id defaults to the host name and MQTT port. */
+function openCluster(cluster: ClusterConfig, port: number, logger: Logger): RedisCluster {
+  const nodeId = cluster.nodeId ?? `${hostname().replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 100)}-${port}`;
+  return new RedisCluster({ url: cluster.redis, nodeId, ...(cluster.prefix === undefined ? {} : { prefix: cluster.prefix }), logger });
+}
+
+/** A Redis URL without its password, for logs. */
+function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }
 
 /** The store the configuration asks for: none for 'memory' (the broker's own memory is the state). */
@@ -209,6 +249,7 @@ function resolve(options: ServerOptions | StarlingConfig): StarlingConfig {
     ...(options.websocket === undefined ? {} : { websocket: { ...defaultWebSocketConfig(), enabled: true, ...options.websocket } }),
     ...(options.http === undefined ? {} : { http: { ...defaultHttpConfig(), ...options.http } }),
     ...(options.sys === undefined ? {} : { sys: { ...defaultSysConfig(), ...options.sys } }),
+    ...(options.cluster === undefined ? {} : { cluster: options.cluster }),
   };
 }
 

@@ -39,6 +39,8 @@ export interface WebServicesInput {
   websocket: WebSocketConfig | undefined;
   http: HttpConfig | undefined;
   sys: SysPublisher | undefined;
+  /** In a cluster: whether the node reaches the shared state (Redis); /readyz is 503 while not. */
+  clusterReady?: () => boolean;
 }
 
 /** The WebSocket listener, HTTP server and $SYS publisher, running. */
@@ -113,7 +115,7 @@ export async function startWebServices(input: WebServicesInput): Promise<WebServ
         ...(dashboardDir === undefined ? {} : { dashboardDir }),
         listeners: () => views,
         ...(gateway === undefined ? {} : { upgrade: gateway.handleUpgrade.bind(gateway) }),
-        ready: () => ready,
+        ready: () => ready && (input.clusterReady?.() ?? true),
       });
       try {
         const address = await server.listen();

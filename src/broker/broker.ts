@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import type { ClusterBus, ClusterHandler } from '../cluster/types.js';
 import type { Message, PublishInput } from '../model/message.js';
 import { ReasonCode } from '../protocol/reason-codes.js';
 import { validateTopicName } from '../protocol/topic.js';
@@ -7,6 +8,7 @@ import { Connection, type CloseReason, type ConnectionInfo } from './connection.
 import type { BrokerContext } from './context.js';
 import { Hooks, type BrokerPlugin } from './hooks.js';
 import { fromStoredMessage, Journal } from './journal.js';
+import type { StoredRetained, StoredState } from '../persistence/types.js';
 import { silentLogger, type Logger } from './logger.js';
 import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.js';
 import { RetainedMessages } from './retained.js';
@@ -18,6 +20,7 @@ import { WireCache } from './wire-cache.js';
 
 /** How often connect timeouts and keep-alives are checked: the precision of both. */
 const SWEEP_INTERVAL_MS = 250;
+const NO_GROUPS: ReadonlySet<string> = new Set();
 
 /** Options for `new Broker()`: any BrokerOptions field, plus a logger. */
 export type BrokerInit = Partial<BrokerOptions> & { logger?: Logger };
@@ -33,7 +36,7 @@ interface PendingWill {
  * The MQTT broker core: accepts any Duplex stream as a client connection and implements
  * MQTT semantics. It knows nothing of sockets, files or Redis.
  */
-export class Broker implements BrokerContext {
+export class Broker implements BrokerContext, ClusterHandler {
   readonly options: BrokerOptions;
   readonly logger: Logger;
   readonly debugEnabled: boolean;
@@ -46,6 +49,7 @@ export class Broker implements BrokerContext {
   readonly onlinePerListener = new Map<string, number>();
   readonly hooks: Hooks;
   readonly journal: Journal | undefined;
+  readonly cluster: ClusterBus | undefined;
   committedGen = 0;
   private issuedGen = 0;
   private readonly ackWaiters = new Set<Connection>();
@@ -72,6 +76,15 @@ export class Broker implements BrokerContext {
     this.hooks = new Hooks(plugins, this.options.allowAnonymous);
     this.sessions = new SessionRegistry(this.router, this.options.maxInflight, this.options.maxQueuedMessages, this.options.queueFullPolicy);
     this.journal = this.options.store === undefined ? undefined : new Journal(this.scheduleTurnEnd);
+    this.cluster = this.options.cluster;
+    const cluster = this.cluster;
+    if (cluster !== undefined) {
+      if (this.options.store !== cluster.store) throw new Error('a cluster node uses the cluster\'s store');
+      this.router.onInterest = (key, added) => {
+        if (added) cluster.addInterest(key);
+        else cluster.removeInterest(key);
+      };
+    }
     // One timer for every connection's connect timeout and keep-alive, session expiry and will delay.
     this.sweepTimer = setInterval(this.sweep, SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
@@ -113,10 +126,25 @@ export class Broker implements BrokerContext {
     return this.connections.size;
   }
 
-  /** BrokerContext: stores retained messages and routes to every matching session. */
+  /**
+   * BrokerContext: stores retained messages and routes to every matching session, here and (in a
+   * cluster) on the other nodes that have matching subscriptions.
+   */
   dispatch(message: Message): number {
     // [MQTT-3.3.1-5] a retained message is stored (or cleared by an empty payload) for future subscribers.
     if (message.retain && this.options.retainAvailable) this.retain(message);
+    const served = this.cluster?.publish(message);
+    return this.deliverLocally(message, served);
+  }
+
+  /** ClusterHandler: a message published on another node, for subscribers here. */
+  deliverFromCluster(message: Message, groups: readonly string[]): void {
+    this.stats.messagesReceivedFromCluster++;
+    this.deliverLocally(message, groups.length === 0 ? NO_GROUPS : new Set(groups));
+  }
+
+  /** Delivers to this broker's sessions; `served`: the shared groups served here (undefined: all). */
+  private deliverLocally(message: Message, served: ReadonlySet<string> | undefined): number {
     const { targets, groups } = this.router.routes(message.topic);
     const messageQos = message.qos;
     const origin = message.origin;
@@ -141,7 +169,9 @@ export class Broker implements BrokerContext {
       if (session.droppedQueueFull !== dropsBefore) this.stats.droppedQueueFull++;
     }
     for (let i = 0; i < groups.length; i++) {
-      // MQTT 5 section 4.8.2: each shared group gets the message once, at one of its members.
+      // MQTT 5 section 4.8.2: each shared group gets the message once, at one of its members (in a
+      // cluster: on the node picked for it).
+      if (served !== undefined && !served.has(groups[i]!.shareFilter)) continue;
       const picked = groups[i]!.pick();
       if (picked === undefined) continue;
       const { session, subscription } = picked;
@@ -257,11 +287,33 @@ export class Broker implements BrokerContext {
     if (store === undefined || journal === undefined) return { sessions: 0, messages: 0, retained: 0 };
     const state = await store.load();
     const now = Date.now();
+    const messages = this.mergeState(state, now);
+    // Oldest first, so a drop-oldest retained limit keeps evicting in the order messages were set.
+    const order = (r: (typeof state.retained)[number]): number => r.seq ?? r.receivedAt;
+    for (const stored of [...state.retained].sort((a, b) => order(a) - order(b))) {
+      if (stored.seq !== undefined && stored.seq > journal.retainedSeq) journal.retainedSeq = stored.seq;
+      if (stored.expiresAt !== undefined && now >= stored.expiresAt) journal.push({ op: 'deleteRetained', topic: stored.topic });
+      else this.retained.set(fromStoredMessage(stored));
+    }
+    await this.settle();
+    return { sessions: state.sessions.length, messages, retained: this.retained.size };
+  }
+
+  /**
+   * Rebuilds stored sessions in memory (subscriptions, queued and inflight messages, QoS 2 ids,
+   * pending wills, expiry): at start-up, and in a cluster when a session arrives from another node.
+   * Returns the number of messages restored.
+   */
+  private mergeState(state: StoredState, now: number): number {
+    const journal = this.journal;
+    if (journal === undefined) return 0;
     const byId = new Map<number, Message>();
+    const adopted: Message[] = [];
     for (const stored of state.messages) {
       const message = fromStoredMessage(stored);
       byId.set(stored.id, message);
       journal.adoptMessage(message, stored.id);
+      adopted.push(message);
     }
     for (const record of state.sessions) {
       const session = this.sessions.create(record.clientId);
@@ -295,16 +347,70 @@ export class Broker implements BrokerContext {
       messages++;
     }
     for (const { clientId, packetId } of state.incomingQos2) this.sessions.get(clientId)?.beginIncomingQos2(packetId);
-    journal.collectUnreferenced();
-    // Oldest first, so a drop-oldest retained limit keeps evicting in the order messages were set.
-    const order = (r: (typeof state.retained)[number]): number => r.seq ?? r.receivedAt;
-    for (const stored of [...state.retained].sort((a, b) => order(a) - order(b))) {
-      if (stored.seq !== undefined && stored.seq > journal.retainedSeq) journal.retainedSeq = stored.seq;
-      if (stored.expiresAt !== undefined && now >= stored.expiresAt) journal.push({ op: 'deleteRetained', topic: stored.topic });
-      else this.retained.set(fromStoredMessage(stored));
+    journal.collectUnreferenced(adopted);
+    return messages;
+  }
+
+  // ---- cluster (ClusterHandler) ----
+
+  /**
+   * Before a connection takes `clientId` over: in a cluster, the node that holds the client lets go
+   * first, and its stored session is loaded here. Resolves at once on a single node.
+   */
+  async claimSession(clientId: string): Promise<void> {
+    const cluster = this.cluster;
+    if (cluster === undefined) return;
+    const state = await cluster.claimSession(clientId, this.sessions.get(clientId) === undefined);
+    if (state !== undefined && state.sessions.length > 0 && this.sessions.get(clientId) === undefined) this.mergeState(state, Date.now());
+  }
+
+  /** ClusterHandler: another node claims `clientId`: close it here, keep its stored state for that node. */
+  async releaseSession(clientId: string): Promise<void> {
+    const connection = this.online.get(clientId);
+    // [MQTT-3.1.4-2] the existing connection of a client id connecting elsewhere is closed (0x8E).
+    if (connection !== undefined) {
+      this.logger.info({ clientId, remote: connection.info.remoteAddress }, 'session taken over by a connection on another node');
+      connection.close('session-taken-over');
+    }
+    const session = this.sessions.get(clientId);
+    if (session !== undefined) {
+      this.pendingWills.delete(session);
+      this.expiring.delete(session);
+      this.sessions.detach(session);
     }
     await this.settle();
-    return { sessions: state.sessions.length, messages, retained: this.retained.size };
+  }
+
+  /** ClusterHandler: a dead node's sessions, now held here. */
+  adoptSessions(state: StoredState): void {
+    this.mergeState(state, Date.now());
+  }
+
+  /** ClusterHandler: the will of a client whose node died (or of this node's previous life). */
+  publishOrphanWill(clientId: string, will: Will): void {
+    this.publishWill(will, clientId);
+  }
+
+  /** ClusterHandler: a retained message set or cleared on another node. */
+  retainedFromCluster(message: StoredRetained | { topic: string; cleared: true }): void {
+    if ('cleared' in message) this.retained.delete(message.topic);
+    else this.retained.set(fromStoredMessage(message));
+  }
+
+  /** ClusterHandler: the cluster's writes join the next commit. */
+  requestCommit(): void {
+    this.journal?.markExternal();
+  }
+
+  /** ClusterHandler: declared dead while cut off; every client and session here is someone else's now. */
+  fenced(): void {
+    for (const session of [...this.sessions.values()]) {
+      this.pendingWills.delete(session);
+      this.expiring.delete(session);
+      this.sessions.detach(session);
+    }
+    this.journal?.take();
+    for (const connection of [...this.connections]) connection.close('server-shutdown');
   }
 
   /** BrokerContext: session and will handling when a connection ends. */
@@ -318,6 +424,7 @@ export class Broker implements BrokerContext {
     const session = connection.session;
     if (session === undefined || session.link !== connection) return;
     session.link = undefined;
+    this.cluster?.clientOffline(clientId, session.persistent);
     if (this.debugEnabled) this.logger.debug({ clientId, reason }, 'client disconnected');
     if (connection.identity !== undefined) this.hooks.disconnected(connection.identity, reason, this.pluginFailed);
     const will = session.will;

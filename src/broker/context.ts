@@ -1,3 +1,4 @@
+import type { ClusterBus } from '../cluster/types.js';
 import type { Message } from '../model/message.js';
 import type { CloseReason, Connection } from './connection.js';
 import type { Hooks } from './hooks.js';
@@ -30,6 +31,10 @@ export interface BrokerContext {
   readonly committedGen: number;
   /** Asks for `connection.releaseAcks` after each commit until it has none waiting. */
   waitForCommit(connection: Connection): void;
+  /** The cluster this broker is a node of; undefined on a single node. */
+  readonly cluster: ClusterBus | undefined;
+  /** In a cluster: the node holding `clientId` lets go and its stored session is loaded here. */
+  claimSession(clientId: string): Promise<void>;
   /** Plugins: authentication, authorization and observers. */
   readonly hooks: Hooks;
   /** Connections that completed CONNECT, by client id. */

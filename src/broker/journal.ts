@@ -9,6 +9,8 @@ import type { Session } from './session.js';
  */
 export class Journal {
   private ops: StoreOp[] = [];
+  /** Marks of work outside the store (the cluster's writes) that the next commit carries. */
+  private external = 0;
   private readonly stored = new Map<Message, { id: number; refs: number }>();
   private nextMessageId = 1;
   /** Order in which retained topics were set (kept across restarts, for a drop-oldest limit). */
@@ -19,14 +21,24 @@ export class Journal {
 
   /** Operations waiting for the next commit. */
   get size(): number {
-    return this.ops.length;
+    return this.ops.length + this.external;
   }
 
   /** Takes the waiting operations (the caller commits them). */
   take(): StoreOp[] {
     const ops = this.ops;
     this.ops = [];
+    this.external = 0;
     return ops;
+  }
+
+  /**
+   * Records that the next commit carries work outside the store operations (cluster writes that
+   * join the store's transaction): `size` grows, so an acknowledgement that depends on it waits.
+   */
+  markExternal(): void {
+    if (this.size === 0) this.onOps();
+    this.external++;
   }
 
   /** Records that a delivery now holds `message`; stores the body with the first holder. */
@@ -65,10 +77,11 @@ export class Journal {
     return entry.id;
   }
 
-  /** At start-up: forgets restored messages that no delivery holds, deleting them from the store. */
-  collectUnreferenced(): void {
-    for (const [message, entry] of this.stored) {
-      if (entry.refs === 0) {
+  /** After a restore: forgets restored `messages` that no delivery holds, deleting them from the store. */
+  collectUnreferenced(messages: readonly Message[]): void {
+    for (const message of messages) {
+      const entry = this.stored.get(message);
+      if (entry !== undefined && entry.refs === 0) {
         this.stored.delete(message);
         this.add({ op: 'deleteMessage', id: entry.id });
       }
@@ -81,7 +94,7 @@ export class Journal {
   }
 
   private add(op: StoreOp): void {
-    if (this.ops.length === 0) this.onOps();
+    if (this.size === 0) this.onOps();
     this.ops.push(op);
   }
 

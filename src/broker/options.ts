@@ -1,6 +1,7 @@
 import type { QoS } from '../protocol/types.js';
 
 import type { Persistence } from '../persistence/types.js';
+import type { ClusterBus } from '../cluster/types.js';
 import type { AuthenticateRequest, AuthenticateResult, BrokerPlugin } from './hooks.js';
 import type { QueueFullPolicy } from './session.js';
 
@@ -68,6 +69,11 @@ export interface BrokerOptions {
   retainedFullPolicy: QueueFullPolicy;
   /** Where persistent sessions, their messages and retained messages are stored; none: memory only. */
   store?: Persistence;
+  /**
+   * The cluster this broker is a node of (routing, sessions and retained messages shared with other
+   * nodes); none: a single node. A cluster's bus supplies the store (`store` must be `cluster.store`).
+   */
+  cluster?: ClusterBus;
   /**
    * true: PUBACK / PUBREC only once the message is durably stored, whenever a persistent session or
    * the retained store holds it. false: acknowledge at once and store in the background (faster; a

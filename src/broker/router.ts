@@ -56,6 +56,14 @@ export class Router {
     else list.push(subscription);
   };
 
+  /** Sessions per plain filter: a filter's first subscriber and its last are reported as interest. */
+  private readonly filterHolders = new Map<string, number>();
+  /**
+   * Told when a plain filter gains its first subscriber or loses its last, and when a shared group
+   * (`$share/{group}/{filter}`) is created or ends: what this broker has interest in (for a cluster).
+   */
+  onInterest: ((key: string, added: boolean) => void) | undefined;
+
   constructor(private readonly strategy: 'round-robin' | 'random' = 'round-robin') {}
 
   /** Number of (filter, session) subscriptions, shared members included. */
@@ -69,13 +77,22 @@ export class Router {
   subscribe(session: Session, subscription: Subscription): boolean {
     this.invalidate();
     const group = subscription.shareGroup;
-    if (group === undefined) return this.trie.add(subscription.matchFilter, session, subscription);
+    if (group === undefined) {
+      const filter = subscription.matchFilter;
+      if (!this.trie.add(filter, session, subscription)) return false;
+      if (this.onInterest === undefined) return true;
+      const holders = this.filterHolders.get(filter) ?? 0;
+      this.filterHolders.set(filter, holders + 1);
+      if (holders === 0) this.onInterest?.(filter, true);
+      return true;
+    }
     const key = SharedGroup.key(group, subscription.matchFilter);
     let shared = this.groups.get(key);
     if (shared === undefined) {
       shared = new SharedGroup(group, subscription.matchFilter, this.strategy);
       this.groups.set(key, shared);
       this.trie.add(subscription.matchFilter, shared, subscription);
+      this.onInterest?.(shared.shareFilter, true);
     }
     return shared.add(session, subscription);
   }
@@ -84,13 +101,25 @@ export class Router {
   unsubscribe(session: Session, subscription: Subscription): boolean {
     this.invalidate();
     const group = subscription.shareGroup;
-    if (group === undefined) return this.trie.remove(subscription.matchFilter, session);
+    if (group === undefined) {
+      const filter = subscription.matchFilter;
+      if (!this.trie.remove(filter, session)) return false;
+      if (this.onInterest === undefined) return true;
+      const holders = (this.filterHolders.get(filter) ?? 1) - 1;
+      if (holders > 0) this.filterHolders.set(filter, holders);
+      else {
+        this.filterHolders.delete(filter);
+        this.onInterest?.(filter, false);
+      }
+      return true;
+    }
     const key = SharedGroup.key(group, subscription.matchFilter);
     const shared = this.groups.get(key);
     if (shared === undefined || !shared.remove(session)) return false;
     if (shared.size === 0) {
       this.groups.delete(key);
       this.trie.remove(subscription.matchFilter, shared);
+      this.onInterest?.(shared.shareFilter, false);
     }
     return true;
   }

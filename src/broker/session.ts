@@ -307,6 +307,23 @@ export class Session {
     return out;
   }
 
+  /**
+   * Lets go of the session in this process without touching its stored state (another cluster node
+   * holds it now): message bodies are released, no stored delivery is deleted.
+   */
+  detach(): void {
+    const journal = this.journal;
+    if (journal !== undefined) {
+      for (const flight of this.outflight.values()) if (flight.seq !== undefined) journal.unrefMessage(flight.message);
+      for (let i = this.queueHead; i < this.queue.length; i++) {
+        const queued = this.queue[i] as QueuedDelivery;
+        if (queued.seq !== undefined) journal.unrefMessage(queued.message);
+      }
+    }
+    this.journal = undefined;
+    this.clear();
+  }
+
   /** Forgets everything (Clean Start, or the session ending); stored records go with the session's own deletion. */
   clear(): void {
     if (this.journal !== undefined) {

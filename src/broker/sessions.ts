@@ -42,6 +42,14 @@ export class SessionRegistry {
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
   }
 
+  /** Lets go of a session without deleting its stored state (another cluster node holds it now). */
+  detach(session: Session): void {
+    for (const subscription of session.subscriptions.values()) this.router.unsubscribe(session, subscription);
+    session.detach();
+    session.link = undefined;
+    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+  }
+
   /** Every session. */
   values(): IterableIterator<Session> {
     return this.sessions.values();

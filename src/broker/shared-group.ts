@@ -10,11 +10,16 @@ export class SharedGroup {
   private order: Session[] = [];
   private cursor = 0;
 
+  /** The group as a subscription filter (`$share/{group}/{filter}`): its name in the cluster. */
+  readonly shareFilter: string;
+
   constructor(
     readonly name: string,
     readonly filter: string,
     private readonly strategy: 'round-robin' | 'random',
-  ) {}
+  ) {
+    this.shareFilter = `$share/${name}/${filter}`;
+  }
 
   /** The key that names a group: its name and its filter. */
   static key(name: string, filter: string): string {

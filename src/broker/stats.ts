@@ -3,6 +3,8 @@ export class BrokerStats {
   connectionsAccepted = 0;
   connectionsRefused = 0;
   messagesReceived = 0;
+  /** Messages that arrived from other cluster nodes. */
+  messagesReceivedFromCluster = 0;
   messagesSent = 0;
   bytesReceived = 0;
   bytesSent = 0;

@@ -74,6 +74,18 @@ export interface StarlingConfig {
   http?: HttpConfig;
   /** $SYS publication; absent: none (the command line has it by default). */
   sys?: SysConfig;
+  /** Cluster on Redis (docs/clustering.md); absent: a single node with its own store. */
+  cluster?: ClusterConfig;
+}
+
+/** A node of a cluster on Redis. */
+export interface ClusterConfig {
+  /** Redis URL: redis://[user:password@]host:port[/db], rediss:// for TLS. */
+  redis: string;
+  /** This node's id; default: derived from the host name and the MQTT port (stable across restarts). */
+  nodeId?: string;
+  /** Prefix of every Redis key and channel (default "starling"). */
+  prefix?: string;
 }
 
 /** Defaults: a broker on 1883, loopback only, as Mosquitto 2 does. */
@@ -131,6 +143,8 @@ Options:
   --store KIND       embedded (durable, default) | memory (nothing survives a restart)
   --data-dir DIR     directory of the embedded store (default ./data)
   --durability MODE  full (acknowledge only what is on disk, default) | relaxed (faster; a crash can lose acknowledged messages)
+  --redis URL        run as a node of a cluster sharing this Redis (redis://host:6379); see docs/clustering.md
+  --node-id ID       this node's id in the cluster (default: host name and MQTT port, e.g. web1-1883)
   --help             show this help
 `;
 
@@ -156,6 +170,8 @@ export function loadConfig(argv: string[]): CommandLine {
         store: { type: 'string' },
         'data-dir': { type: 'string' },
         durability: { type: 'string' },
+        redis: { type: 'string' },
+        'node-id': { type: 'string' },
         ...SECURITY_FLAGS,
         ...WEB_FLAGS,
         help: { type: 'boolean' },
@@ -176,6 +192,11 @@ export function loadConfig(argv: string[]): CommandLine {
   if (values.store !== undefined) config.store = asChoice(values.store, '--store', ['memory', 'embedded'] as const);
   if (values['data-dir'] !== undefined) config.dataDir = asString(values['data-dir'], '--data-dir');
   if (values.durability !== undefined) config.durability = asChoice(values.durability, '--durability', ['full', 'relaxed'] as const);
+  if (values.redis !== undefined) config.cluster = { ...config.cluster, redis: asRedisUrl(values.redis, '--redis') };
+  if (values['node-id'] !== undefined) {
+    if (config.cluster === undefined) throw new ConfigError('--node-id needs --redis (or "cluster" in the config file)');
+    config.cluster.nodeId = asNodeId(values['node-id'], '--node-id');
+  }
   applySecurityFlags(config, values);
   applyWebFlags(config, values);
   return { help: false, config };
@@ -242,8 +263,11 @@ export function applyConfigObject(base: StarlingConfig, data: unknown, source: s
       case 'sys':
         applyWebObject(config, key, value, source);
         break;
+      case 'cluster':
+        config.cluster = asClusterConfig(value, `${source}: cluster`);
+        break;
       default:
-        throw new ConfigError(`${source}: unknown key "${key}" (known: host, hosts, port, logLevel, store, dataDir, durability, limits, features, tls, auth, websocket, http, sys)`);
+        throw new ConfigError(`${source}: unknown key "${key}" (known: host, hosts, port, logLevel, store, dataDir, durability, limits, features, tls, auth, websocket, http, sys, cluster)`);
     }
   }
   return config;
@@ -336,4 +360,39 @@ function parseLogLevel(value: unknown, where: string): LogLevel {
     throw new ConfigError(`${where} must be one of ${LOG_LEVELS.join(', ')}`);
   }
   return value as LogLevel;
+}
+
+function asRedisUrl(value: unknown, where: string): string {
+  const url = asString(value, where);
+  if (!/^rediss?:\/\/[^\s]+$/.test(url)) throw new ConfigError(`${where}: expected redis://host:port or rediss://host:port, got "${url}"`);
+  return url;
+}
+
+function asNodeId(value: unknown, where: string): string {
+  const id = asString(value, where);
+  if (!/^[A-Za-z0-9._:-]{1,128}$/.test(id)) throw new ConfigError(`${where}: a node id is 1-128 of A-Z a-z 0-9 . _ : - (got "${id}")`);
+  return id;
+}
+
+function asClusterConfig(value: unknown, where: string): ClusterConfig {
+  const object = asObject(value, where);
+  let cluster: ClusterConfig | undefined;
+  const rest: Partial<ClusterConfig> = {};
+  for (const [key, item] of Object.entries(object)) {
+    switch (key) {
+      case 'redis':
+        cluster = { redis: asRedisUrl(item, `${where}.redis`) };
+        break;
+      case 'nodeId':
+        rest.nodeId = asNodeId(item, `${where}.nodeId`);
+        break;
+      case 'prefix':
+        rest.prefix = asNodeId(item, `${where}.prefix`);
+        break;
+      default:
+        throw new ConfigError(`${where}: unknown key "${key}" (known: redis, nodeId, prefix)`);
+    }
+  }
+  if (cluster === undefined) throw new ConfigError(`${where}: "redis" (the Redis URL) is required`);
+  return { ...cluster, ...rest };
 }

@@ -228,7 +228,27 @@ function accept(
   username: string | undefined,
   attributes: Record<string, unknown> | undefined,
   authProperties?: Properties,
+  claimed = false,
 ): void {
+  if (ctx.cluster !== undefined && !claimed) {
+    // In a cluster the client id may be held by another node: it lets go first (closing that
+    // connection, 0x8E) and the stored session comes here. Later packets wait.
+    conn.state = 'authenticating';
+    conn.holdPackets();
+    ctx.claimSession(conn.clientId).then(
+      () => {
+        if (conn.state !== 'authenticating') return;
+        accept(ctx, conn, packet, assigned, username, attributes, authProperties, true);
+        conn.releaseHold();
+      },
+      (error: unknown) => {
+        if (conn.state !== 'authenticating') return;
+        ctx.logger.error({ clientId: conn.clientId, err: error instanceof Error ? error.message : error }, 'cluster: claiming the client id failed');
+        refuse(ctx, conn, packet, REFUSE.unavailable, 'cluster state (Redis) unavailable');
+      },
+    );
+    return;
+  }
   const clientId = conn.clientId;
   const v5 = packet.protocolVersion === 5;
   const options = ctx.options;
@@ -308,6 +328,8 @@ function accept(
   conn.startKeepAlive(keepalive);
   if (ctx.debugEnabled) ctx.logger.debug({ clientId, remote: conn.info.remoteAddress, clean: packet.clean, keepalive, sessionPresent, version: packet.protocolVersion }, 'client connected');
   ctx.hooks.connected(identity, ctx.pluginFailed);
+  // In a cluster the will is kept in Redis too, for another node to publish should this one die.
+  if (packet.will !== undefined) ctx.cluster?.clientOnline(clientId, packet.will);
   session.resume(conn);
 }
 

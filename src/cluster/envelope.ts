@@ -1,0 +1,78 @@
+/**
+ * The form of a message crossing between nodes: a small header (origin, times, shared groups the
+ * receiving node serves) followed by the message as an MQTT 5 PUBLISH packet, so topic, payload and
+ * properties use the codec's exact encoding.
+ */
+import type { Message } from '../model/message.js';
+import { decodePacket } from '../protocol/decoder.js';
+import { encodePacket } from '../protocol/encoder.js';
+
+const FORMAT = 1;
+
+/** A message and the shared groups the receiving node serves for it. */
+export interface Envelope {
+  message: Message;
+  groups: string[];
+}
+
+/** Encodes a message for another node. */
+export function encodeEnvelope(message: Message, groups: readonly string[]): Buffer {
+  const origin = Buffer.from(message.origin);
+  const groupBytes = groups.map((g) => Buffer.from(g));
+  const packet = encodePacket(
+    {
+      type: 'publish',
+      topic: message.topic,
+      payload: message.payload,
+      qos: message.qos,
+      retain: message.retain,
+      dup: false,
+      ...(message.qos > 0 ? { packetId: 1 } : {}),
+      ...(message.properties === undefined ? {} : { properties: message.properties }),
+    },
+    5,
+  );
+  let size = 1 + 2 + origin.length + 8 + 8 + 2;
+  for (const g of groupBytes) size += 2 + g.length;
+  const header = Buffer.allocUnsafe(size);
+  let p = header.writeUInt8(FORMAT, 0);
+  p = header.writeUInt16BE(origin.length, p);
+  p += origin.copy(header, p);
+  p = header.writeDoubleBE(message.receivedAt, p);
+  p = header.writeDoubleBE(message.expiresAt ?? -1, p);
+  p = header.writeUInt16BE(groupBytes.length, p);
+  for (const g of groupBytes) {
+    p = header.writeUInt16BE(g.length, p);
+    p += g.copy(header, p);
+  }
+  return Buffer.concat([header, packet], size + packet.length);
+}
+
+/** Decodes what `encodeEnvelope` made; throws on anything else. */
+export function decodeEnvelope(buf: Buffer): Envelope {
+  if (buf.length < 21 || buf[0] !== FORMAT) throw new Error(`cluster envelope of unknown format ${buf[0]}`);
+  let p = 1;
+  const originLength = buf.readUInt16BE(p);
+  p += 2;
+  const origin = buf.toString('utf8', p, p + originLength);
+  p += originLength;
+  const receivedAt = buf.readDoubleBE(p);
+  p += 8;
+  const expiresAt = buf.readDoubleBE(p);
+  p += 8;
+  const groupCount = buf.readUInt16BE(p);
+  p += 2;
+  const groups: string[] = [];
+  for (let i = 0; i < groupCount; i++) {
+    const length = buf.readUInt16BE(p);
+    p += 2;
+    groups.push(buf.toString('utf8', p, p + length));
+    p += length;
+  }
+  const packet = decodePacket(buf.subarray(p), 5);
+  if (packet.type !== 'publish') throw new Error(`cluster envelope holds a ${packet.type} packet`);
+  const message: Message = { topic: packet.topic, payload: packet.payload, qos: packet.qos, retain: packet.retain, origin, receivedAt };
+  if (packet.properties !== undefined) message.properties = packet.properties;
+  if (expiresAt >= 0) message.expiresAt = expiresAt;
+  return { message, groups };
+}

@@ -1,0 +1,737 @@
+/**
+ * The cluster on Redis: routing by interest, cross-node messages (QoS 0 over pub/sub, QoS 1/2 over a
+ * Redis Stream per node with consumer-group acknowledgement), and the shared state (persistent
+ * sessions, retained messages, client-id ownership) as this node's store. A node heartbeats in
+ * Redis; when one dies, another adopts its sessions, replays its stream and publishes its clients'
+ * wills. docs/clustering.md describes the design and its guarantees.
+ */
+import { deserialize, serialize } from 'node:v8';
+import { Redis } from 'ioredis';
+import type { Message } from '../model/message.js';
+import type { Persistence, StoreOp, StoredDelivery, StoredMessage, StoredRetained, StoredSession, StoredState } from '../persistence/types.js';
+import type { Will } from '../protocol/types.js';
+import { decodeEnvelope, encodeEnvelope } from './envelope.js';
+import { InterestTable } from './interest-table.js';
+import type { ClusterBus, ClusterHandler } from './types.js';
+
+/** The logging the cluster needs (pino-compatible). */
+export interface ClusterLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface RedisClusterOptions {
+  /** redis://[user:password@]host:port[/db] (rediss:// for TLS). */
+  url: string;
+  nodeId: string;
+  /** Prefix of every key and channel (default "starling"): several clusters can share one Redis. */
+  prefix?: string;
+  logger: ClusterLogger;
+  /** Heartbeat period (default 1000 ms). */
+  heartbeatMs?: number;
+  /** A node whose heartbeat is missing this long is declared dead (default 5000 ms). */
+  deadAfterMs?: number;
+  /** How long a claim waits for the previous node to let go of a session (default 5000 ms). */
+  claimTimeoutMs?: number;
+}
+
+/** What a node's stream holds per entry: one field with the envelope. */
+const FIELD = 'm';
+const GROUP = 'starling';
+const STREAM_BATCH = 512;
+const CONTROL = 0x7b; // '{': a JSON control message on a node channel; envelopes start with 1.
+const NO_GROUPS: readonly string[] = [];
+const EMPTY_SET: ReadonlySet<string> = new Set();
+
+/** Stored form of a delivery: the delivery and its message body together (no shared bodies in Redis). */
+interface StoredDeliveryRecord {
+  d: Omit<StoredDelivery, 'messageId'>;
+  m: Omit<StoredMessage, 'id'>;
+}
+
+type Control = { t: 'release'; cid: string; from: string; rid: number } | { t: 'released'; rid: number };
+
+/** A node id: letters, digits and . _ : - (it is part of Redis keys and channel messages). */
+export function validNodeId(id: string): boolean {
+  return /^[A-Za-z0-9._:-]{1,128}$/.test(id);
+}
+
+export class RedisCluster implements ClusterBus {
+  readonly nodeId: string;
+  readonly store: Persistence;
+  private readonly prefix: string;
+  private readonly log: ClusterLogger;
+  private readonly heartbeatMs: number;
+  private readonly deadAfterMs: number;
+  private readonly claimTimeoutMs: number;
+  /** Commands and transactions. Commands fail at once while disconnected (no offline queue). */
+  private readonly cmd: Redis;
+  /** Pub/sub: this node's channel, route changes, retained changes. */
+  private readonly sub: Redis;
+  /** The blocking stream reader. */
+  private readonly reader: Redis;
+  private handler: ClusterHandler | undefined;
+  private readonly table = new InterestTable();
+  /** This node's own interest keys, with how they are held (for resynchronisation). */
+  private readonly interest = new Set<string>();
+  private synced = false;
+  private resyncing = false;
+  private readonly routeBacklog: string[] = [];
+  private connectedSince = 0;
+  private closing = false;
+  private fencing = false;
+  private timer: NodeJS.Timeout | undefined;
+  private beats = 0;
+  private readonly missingSince = new Map<string, number>();
+  private nextRid = 1;
+  private readonly releaseWaiters = new Map<number, () => void>();
+  private readerLoop: Promise<void> | undefined;
+  private connecting: Promise<void> | undefined;
+  private readPending = true;
+
+  // One transaction per commit: what this turn adds besides the store's own operations.
+  private outQos0 = new Map<string, Buffer[]>();
+  private outStream = new Map<string, Buffer[]>();
+  private outAcks: string[] = [];
+  private outRoutes: string[] = [];
+  private outWills: { cid: string; will: Will | undefined }[] = [];
+  private outOffline: string[] = [];
+  /** Message bodies by journal id, until their last delivery lets go (deliveries embed them). */
+  private readonly bodies = new Map<number, Omit<StoredMessage, 'id'>>();
+  private nextLoadedId = -1;
+  /** Messages sent to and received from other nodes, and QoS 0 ones dropped while Redis was away. */
+  readonly counters = { sent: 0, received: 0, droppedQos0: 0 };
+
+  constructor(options: RedisClusterOptions) {
+    if (!validNodeId(options.nodeId)) throw new Error(`invalid node id "${options.nodeId}": use 1-128 of A-Z a-z 0-9 . _ : -`);
+    this.nodeId = options.nodeId;
+    this.prefix = options.prefix ?? 'starling';
+    this.log = options.logger;
+    this.heartbeatMs = options.heartbeatMs ?? 1000;
+    this.deadAfterMs = options.deadAfterMs ?? 5000;
+    this.claimTimeoutMs = options.claimTimeoutMs ?? 5000;
+    const retryStrategy = (times: number): number => Math.min(100 * times, 2000);
+    const base = { lazyConnect: true, retryStrategy, maxRetriesPerRequest: 1, connectionName: `starling:${this.nodeId}` } as const;
+    this.cmd = new Redis(options.url, { ...base, enableOfflineQueue: false });
+    this.sub = new Redis(options.url, { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null });
+    this.reader = new Redis(options.url, { ...base, enableOfflineQueue: false });
+    for (const [name, client] of [
+      ['commands', this.cmd],
+      ['subscriber', this.sub],
+      ['reader', this.reader],
+    ] as const) {
+      client.on('error', (error: Error) => this.connectionError(name, error));
+    }
+    this.cmd.on('close', () => this.lost());
+    this.cmd.on('ready', () => void this.regained());
+    this.sub.on('ready', () => void this.regained());
+    this.sub.on('messageBuffer', (channel: Buffer, payload: Buffer) => this.onChannel(channel.toString(), payload));
+    this.store = this.makeStore();
+  }
+
+  get ready(): boolean {
+    return this.synced && this.cmd.status === 'ready' && this.sub.status === 'ready';
+  }
+
+  // ---- keys ----
+  private key(...parts: string[]): string {
+    return `${this.prefix}:${parts.join(':')}`;
+  }
+  private nodeChannel(node: string): string {
+    return this.key('ch', node);
+  }
+  private streamKey(node: string): string {
+    return this.key('stream', node);
+  }
+
+  // ---- life cycle ----
+
+  /** Connects to Redis (once; the store's `load` needs it before `start`). */
+  connect(): Promise<void> {
+    this.connecting ??= Promise.all([this.cmd.connect(), this.sub.connect(), this.reader.connect()]).then(() => undefined);
+    return this.connecting;
+  }
+
+  async start(handler: ClusterHandler): Promise<void> {
+    this.handler = handler;
+    await this.connect();
+    await this.sub.subscribe(this.nodeChannel(this.nodeId), this.key('ch', 'routes'), this.key('ch', 'retained'));
+    // A fresh start holds nothing: a tombstone from an earlier life (declared dead, adopted) is void.
+    await this.cmd.del(this.key('dead', this.nodeId));
+    await this.resync();
+    // Clients connected here when this node id last stopped without closing them: their wills are due.
+    const willsKey = this.key('node', this.nodeId, 'wills');
+    const wills = await this.cmd.hgetallBuffer(willsKey);
+    await this.cmd.del(willsKey);
+    for (const [cid, value] of Object.entries(wills)) handler.publishOrphanWill(cid, deserialize(value) as Will);
+    this.timer = setInterval(() => void this.tick(), this.heartbeatMs);
+    this.timer.unref();
+    this.readerLoop = this.consume();
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    try {
+      if (this.cmd.status === 'ready') {
+        // Leave the route table; sessions stay owned by this node id for its restart.
+        const tx = this.cmd.multi();
+        tx.del(this.key('routes', this.nodeId));
+        tx.publish(this.key('ch', 'routes'), `${this.nodeId}\n*`);
+        tx.del(this.key('alive', this.nodeId));
+        await tx.exec();
+      }
+    } catch (error) {
+      this.log.warn({ err: error }, 'cluster: could not leave the route table cleanly');
+    }
+    this.reader.disconnect();
+    await this.readerLoop?.catch(() => undefined);
+    this.sub.disconnect();
+    this.cmd.disconnect();
+  }
+
+  private connectionError(name: string, error: Error): void {
+    if (this.closing) return;
+    this.log.warn({ connection: name, err: error.message }, 'cluster: Redis connection error');
+  }
+
+  private lost(): void {
+    if (this.closing || !this.synced) return;
+    this.synced = false;
+    this.log.error({ node: this.nodeId }, 'cluster: lost Redis; serving local clients only (QoS 0 to other nodes is dropped, QoS 1/2 is not acknowledged) until it returns');
+  }
+
+  private async regained(): Promise<void> {
+    if (this.closing || this.handler === undefined || this.synced || this.resyncing) return;
+    if (this.cmd.status !== 'ready' || this.sub.status !== 'ready') return;
+    try {
+      await this.resync();
+      this.log.info({ node: this.nodeId }, 'cluster: Redis is back; routes and retained messages resynchronised');
+    } catch (error) {
+      this.log.warn({ err: error }, 'cluster: resynchronisation failed; retrying');
+      setTimeout(() => void this.regained(), 500).unref();
+    }
+  }
+
+  /** (Re)registers this node and reloads the route table and retained messages. */
+  private async resync(): Promise<void> {
+    this.resyncing = true;
+    try {
+      const me = this.nodeId;
+      const tx = this.cmd.multi();
+      tx.sadd(this.key('nodes'), me);
+      tx.set(this.key('alive', me), String(Date.now()), 'PX', this.deadAfterMs);
+      tx.del(this.key('routes', me));
+      if (this.interest.size > 0) tx.sadd(this.key('routes', me), ...this.interest);
+      tx.publish(this.key('ch', 'routes'), `${me}\n*`);
+      await execOrThrow(tx);
+      try {
+        await this.cmd.xgroup('CREATE', this.streamKey(me), GROUP, '0', 'MKSTREAM');
+      } catch (error) {
+        if (!String(error).includes('BUSYGROUP')) throw error;
+      }
+      const nodes = await this.cmd.smembers(this.key('nodes'));
+      const known = new Set(nodes);
+      for (const node of [...this.table.nodes()]) if (!known.has(node) && node !== me) this.table.removeNode(node);
+      for (const node of nodes) {
+        if (node === me) continue;
+        this.table.replaceNode(node, await this.cmd.smembers(this.key('routes', node)));
+      }
+      this.table.replaceNode(me, this.interest);
+      if (this.connectedSince === 0 || !this.synced) this.connectedSince = Date.now();
+      this.readPending = true;
+      this.synced = true;
+    } finally {
+      this.resyncing = false;
+      const backlog = this.routeBacklog.splice(0);
+      for (const change of backlog) this.applyRouteChange(change);
+    }
+    // Retained messages set elsewhere while this node was away.
+    const retained = await this.cmd.hgetallBuffer(this.key('retained'));
+    for (const value of Object.values(retained)) this.handler?.retainedFromCluster(deserialize(value) as StoredRetained);
+  }
+
+  // ---- heartbeat and failure detection ----
+
+  private async tick(): Promise<void> {
+    if (this.closing || !this.ready) return;
+    try {
+      // Heartbeat, unless the others declared this node dead while it was cut off (then: fenced).
+      const alive = (await this.cmd.eval(
+        "if redis.call('exists', KEYS[2]) == 1 then return 0 end redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1",
+        2,
+        this.key('alive', this.nodeId),
+        this.key('dead', this.nodeId),
+        String(Date.now()),
+        String(this.deadAfterMs),
+      )) as number;
+      if (alive === 0) {
+        await this.fence();
+        return;
+      }
+      if (++this.beats % 2 === 0) await this.detectDeadNodes();
+    } catch (error) {
+      if (!this.closing && this.ready) this.log.warn({ err: error }, 'cluster: heartbeat failed');
+    }
+  }
+
+  private async fence(): Promise<void> {
+    if (this.fencing) return;
+    this.fencing = true;
+    try {
+      this.log.error({ node: this.nodeId }, 'cluster: this node was declared dead while cut off from Redis and its sessions were adopted: dropping every client, rejoining empty');
+      this.handler?.fenced();
+      await this.cmd.del(this.key('dead', this.nodeId));
+      this.synced = false;
+      await this.resync();
+    } finally {
+      this.fencing = false;
+    }
+  }
+
+  private async detectDeadNodes(): Promise<void> {
+    const now = Date.now();
+    // Only a node that has itself been connected for a while judges others (after a Redis restart,
+    // every heartbeat key may be gone until the nodes beat again).
+    if (now - this.connectedSince < this.deadAfterMs) return;
+    const nodes = await this.cmd.smembers(this.key('nodes'));
+    for (const node of nodes) {
+      if (node === this.nodeId) continue;
+      if ((await this.cmd.exists(this.key('alive', node))) === 1) {
+        this.missingSince.delete(node);
+        continue;
+      }
+      const since = this.missingSince.get(node);
+      if (since === undefined) this.missingSince.set(node, now);
+      else if (now - since >= this.deadAfterMs) {
+        this.missingSince.delete(node);
+        await this.adopt(node);
+      }
+    }
+  }
+
+  /** Takes over a dead node: its clients' wills, its sessions, its undelivered stream entries. */
+  private async adopt(dead: string): Promise<void> {
+    const me = this.nodeId;
+    const won = await this.cmd.set(this.key('adopt', dead), me, 'PX', 60_000, 'NX');
+    if (won !== 'OK') return;
+    const handler = this.handler!;
+    this.log.warn({ node: dead }, 'cluster: node missed its heartbeats: adopting its sessions, publishing its clients\' wills');
+    // Fence it first: should it come back from a network cut, it drops its clients instead of serving stale sessions.
+    await this.cmd.set(this.key('dead', dead), me);
+    this.table.removeNode(dead);
+    const wills = await this.cmd.hgetallBuffer(this.key('node', dead, 'wills'));
+    const clients = await this.cmd.smembers(this.key('node', dead, 'clients'));
+    const state: StoredState = { sessions: [], deliveries: [], messages: [], incomingQos2: [], retained: [] };
+    for (const cid of clients) {
+      const moved = (await this.cmd.eval(
+        "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2]) return 1 end return 0",
+        1,
+        this.key('owner', cid),
+        dead,
+        me,
+      )) as number;
+      if (moved === 0) continue;
+      await this.cmd.sadd(this.key('node', me, 'clients'), cid);
+      mergeState(state, await this.loadClient(cid));
+    }
+    handler.adoptSessions(state);
+    for (const [cid, value] of Object.entries(wills)) handler.publishOrphanWill(cid, deserialize(value) as Will);
+    // What was sent to the dead node and not yet delivered there goes to the sessions now held here.
+    const entries = (await this.cmd.xrangeBuffer(this.streamKey(dead), '-', '+')) as [Buffer, Buffer[]][];
+    let replayed = 0;
+    for (const [, fields] of entries) {
+      const value = fieldValue(fields);
+      if (value === undefined) continue;
+      const { message, groups } = decodeEnvelope(value);
+      handler.deliverFromCluster(message, groups);
+      replayed++;
+    }
+    handler.requestCommit();
+    await handler.settle();
+    const tx = this.cmd.multi();
+    tx.del(this.streamKey(dead), this.key('routes', dead), this.key('node', dead, 'clients'), this.key('node', dead, 'wills'));
+    tx.srem(this.key('nodes'), dead);
+    tx.publish(this.key('ch', 'routes'), `${dead}\n!`);
+    tx.del(this.key('adopt', dead));
+    await execOrThrow(tx);
+    this.log.warn({ node: dead, sessions: state.sessions.length, wills: Object.keys(wills).length, replayed }, 'cluster: dead node adopted');
+  }
+
+  // ---- routes ----
+
+  addInterest(key: string): void {
+    if (this.interest.has(key)) return;
+    this.interest.add(key);
+    this.table.add(this.nodeId, key);
+    this.outRoutes.push(`+${key}`);
+    this.handler?.requestCommit();
+  }
+
+  removeInterest(key: string): void {
+    if (!this.interest.delete(key)) return;
+    this.table.remove(this.nodeId, key);
+    this.outRoutes.push(`-${key}`);
+    this.handler?.requestCommit();
+  }
+
+  private applyRouteChange(text: string): void {
+    const nl = text.indexOf('\n');
+    const node = text.slice(0, nl);
+    if (node === this.nodeId) return;
+    const op = text.charAt(nl + 1);
+    const key = text.slice(nl + 2);
+    switch (op) {
+      case '+':
+        this.table.add(node, key);
+        break;
+      case '-':
+        this.table.remove(node, key);
+        break;
+      case '!':
+        this.table.removeNode(node);
+        break;
+      case '*':
+        // A node (re)registered or left: reload its whole set.
+        this.cmd.smembers(this.key('routes', node)).then(
+          (keys) => this.table.replaceNode(node, keys),
+          (error: unknown) => this.log.warn({ node, err: error }, 'cluster: could not reload routes of a node'),
+        );
+        break;
+    }
+  }
+
+  private onChannel(channel: string, payload: Buffer): void {
+    if (channel === this.nodeChannel(this.nodeId)) {
+      if (payload[0] === CONTROL) this.onControl(JSON.parse(payload.toString()) as Control);
+      else this.receive(payload);
+      return;
+    }
+    if (channel === this.key('ch', 'routes')) {
+      const text = payload.toString();
+      if (this.resyncing) this.routeBacklog.push(text);
+      else this.applyRouteChange(text);
+      return;
+    }
+    if (channel === this.key('ch', 'retained')) {
+      const nl = payload.indexOf(10);
+      if (payload.toString('utf8', 0, nl) === this.nodeId) return;
+      this.handler?.retainedFromCluster(deserialize(payload.subarray(nl + 1)) as StoredRetained | { topic: string; cleared: true });
+    }
+  }
+
+  private receive(envelope: Buffer): void {
+    try {
+      const { message, groups } = decodeEnvelope(envelope);
+      this.counters.received++;
+      this.handler?.deliverFromCluster(message, groups);
+    } catch (error) {
+      this.log.error({ err: error }, 'cluster: undecodable message from another node dropped');
+    }
+  }
+
+  // ---- messages ----
+
+  publish(message: Message): ReadonlySet<string> | undefined {
+    const route = this.table.match(message.topic);
+    if (route.nodes.length === 0 && route.groups.size === 0) return EMPTY_SET;
+    const me = this.nodeId;
+    let local: Set<string> | undefined;
+    let remoteGroups: Map<string, string[]> | undefined;
+    for (const [key, holders] of route.groups) {
+      const node = this.table.pick(key, holders);
+      if (node === me) (local ??= new Set()).add(key);
+      else if (node !== undefined) {
+        remoteGroups ??= new Map();
+        const list = remoteGroups.get(node);
+        if (list === undefined) remoteGroups.set(node, [key]);
+        else list.push(key);
+      }
+    }
+    if (message.qos === 0 && !this.ready) {
+      // Redis is away: QoS 0 for other nodes is dropped; local subscribers are still served.
+      this.counters.droppedQos0 += route.nodes.length + (remoteGroups?.size ?? 0);
+      return local ?? EMPTY_SET;
+    }
+    let plain: Buffer | undefined;
+    const out = message.qos === 0 ? this.outQos0 : this.outStream;
+    for (const node of route.nodes) {
+      if (node === me) continue;
+      const groups = remoteGroups?.get(node);
+      if (groups !== undefined) remoteGroups!.delete(node);
+      const buf = groups === undefined ? (plain ??= encodeEnvelope(message, NO_GROUPS)) : encodeEnvelope(message, groups);
+      pushTo(out, node, buf);
+    }
+    if (remoteGroups !== undefined) for (const [node, groups] of remoteGroups) pushTo(out, node, encodeEnvelope(message, groups));
+    this.handler?.requestCommit();
+    return local ?? EMPTY_SET;
+  }
+
+  // ---- sessions ----
+
+  async claimSession(clientId: string, load: boolean): Promise<StoredState | undefined> {
+    if (!this.ready) throw new Error('cluster: Redis unavailable');
+    const previous = (await this.cmd.call('SET', this.key('owner', clientId), this.nodeId, 'GET')) as string | null;
+    if (previous !== null && previous !== this.nodeId && (await this.cmd.exists(this.key('alive', previous))) === 1) {
+      await this.requestRelease(previous, clientId);
+    }
+    if (previous !== null && previous !== this.nodeId) {
+      await this.cmd.srem(this.key('node', previous, 'clients'), clientId);
+      await this.cmd.sadd(this.key('node', this.nodeId, 'clients'), clientId);
+    }
+    return load ? this.loadClient(clientId) : undefined;
+  }
+
+  private requestRelease(node: string, clientId: string): Promise<void> {
+    const rid = this.nextRid++;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.releaseWaiters.delete(rid);
+        this.log.warn({ clientId, node }, 'cluster: the node holding the session did not let go in time; taking it as stored');
+        resolve();
+      }, this.claimTimeoutMs);
+      this.releaseWaiters.set(rid, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      const control: Control = { t: 'release', cid: clientId, from: this.nodeId, rid };
+      this.cmd.publish(this.nodeChannel(node), JSON.stringify(control)).catch(() => undefined);
+    });
+  }
+
+  private onControl(control: Control): void {
+    if (control.t === 'released') {
+      this.releaseWaiters.get(control.rid)?.();
+      this.releaseWaiters.delete(control.rid);
+      return;
+    }
+    const reply: Control = { t: 'released', rid: control.rid };
+    const answer = (): void => void this.cmd.publish(this.nodeChannel(control.from), JSON.stringify(reply)).catch(() => undefined);
+    this.handler!.releaseSession(control.cid).then(answer, (error: unknown) => {
+      this.log.error({ clientId: control.cid, err: error }, 'cluster: letting go of a session failed');
+      answer();
+    });
+  }
+
+  clientOnline(clientId: string, will: Will | undefined): void {
+    this.outWills.push({ cid: clientId, will });
+    this.handler?.requestCommit();
+  }
+
+  clientOffline(clientId: string, persistent: boolean): void {
+    this.outWills.push({ cid: clientId, will: undefined });
+    if (!persistent) this.outOffline.push(clientId);
+    this.handler?.requestCommit();
+  }
+
+  /** Reads one client's stored session, deliveries (bodies given fresh local ids) and QoS 2 ids. */
+  private async loadClient(clientId: string): Promise<StoredState> {
+    const state: StoredState = { sessions: [], deliveries: [], messages: [], incomingQos2: [], retained: [] };
+    const [session, deliveries, qos2] = await Promise.all([
+      this.cmd.getBuffer(this.key('session', clientId)),
+      this.cmd.hgetallBuffer(this.key('dlv', clientId)),
+      this.cmd.smembers(this.key('qos2', clientId)),
+    ]);
+    if (session === null) return state;
+    state.sessions.push(deserialize(session) as StoredSession);
+    const list: StoredDelivery[] = [];
+    for (const value of Object.values(deliveries)) {
+      const record = deserialize(value) as StoredDeliveryRecord;
+      const id = this.nextLoadedId--;
+      this.bodies.set(id, record.m);
+      state.messages.push({ ...record.m, id });
+      list.push({ ...record.d, messageId: id });
+    }
+    list.sort((a, b) => a.seq - b.seq);
+    state.deliveries.push(...list);
+    for (const packetId of qos2) state.incomingQos2.push({ clientId, packetId: Number(packetId) });
+    return state;
+  }
+
+  // ---- the stream consumer ----
+
+  private async consume(): Promise<void> {
+    const me = this.nodeId;
+    while (!this.closing) {
+      if (this.reader.status !== 'ready' || !this.synced) {
+        await sleep(200);
+        continue;
+      }
+      try {
+        const pending = this.readPending;
+        const args: (string | number)[] = ['GROUP', GROUP, me, 'COUNT', STREAM_BATCH];
+        if (!pending) args.push('BLOCK', 1000);
+        args.push('STREAMS', this.streamKey(me), pending ? '0' : '>');
+        const reply = (await this.reader.callBuffer('XREADGROUP', ...args)) as [Buffer, [Buffer, Buffer[] | null][]][] | null;
+        const entries = reply?.[0]?.[1] ?? [];
+        if (pending && entries.length === 0) this.readPending = false;
+        if (entries.length === 0) continue;
+        for (const [id, fields] of entries) {
+          this.outAcks.push(id.toString());
+          const value = fields === null ? undefined : fieldValue(fields);
+          if (value !== undefined) this.receive(value);
+        }
+        this.handler?.requestCommit();
+        // Wait until these deliveries and their acknowledgements are committed before reading more:
+        // bounded memory, and a pending re-read never sees entries already being handled.
+        await this.handler?.settle();
+        if (pending) this.readPending = true;
+      } catch (error) {
+        if (this.closing) return;
+        if (String(error).includes('NOGROUP')) this.synced = false;
+        this.readPending = true;
+        await sleep(200);
+        if (this.synced) this.log.warn({ err: error }, 'cluster: reading this node\'s stream failed; retrying');
+        else void this.regained();
+      }
+    }
+  }
+
+  // ---- the store ----
+
+  private makeStore(): Persistence {
+    return {
+      name: 'redis',
+      load: () => this.loadOwned(),
+      apply: (ops) => this.apply(ops),
+      close: () => Promise.resolve(),
+    };
+  }
+
+  /** At start-up: every retained message, and the sessions this node id still owns. */
+  private async loadOwned(): Promise<StoredState> {
+    await this.connect();
+    const state: StoredState = { sessions: [], deliveries: [], messages: [], incomingQos2: [], retained: [] };
+    const retained = await this.cmd.hgetallBuffer(this.key('retained'));
+    for (const value of Object.values(retained)) state.retained.push(deserialize(value) as StoredRetained);
+    const mine = this.key('node', this.nodeId, 'clients');
+    for (const cid of await this.cmd.smembers(mine)) {
+      const owner = await this.cmd.get(this.key('owner', cid));
+      if (owner !== null && owner !== this.nodeId) {
+        await this.cmd.srem(mine, cid);
+        continue;
+      }
+      mergeState(state, await this.loadClient(cid));
+    }
+    return state;
+  }
+
+  /** One transaction: the store operations of a commit and the cluster writes of the same turn. */
+  private apply(ops: readonly StoreOp[]): Promise<void> {
+    const tx = this.cmd.multi();
+    const me = this.nodeId;
+    for (const op of ops) {
+      switch (op.op) {
+        case 'putSession':
+          tx.set(this.key('session', op.session.clientId), serialize(op.session));
+          tx.sadd(this.key('node', me, 'clients'), op.session.clientId);
+          break;
+        case 'deleteSession':
+          tx.del(this.key('session', op.clientId), this.key('dlv', op.clientId), this.key('qos2', op.clientId));
+          tx.srem(this.key('node', me, 'clients'), op.clientId);
+          break;
+        case 'putMessage': {
+          const { id, ...body } = op.message;
+          this.bodies.set(id, body);
+          break;
+        }
+        case 'deleteMessage':
+          this.bodies.delete(op.id);
+          break;
+        case 'putDelivery': {
+          const { messageId, ...delivery } = op.delivery;
+          const body = this.bodies.get(messageId);
+          if (body === undefined) {
+            this.log.error({ clientId: delivery.clientId, messageId }, 'cluster store: delivery of an unknown message body not stored');
+            break;
+          }
+          const record: StoredDeliveryRecord = { d: delivery, m: body };
+          tx.hset(this.key('dlv', delivery.clientId), String(delivery.seq), serialize(record));
+          break;
+        }
+        case 'deleteDelivery':
+          tx.hdel(this.key('dlv', op.clientId), String(op.seq));
+          break;
+        case 'putIncomingQos2':
+          tx.sadd(this.key('qos2', op.clientId), String(op.packetId));
+          break;
+        case 'deleteIncomingQos2':
+          tx.srem(this.key('qos2', op.clientId), String(op.packetId));
+          break;
+        case 'putRetained':
+          tx.hset(this.key('retained'), op.message.topic, serialize(op.message));
+          tx.publish(this.key('ch', 'retained'), Buffer.concat([Buffer.from(`${me}\n`), serialize(op.message)]));
+          break;
+        case 'deleteRetained':
+          tx.hdel(this.key('retained'), op.topic);
+          tx.publish(this.key('ch', 'retained'), Buffer.concat([Buffer.from(`${me}\n`), serialize({ topic: op.topic, cleared: true })]));
+          break;
+      }
+    }
+    // Cluster writes of this turn, in the same transaction (a delivery and the acknowledgement of
+    // the stream entry that brought it are committed together).
+    for (const [node, list] of this.outStream) for (const buf of list) tx.xadd(this.streamKey(node), '*', FIELD, buf);
+    for (const [node, list] of this.outQos0) for (const buf of list) tx.publish(this.nodeChannel(node), buf);
+    if (this.outAcks.length > 0) {
+      tx.xack(this.streamKey(me), GROUP, ...this.outAcks);
+      tx.xdel(this.streamKey(me), ...this.outAcks);
+    }
+    for (const change of this.outRoutes) {
+      if (change.charAt(0) === '+') tx.sadd(this.key('routes', me), change.slice(1));
+      else tx.srem(this.key('routes', me), change.slice(1));
+      tx.publish(this.key('ch', 'routes'), `${me}\n${change}`);
+    }
+    for (const { cid, will } of this.outWills) {
+      if (will === undefined) tx.hdel(this.key('node', me, 'wills'), cid);
+      else tx.hset(this.key('node', me, 'wills'), cid, serialize(will));
+    }
+    for (const cid of this.outOffline) {
+      tx.eval("if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end return 0", 1, this.key('owner', cid), me);
+    }
+    let sent = 0;
+    for (const list of this.outStream.values()) sent += list.length;
+    for (const list of this.outQos0.values()) sent += list.length;
+    this.counters.sent += sent;
+    this.outStream = new Map();
+    this.outQos0 = new Map();
+    this.outAcks = [];
+    this.outRoutes = [];
+    this.outWills = [];
+    this.outOffline = [];
+    return execOrThrow(tx).then(() => undefined);
+  }
+}
+
+function pushTo(out: Map<string, Buffer[]>, node: string, buf: Buffer): void {
+  const list = out.get(node);
+  if (list === undefined) out.set(node, [buf]);
+  else list.push(buf);
+}
+
+function fieldValue(fields: Buffer[]): Buffer | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === FIELD) return fields[i + 1];
+  return undefined;
+}
+
+function mergeState(into: StoredState, from: StoredState): void {
+  into.sessions.push(...from.sessions);
+  into.deliveries.push(...from.deliveries);
+  into.messages.push(...from.messages);
+  into.incomingQos2.push(...from.incomingQos2);
+}
+
+async function execOrThrow(tx: ReturnType<Redis['multi']>): Promise<unknown[]> {
+  const results = await tx.exec();
+  if (results === null) throw new Error('Redis transaction aborted');
+  const out: unknown[] = [];
+  for (const [error, value] of results) {
+    if (error !== null) throw error;
+    out.push(value);
+  }
+  return out;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

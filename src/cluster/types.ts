@@ -1,0 +1,67 @@
+/**
+ * The cluster port: how one broker process (a node) shares routing, sessions and retained messages
+ * with other nodes. The broker core sees only these types; `redis.ts` implements them on Redis and
+ * `local.ts` is the single-node implementation (nothing to share).
+ */
+import type { Message } from '../model/message.js';
+import type { Persistence, StoredRetained, StoredState } from '../persistence/types.js';
+import type { Will } from '../protocol/types.js';
+
+/** What the broker offers the cluster: called by the bus when something arrives from another node. */
+export interface ClusterHandler {
+  /**
+   * A message published on another node, for this node's subscribers. `groups` lists the shared
+   * subscription groups (keys as `$share/{group}/{filter}`) this node was picked to serve; other
+   * matching groups are served elsewhere.
+   */
+  deliverFromCluster(message: Message, groups: readonly string[]): void;
+  /** A retained message was set (or cleared: `payload` empty) on another node. */
+  retainedFromCluster(message: StoredRetained | { topic: string; cleared: true }): void;
+  /**
+   * Another node claims a client id: close its connection here (Session taken over) and let go of
+   * its session without deleting the stored state; resolves once everything is in the store.
+   */
+  releaseSession(clientId: string): Promise<void>;
+  /** Sessions (with their deliveries) to hold from now on: a dead node's, adopted by this one. */
+  adoptSessions(state: StoredState): void;
+  /** Publishes a will of a client whose node died. */
+  publishOrphanWill(clientId: string, will: Will): void;
+  /** Marks that the next commit has cluster work to do (the bus's writes join the store's transaction). */
+  requestCommit(): void;
+  /** Resolves once everything changed so far is committed. */
+  settle(): Promise<void>;
+  /** This node was declared dead by the others while it was cut off: drop every client and session. */
+  fenced(): void;
+}
+
+/** The cluster bus port. */
+export interface ClusterBus {
+  /** This node's id. */
+  readonly nodeId: string;
+  /** False while the bus cannot reach the shared state (Redis down): /readyz reports not-ready. */
+  readonly ready: boolean;
+  /** The store this node must use (the cluster's shared one), if the bus provides one. */
+  readonly store: Persistence | undefined;
+  /** Connects and registers the node; `handler` receives what other nodes send. */
+  start(handler: ClusterHandler): Promise<void>;
+  /** A local subscription filter (or `$share/{group}/{filter}`) gained its first subscriber. */
+  addInterest(key: string): void;
+  /** A local subscription filter lost its last subscriber. */
+  removeInterest(key: string): void;
+  /**
+   * A message published on this node (by a client, a will or the API): sends it to the other nodes
+   * that want it, and says which shared groups this node serves for it.
+   */
+  publish(message: Message): ReadonlySet<string> | undefined;
+  /**
+   * Claims a client id for a connection on this node: the node that held it lets go first (closing
+   * that connection). With `load`, resolves with the client's stored session state (if any).
+   */
+  claimSession(clientId: string, load: boolean): Promise<StoredState | undefined>;
+  /** A client is connected here with a will: stored so another node publishes it if this one dies. */
+  clientOnline(clientId: string, will: Will | undefined): void;
+  /** A client connected here went away; `persistent`: its session stays on this node. */
+  clientOffline(clientId: string, persistent: boolean): void;
+  /** Leaves the cluster (routes removed, sessions stay owned by this node id for its restart). */
+  close(): Promise<void>;
+}
