@@ -53,6 +53,7 @@ export class Broker implements BrokerContext, ClusterHandler {
   committedGen = 0;
   private issuedGen = 0;
   private readonly ackWaiters = new Set<Connection>();
+  private lastStoreFailureLog = 0;
 
   private readonly connections = new Set<Connection>();
   /** Offline sessions that expire, and wills waiting for their delay. */
@@ -258,7 +259,15 @@ export class Broker implements BrokerContext, ClusterHandler {
       (error: unknown) => {
         // Nothing in this commit is acknowledged: clients will resend. Loud, because durability is at stake.
         this.stats.storeFailures++;
-        this.logger.error({ err: error, store: store.name, operations: ops.length }, 'store commit failed: closing the connections whose acknowledgements depended on it');
+        const now = Date.now();
+        if (now - this.lastStoreFailureLog >= 10_000) {
+          // Once per 10 s at most (a store outage fails every commit).
+          this.lastStoreFailureLog = now;
+          this.logger.error(
+            { err: error, store: store.name, operations: ops.length, failures: this.stats.storeFailures },
+            'store commit failed: closing the connections whose acknowledgements depended on it',
+          );
+        }
         // [MQTT-4.8.0-2] their messages were not stored: close those connections, never acknowledge.
         for (const connection of this.ackWaiters) {
           if (connection.isClosed()) this.ackWaiters.delete(connection);
@@ -357,9 +366,15 @@ export class Broker implements BrokerContext, ClusterHandler {
    * Before a connection takes `clientId` over: in a cluster, the node that holds the client lets go
    * first, and its stored session is loaded here. Resolves at once on a single node.
    */
-  async claimSession(clientId: string): Promise<void> {
+  async claimSession(clientId: string, clean: boolean): Promise<void> {
     const cluster = this.cluster;
     if (cluster === undefined) return;
+    if (clean && !cluster.ready) {
+      // Redis is away: a clean session has nothing stored, so it is served here, locally (its
+      // ownership is not recorded: a connection with the same id on another node does not take it over).
+      this.logger.warn({ clientId }, 'cluster: Redis unavailable; clean session accepted on this node only');
+      return;
+    }
     const state = await cluster.claimSession(clientId, this.sessions.get(clientId) === undefined);
     if (state !== undefined && state.sessions.length > 0 && this.sessions.get(clientId) === undefined) this.mergeState(state, Date.now());
   }

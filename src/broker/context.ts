@@ -33,8 +33,11 @@ export interface BrokerContext {
   waitForCommit(connection: Connection): void;
   /** The cluster this broker is a node of; undefined on a single node. */
   readonly cluster: ClusterBus | undefined;
-  /** In a cluster: the node holding `clientId` lets go and its stored session is loaded here. */
-  claimSession(clientId: string): Promise<void>;
+  /**
+   * In a cluster: the node holding `clientId` lets go and its stored session is loaded here. `clean`:
+   * the connection starts a new session that ends with it (it may be served while Redis is away).
+   */
+  claimSession(clientId: string, clean: boolean): Promise<void>;
   /** Plugins: authentication, authorization and observers. */
   readonly hooks: Hooks;
   /** Connections that completed CONNECT, by client id. */

@@ -84,6 +84,7 @@ export class RedisCluster implements ClusterBus {
   private timer: NodeJS.Timeout | undefined;
   private beats = 0;
   private readonly missingSince = new Map<string, number>();
+  private readonly reportedErrors = new Set<string>();
   private nextRid = 1;
   private readonly releaseWaiters = new Map<number, () => void>();
   private readerLoop: Promise<void> | undefined;
@@ -122,6 +123,7 @@ export class RedisCluster implements ClusterBus {
       ['reader', this.reader],
     ] as const) {
       client.on('error', (error: Error) => this.connectionError(name, error));
+      client.on('ready', () => this.reportedErrors.delete(name));
     }
     this.cmd.on('close', () => this.lost());
     this.cmd.on('ready', () => void this.regained());
@@ -192,8 +194,10 @@ export class RedisCluster implements ClusterBus {
   }
 
   private connectionError(name: string, error: Error): void {
-    if (this.closing) return;
-    this.log.warn({ connection: name, err: error.message }, 'cluster: Redis connection error');
+    // Once per connection and outage: ioredis retries every few hundred milliseconds.
+    if (this.closing || this.reportedErrors.has(name)) return;
+    this.reportedErrors.add(name);
+    this.log.warn({ connection: name, err: error.message }, 'cluster: Redis connection error (retrying; logged once per outage)');
   }
 
   private lost(): void {

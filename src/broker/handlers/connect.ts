@@ -235,7 +235,8 @@ function accept(
     // connection, 0x8E) and the stored session comes here. Later packets wait.
     conn.state = 'authenticating';
     conn.holdPackets();
-    ctx.claimSession(conn.clientId).then(
+    const clean = packet.protocolVersion === 5 ? packet.clean && (packet.properties?.sessionExpiryInterval ?? 0) === 0 : packet.clean;
+    ctx.claimSession(conn.clientId, clean).then(
       () => {
         if (conn.state !== 'authenticating') return;
         accept(ctx, conn, packet, assigned, username, attributes, authProperties, true);

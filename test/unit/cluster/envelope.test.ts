@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { decodeEnvelope, encodeEnvelope } from '../../../src/cluster/envelope.js';
+import type { Message } from '../../../src/model/message.js';
+
+test('cluster envelope: a message with MQTT 5 properties and groups survives the hop between nodes', () => {
+  const message: Message = {
+    topic: 'a/b',
+    payload: Buffer.from('hello'),
+    qos: 2,
+    retain: true,
+    origin: 'client-1',
+    receivedAt: 1_700_000_000_123,
+    expiresAt: 1_700_000_060_123,
+    properties: { contentType: 'text/plain', correlationData: Buffer.from([1, 2, 3]), userProperties: [['k', 'v'], ['k', 'w']], responseTopic: 'r', payloadFormatIndicator: 1 },
+  };
+  const { message: back, groups } = decodeEnvelope(encodeEnvelope(message, ['$share/g/a/#']));
+  assert.deepEqual(back, message);
+  assert.deepEqual(groups, ['$share/g/a/#']);
+});
+
+test('cluster envelope (property): round trip of topic, payload, QoS, retain, origin and times', () => {
+  fc.assert(
+    fc.property(
+      fc.string({ minLength: 1, maxLength: 20 }).filter((t) => !t.includes('+') && !t.includes('#') && !t.includes('\u0000')),
+      fc.uint8Array({ maxLength: 300 }),
+      fc.constantFrom(0, 1, 2) as fc.Arbitrary<0 | 1 | 2>,
+      fc.boolean(),
+      fc.string({ maxLength: 30 }).filter((s) => !s.includes('\u0000')),
+      fc.option(fc.integer({ min: 0, max: 2 ** 45 }), { nil: undefined }),
+      fc.array(fc.string({ minLength: 1, maxLength: 10 }), { maxLength: 3 }),
+      (topic, payload, qos, retain, origin, expiresAt, groups) => {
+        const message: Message = { topic, payload: Buffer.from(payload), qos, retain, origin, receivedAt: 1234 };
+        if (expiresAt !== undefined) message.expiresAt = expiresAt;
+        const back = decodeEnvelope(encodeEnvelope(message, groups));
+        assert.deepEqual(back.message, message);
+        assert.deepEqual(back.groups, groups);
+      },
+    ),
+    { numRuns: 300, seed: 11 },
+  );
+});
+
+test('cluster envelope: anything else is refused, not misread', () => {
+  assert.throws(() => decodeEnvelope(Buffer.from('{"t":"release"}')), /unknown format/);
+  assert.throws(() => decodeEnvelope(Buffer.alloc(3)));
+});
