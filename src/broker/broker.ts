@@ -140,7 +140,6 @@ export class Broker implements BrokerContext, ClusterHandler {
 
   /** ClusterHandler: a message published on another node, for subscribers here. */
   deliverFromCluster(message: Message, groups: readonly string[]): void {
-    this.stats.messagesReceivedFromCluster++;
     this.deliverLocally(message, groups.length === 0 ? NO_GROUPS : new Set(groups));
   }
 

@@ -3,8 +3,6 @@ export class BrokerStats {
   connectionsAccepted = 0;
   connectionsRefused = 0;
   messagesReceived = 0;
-  /** Messages that arrived from other cluster nodes. */
-  messagesReceivedFromCluster = 0;
   messagesSent = 0;
   bytesReceived = 0;
   bytesSent = 0;

@@ -12,7 +12,7 @@ import type { Persistence, StoreOp, StoredDelivery, StoredMessage, StoredRetaine
 import type { Will } from '../protocol/types.js';
 import { decodeEnvelope, encodeEnvelope } from './envelope.js';
 import { InterestTable } from './interest-table.js';
-import type { ClusterBus, ClusterHandler } from './types.js';
+import type { ClusterBus, ClusterHandler, ClusterStats } from './types.js';
 
 /** The logging the cluster needs (pino-compatible). */
 export interface ClusterLogger {
@@ -102,7 +102,7 @@ export class RedisCluster implements ClusterBus {
   private readonly bodies = new Map<number, Omit<StoredMessage, 'id'>>();
   private nextLoadedId = -1;
   /** Messages sent to and received from other nodes, and QoS 0 ones dropped while Redis was away. */
-  readonly counters = { sent: 0, received: 0, droppedQos0: 0 };
+  readonly stats: ClusterStats = { sent: 0, received: 0, droppedQos0: 0 };
 
   constructor(options: RedisClusterOptions) {
     if (!validNodeId(options.nodeId)) throw new Error(`invalid node id "${options.nodeId}": use 1-128 of A-Z a-z 0-9 . _ : -`);
@@ -177,12 +177,10 @@ export class RedisCluster implements ClusterBus {
     if (this.timer !== undefined) clearInterval(this.timer);
     try {
       if (this.cmd.status === 'ready') {
-        // Leave the route table; sessions stay owned by this node id for its restart.
-        const tx = this.cmd.multi();
-        tx.del(this.key('routes', this.nodeId));
-        tx.publish(this.key('ch', 'routes'), `${this.nodeId}\n*`);
-        tx.del(this.key('alive', this.nodeId));
-        await tx.exec();
+        // Stop the heartbeat. The routes stay: messages for this node's offline persistent sessions
+        // keep arriving in its stream, for its restart under the same id or for the node that adopts
+        // it once the heartbeat is missed (docs/clustering.md).
+        await this.cmd.del(this.key('alive', this.nodeId));
       }
     } catch (error) {
       this.log.warn({ err: error }, 'cluster: could not leave the route table cleanly');
@@ -428,7 +426,7 @@ export class RedisCluster implements ClusterBus {
   private receive(envelope: Buffer): void {
     try {
       const { message, groups } = decodeEnvelope(envelope);
-      this.counters.received++;
+      this.stats.received++;
       this.handler?.deliverFromCluster(message, groups);
     } catch (error) {
       this.log.error({ err: error }, 'cluster: undecodable message from another node dropped');
@@ -455,7 +453,7 @@ export class RedisCluster implements ClusterBus {
     }
     if (message.qos === 0 && !this.ready) {
       // Redis is away: QoS 0 for other nodes is dropped; local subscribers are still served.
-      this.counters.droppedQos0 += route.nodes.length + (remoteGroups?.size ?? 0);
+      this.stats.droppedQos0 += route.nodes.length + (remoteGroups?.size ?? 0);
       return local ?? EMPTY_SET;
     }
     let plain: Buffer | undefined;
@@ -484,7 +482,10 @@ export class RedisCluster implements ClusterBus {
       await this.cmd.srem(this.key('node', previous, 'clients'), clientId);
       await this.cmd.sadd(this.key('node', this.nodeId, 'clients'), clientId);
     }
-    return load ? this.loadClient(clientId) : undefined;
+    const state = load ? await this.loadClient(clientId) : undefined;
+    // Two connections with one client id on two nodes at once: the later claim wins.
+    if ((await this.cmd.get(this.key('owner', clientId))) !== this.nodeId) throw new Error('client id claimed by another node meanwhile');
+    return state;
   }
 
   private requestRelease(node: string, clientId: string): Promise<void> {
@@ -696,7 +697,7 @@ export class RedisCluster implements ClusterBus {
     let sent = 0;
     for (const list of this.outStream.values()) sent += list.length;
     for (const list of this.outQos0.values()) sent += list.length;
-    this.counters.sent += sent;
+    this.stats.sent += sent;
     this.outStream = new Map();
     this.outQos0 = new Map();
     this.outAcks = [];

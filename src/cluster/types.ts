@@ -34,10 +34,21 @@ export interface ClusterHandler {
   fenced(): void;
 }
 
+/** Counters of a node's cluster traffic. */
+export interface ClusterStats {
+  /** Messages sent to other nodes (one per target node). */
+  sent: number;
+  /** Messages received from other nodes. */
+  received: number;
+  /** QoS 0 messages for other nodes dropped while the shared state (Redis) was unavailable. */
+  droppedQos0: number;
+}
+
 /** The cluster bus port. */
 export interface ClusterBus {
   /** This node's id. */
   readonly nodeId: string;
+  readonly stats: ClusterStats;
   /** False while the bus cannot reach the shared state (Redis down): /readyz reports not-ready. */
   readonly ready: boolean;
   /** The store this node must use (the cluster's shared one), if the bus provides one. */

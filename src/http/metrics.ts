@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { BrokerAdmin, BrokerTotals } from '../broker/admin.js';
 import type { BrokerStats } from '../broker/stats.js';
+import type { ClusterBus } from '../cluster/types.js';
 
 const QOS_LABELS = ['0', '1', '2'] as const;
 
@@ -45,6 +46,11 @@ export class BrokerMetrics {
     counter(registry, 'starling_rate_limited_total', 'Times a client was slowed down for exceeding its publish rate.', () => stats().rateLimited);
     counter(registry, 'starling_store_failures_total', 'Store commits that failed (their acknowledgements were never sent).', () => stats().storeFailures);
 
+    const cluster = (): ClusterBus | undefined => admin.broker.cluster;
+    counter(registry, 'starling_cluster_messages_sent_total', 'Messages sent to other cluster nodes (one per target node).', () => cluster()?.stats.sent ?? 0);
+    counter(registry, 'starling_cluster_messages_received_total', 'Messages received from other cluster nodes.', () => cluster()?.stats.received ?? 0);
+    counter(registry, 'starling_cluster_qos0_dropped_total', 'QoS 0 messages for other nodes dropped while Redis was unavailable.', () => cluster()?.stats.droppedQos0 ?? 0);
+    gauge(registry, 'starling_cluster_ready', '1 when this node reaches the cluster state (Redis) or runs alone, 0 while it does not.', () => (cluster()?.ready ?? true ? 1 : 0));
     gauge(registry, 'starling_connections', 'Open network connections (including those not yet past CONNECT).', () => totals().connections);
     gauge(registry, 'starling_sessions', 'Sessions, connected or not.', () => totals().sessions);
     gauge(registry, 'starling_subscriptions', 'Subscriptions (filter, session), shared members included.', () => totals().subscriptions);
