@@ -33,6 +33,9 @@ describe('44 limits: each gives the protocol answer and is counted', () => {
     const v5 = await clients.rawConnected({ clientId: 'limits-topic-v5', protocolVersion: 5 });
     assert.deepEqual((await v5.subscribe([['x/y/z/w', 0]])).reasonCodes, [0x8f]);
     assert.deepEqual((await v5.subscribe([[`long/${'x'.repeat(50)}`, 0]])).reasonCodes, [0x8f]);
+    // A shared subscription's levels are those of its filter: `$share/g/` is not counted.
+    assert.deepEqual((await v5.subscribe([['$share/g/x/y/z', 1]])).reasonCodes, [1]);
+    assert.deepEqual((await v5.subscribe([['$share/g/x/y/z/w', 1]])).reasonCodes, [0x8f]);
     const id = v5.publish('x/y/z/w', 'deep', 1);
     const puback = await v5.expect('puback');
     assert.equal(puback.packetId, id);

@@ -103,9 +103,11 @@ function applySubscribe(ctx: BrokerContext, conn: Connection, session: Session, 
 function refusalOf(ctx: BrokerContext, session: Session, request: SubscriptionRequest, subscriptionId: number | undefined): number | undefined {
   const filter = request.topicFilter;
   const options = ctx.options;
-  if (Buffer.byteLength(filter) > options.maxTopicLength || levelCount(filter) > options.maxTopicLevels) return ReasonCode.topicFilterInvalid;
-  if (!session.subscriptions.has(filter) && session.subscriptions.size >= options.maxSubscriptionsPerClient) return ReasonCode.quotaExceeded;
   const shared = filter.startsWith('$share/');
+  // Levels are those of the filter matched against topics: `$share/{group}/` is not counted.
+  const levels = levelCount(filter) - (shared ? 2 : 0);
+  if (Buffer.byteLength(filter) > options.maxTopicLength || levels > options.maxTopicLevels) return ReasonCode.topicFilterInvalid;
+  if (!session.subscriptions.has(filter) && session.subscriptions.size >= options.maxSubscriptionsPerClient) return ReasonCode.quotaExceeded;
   if (shared && !ctx.options.sharedSubscriptionAvailable) return ReasonCode.sharedSubscriptionsNotSupported;
   if (!ctx.options.wildcardSubscriptionAvailable && (filter.includes('+') || filter.includes('#'))) return ReasonCode.wildcardSubscriptionsNotSupported;
   if (subscriptionId !== undefined && !ctx.options.subscriptionIdentifiersAvailable) return ReasonCode.subscriptionIdentifiersNotSupported;
