@@ -30,7 +30,9 @@ export interface RedisClusterOptions {
   logger: ClusterLogger;
   /** Heartbeat period (default 1000 ms). */
   heartbeatMs?: number;
-  /** A node whose heartbeat is missing this long is declared dead (default 5000 ms). */
+  /** Expiry of the heartbeat key (default 4000 ms). */
+  heartbeatTtlMs?: number;
+  /** A node whose heartbeat key has been gone this long is declared dead (default 3000 ms). */
   deadAfterMs?: number;
   /** How long a claim waits for the previous node to let go of a session (default 5000 ms). */
   claimTimeoutMs?: number;
@@ -63,6 +65,7 @@ export class RedisCluster implements ClusterBus {
   private readonly prefix: string;
   private readonly log: ClusterLogger;
   private readonly heartbeatMs: number;
+  private readonly heartbeatTtlMs: number;
   private readonly deadAfterMs: number;
   private readonly claimTimeoutMs: number;
   /** Commands and transactions. Commands fail at once while disconnected (no offline queue). */
@@ -82,7 +85,6 @@ export class RedisCluster implements ClusterBus {
   private closing = false;
   private fencing = false;
   private timer: NodeJS.Timeout | undefined;
-  private beats = 0;
   private readonly missingSince = new Map<string, number>();
   private readonly reportedErrors = new Set<string>();
   private nextRid = 1;
@@ -110,7 +112,8 @@ export class RedisCluster implements ClusterBus {
     this.prefix = options.prefix ?? 'starling';
     this.log = options.logger;
     this.heartbeatMs = options.heartbeatMs ?? 1000;
-    this.deadAfterMs = options.deadAfterMs ?? 5000;
+    this.heartbeatTtlMs = options.heartbeatTtlMs ?? 4000;
+    this.deadAfterMs = options.deadAfterMs ?? 3000;
     this.claimTimeoutMs = options.claimTimeoutMs ?? 5000;
     const retryStrategy = (times: number): number => Math.min(100 * times, 2000);
     const base = { lazyConnect: true, retryStrategy, maxRetriesPerRequest: 1, connectionName: `starling:${this.nodeId}` } as const;
@@ -223,7 +226,7 @@ export class RedisCluster implements ClusterBus {
       const me = this.nodeId;
       const tx = this.cmd.multi();
       tx.sadd(this.key('nodes'), me);
-      tx.set(this.key('alive', me), String(Date.now()), 'PX', this.deadAfterMs);
+      tx.set(this.key('alive', me), String(Date.now()), 'PX', this.heartbeatTtlMs);
       tx.del(this.key('routes', me));
       if (this.interest.size > 0) tx.sadd(this.key('routes', me), ...this.interest);
       tx.publish(this.key('ch', 'routes'), `${me}\n*`);
@@ -266,13 +269,13 @@ export class RedisCluster implements ClusterBus {
         this.key('alive', this.nodeId),
         this.key('dead', this.nodeId),
         String(Date.now()),
-        String(this.deadAfterMs),
+        String(this.heartbeatTtlMs),
       )) as number;
       if (alive === 0) {
         await this.fence();
         return;
       }
-      if (++this.beats % 2 === 0) await this.detectDeadNodes();
+      await this.detectDeadNodes();
     } catch (error) {
       if (!this.closing && this.ready) this.log.warn({ err: error }, 'cluster: heartbeat failed');
     }
@@ -296,7 +299,7 @@ export class RedisCluster implements ClusterBus {
     const now = Date.now();
     // Only a node that has itself been connected for a while judges others (after a Redis restart,
     // every heartbeat key may be gone until the nodes beat again).
-    if (now - this.connectedSince < this.deadAfterMs) return;
+    if (now - this.connectedSince < this.heartbeatTtlMs + this.deadAfterMs) return;
     const nodes = await this.cmd.smembers(this.key('nodes'));
     for (const node of nodes) {
       if (node === this.nodeId) continue;

@@ -36,3 +36,21 @@ test('config object: bad values are refused with the key named', () => {
   assert.throws(() => applyConfigObject(DEFAULT_CONFIG, [], 'f'), /must be an object/);
   assert.throws(() => loadConfig(['--port', 'abc']), ConfigError);
 });
+
+test('cluster: --redis turns cluster mode on, --node-id names the node; the config file has the same keys', () => {
+  const result = loadConfig(['--redis', 'redis://127.0.0.1:6379', '--node-id', 'node-1']);
+  assert.equal(result.help, false);
+  if (result.help) return;
+  assert.deepEqual(result.config.cluster, { redis: 'redis://127.0.0.1:6379', nodeId: 'node-1' });
+  const fromFile = applyConfigObject(DEFAULT_CONFIG, { cluster: { redis: 'rediss://user:pw@redis.example:6380/2', nodeId: 'a.b_c:1-2', prefix: 'prod' } }, 'test.json');
+  assert.deepEqual(fromFile.cluster, { redis: 'rediss://user:pw@redis.example:6380/2', nodeId: 'a.b_c:1-2', prefix: 'prod' });
+  assert.equal(loadConfig([]).help === false && (loadConfig([]) as { config: { cluster?: unknown } }).config.cluster, undefined, 'no cluster by default');
+});
+
+test('cluster: bad values are refused with the flag or key named', () => {
+  assert.throws(() => loadConfig(['--redis', 'http://x']), (e: unknown) => e instanceof ConfigError && /--redis/.test(e.message));
+  assert.throws(() => loadConfig(['--node-id', 'n1']), (e: unknown) => e instanceof ConfigError && /--node-id needs --redis/.test(e.message));
+  assert.throws(() => loadConfig(['--redis', 'redis://h:1', '--node-id', 'bad id']), (e: unknown) => e instanceof ConfigError && /--node-id/.test(e.message));
+  assert.throws(() => applyConfigObject(DEFAULT_CONFIG, { cluster: { nodeId: 'x' } }, 'f.json'), (e: unknown) => e instanceof ConfigError && /f.json: cluster: "redis"/.test(e.message));
+  assert.throws(() => applyConfigObject(DEFAULT_CONFIG, { cluster: { redis: 'redis://h:1', nodes: 3 } }, 'f.json'), (e: unknown) => e instanceof ConfigError && /unknown key "nodes"/.test(e.message));
+});
