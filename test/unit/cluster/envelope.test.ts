@@ -25,7 +25,7 @@ test('cluster envelope (property): round trip of topic, payload, QoS, retain, or
     fc.property(
       fc.string({ minLength: 1, maxLength: 20 }).filter((t) => !t.includes('+') && !t.includes('#') && !t.includes('\u0000')),
       fc.uint8Array({ maxLength: 300 }),
-      fc.constantFrom(0, 1, 2) as fc.Arbitrary<0 | 1 | 2>,
+      fc.constantFrom<0 | 1 | 2>(0, 1, 2),
       fc.boolean(),
       fc.string({ maxLength: 30 }).filter((s) => !s.includes('\u0000')),
       fc.option(fc.integer({ min: 0, max: 2 ** 45 }), { nil: undefined }),
