@@ -411,6 +411,13 @@ export class Broker implements BrokerContext, ClusterHandler {
     else this.retained.set(fromStoredMessage(message));
   }
 
+  /** ClusterHandler: the cluster's retained messages replace this node's copy ($SYS, this node's own, stays). */
+  replaceRetained(messages: readonly StoredRetained[]): void {
+    for (const message of this.retained.all()) if (!message.topic.startsWith('$SYS/')) this.retained.delete(message.topic);
+    const order = (r: StoredRetained): number => r.seq ?? r.receivedAt;
+    for (const stored of [...messages].sort((a, b) => order(a) - order(b))) this.retained.set(fromStoredMessage(stored));
+  }
+
   /** ClusterHandler: the cluster's writes join the next commit. */
   requestCommit(): void {
     this.journal?.markExternal();

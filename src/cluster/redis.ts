@@ -254,7 +254,7 @@ export class RedisCluster implements ClusterBus {
     }
     // Retained messages set elsewhere while this node was away.
     const retained = await this.cmd.hgetallBuffer(this.key('retained'));
-    for (const value of Object.values(retained)) this.handler?.retainedFromCluster(deserialize(value) as StoredRetained);
+    this.handler?.replaceRetained(Object.values(retained).map((value) => deserialize(value) as StoredRetained));
   }
 
   // ---- heartbeat and failure detection ----

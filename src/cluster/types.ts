@@ -15,8 +15,10 @@ export interface ClusterHandler {
    * matching groups are served elsewhere.
    */
   deliverFromCluster(message: Message, groups: readonly string[]): void;
-  /** A retained message was set (or cleared: `payload` empty) on another node. */
+  /** A retained message was set (or cleared) on another node. */
   retainedFromCluster(message: StoredRetained | { topic: string; cleared: true }): void;
+  /** Every retained message of the cluster (after a reconnection to Redis): replaces the local copy. */
+  replaceRetained(messages: readonly StoredRetained[]): void;
   /**
    * Another node claims a client id: close its connection here (Session taken over) and let go of
    * its session without deleting the stored state; resolves once everything is in the store.
