@@ -92,6 +92,8 @@ export class RedisCluster implements ClusterBus {
   private readerLoop: Promise<void> | undefined;
   private connecting: Promise<void> | undefined;
   private readPending = true;
+  private adopting = false;
+  private parked: (() => void) | undefined;
 
   // One transaction per commit: what this turn adds besides the store's own operations.
   private outQos0 = new Map<string, Buffer[]>();
@@ -132,6 +134,7 @@ export class RedisCluster implements ClusterBus {
     this.cmd.on('ready', () => void this.regained());
     this.sub.on('ready', () => void this.regained());
     this.sub.on('messageBuffer', (channel: Buffer, payload: Buffer) => this.onChannel(channel.toString(), payload));
+    this.cmd.defineCommand('starlingXadd', { numberOfKeys: 0, lua: ROUTED_XADD });
     this.store = this.makeStore();
   }
 
@@ -161,6 +164,7 @@ export class RedisCluster implements ClusterBus {
   async start(handler: ClusterHandler): Promise<void> {
     this.handler = handler;
     await this.connect();
+    await this.waitForAdoption();
     await this.sub.subscribe(this.nodeChannel(this.nodeId), this.key('ch', 'routes'), this.key('ch', 'retained'));
     // A fresh start holds nothing: a tombstone from an earlier life (declared dead, adopted) is void.
     await this.cmd.del(this.key('dead', this.nodeId));
@@ -173,6 +177,17 @@ export class RedisCluster implements ClusterBus {
     this.timer = setInterval(() => void this.tick(), this.heartbeatMs);
     this.timer.unref();
     this.readerLoop = this.consume();
+  }
+
+  /** A node restarted while another is adopting its previous life waits for that to finish (≤ 60 s). */
+  private async waitForAdoption(): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    let logged = false;
+    while ((await this.cmd.exists(this.key('adopt', this.nodeId))) === 1 && Date.now() < deadline) {
+      if (!logged) this.log.info({ node: this.nodeId }, 'cluster: another node is adopting this node id\'s previous sessions; waiting for it');
+      logged = true;
+      await sleep(200);
+    }
   }
 
   async close(): Promise<void> {
@@ -322,46 +337,66 @@ export class RedisCluster implements ClusterBus {
     const won = await this.cmd.set(this.key('adopt', dead), me, 'PX', 60_000, 'NX');
     if (won !== 'OK') return;
     const handler = this.handler!;
-    this.log.warn({ node: dead }, 'cluster: node missed its heartbeats: adopting its sessions, publishing its clients\' wills');
-    // Fence it first: should it come back from a network cut, it drops its clients instead of serving stale sessions.
-    await this.cmd.set(this.key('dead', dead), me);
-    this.table.removeNode(dead);
-    const wills = await this.cmd.hgetallBuffer(this.key('node', dead, 'wills'));
-    const clients = await this.cmd.smembers(this.key('node', dead, 'clients'));
-    const state: StoredState = { sessions: [], deliveries: [], messages: [], incomingQos2: [], retained: [] };
-    for (const cid of clients) {
-      const moved = (await this.cmd.eval(
-        "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2]) return 1 end return 0",
-        1,
-        this.key('owner', cid),
-        dead,
-        me,
-      )) as number;
-      if (moved === 0) continue;
-      await this.cmd.sadd(this.key('node', me, 'clients'), cid);
-      mergeState(state, await this.loadClient(cid));
+    this.log.warn({ node: dead }, "cluster: node missed its heartbeats: adopting its sessions, publishing its clients' wills");
+    // This node's own stream waits while the dead node's entries are replayed (keeps their order).
+    await this.parkConsumer();
+    try {
+      // 1. Its persistent sessions come here, with their subscriptions (so routes point here too).
+      //    Meanwhile messages for the dead node keep collecting in its stream.
+      const clients = await this.cmd.smembers(this.key('node', dead, 'clients'));
+      const state: StoredState = { sessions: [], deliveries: [], messages: [], incomingQos2: [], retained: [] };
+      for (const cid of clients) {
+        const moved = (await this.cmd.eval(
+          "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2]) return 1 end return 0",
+          1,
+          this.key('owner', cid),
+          dead,
+          me,
+        )) as number;
+        if (moved === 0) continue;
+        await this.cmd.sadd(this.key('node', me, 'clients'), cid);
+        mergeState(state, await this.loadClient(cid));
+      }
+      handler.adoptSessions(state);
+      handler.requestCommit();
+      await handler.settle();
+      // 2. Tombstone: from now on every node's stream writes for the dead node land in this node's
+      //    stream (see ROUTED_XADD), so its own stream is frozen; and should it come back from a
+      //    network cut, it finds itself fenced and drops its clients.
+      await this.cmd.set(this.key('dead', dead), me);
+      // 3. The wills of the clients that were connected there.
+      const wills = await this.cmd.hgetallBuffer(this.key('node', dead, 'wills'));
+      for (const [cid, value] of Object.entries(wills)) handler.publishOrphanWill(cid, deserialize(value) as Will);
+      // 4. What was sent to the dead node and not delivered there goes to the sessions now held here.
+      const entries = (await this.cmd.xrangeBuffer(this.streamKey(dead), '-', '+')) as [Buffer, Buffer[]][];
+      let replayed = 0;
+      for (const [, fields] of entries) {
+        const value = fieldValue(fields);
+        if (value === undefined) continue;
+        const { message, groups } = decodeEnvelope(value);
+        handler.deliverFromCluster(message, groups);
+        replayed++;
+      }
+      handler.requestCommit();
+      await handler.settle();
+      // 5. Only now is the dead node taken out of the route table.
+      this.table.removeNode(dead);
+      const tx = this.cmd.multi();
+      tx.del(this.streamKey(dead), this.key('routes', dead), this.key('node', dead, 'clients'), this.key('node', dead, 'wills'));
+      tx.srem(this.key('nodes'), dead);
+      tx.publish(this.key('ch', 'routes'), `${dead}\n!`);
+      tx.del(this.key('adopt', dead));
+      await execOrThrow(tx);
+      this.log.warn({ node: dead, sessions: state.sessions.length, wills: Object.keys(wills).length, replayed }, 'cluster: dead node adopted');
+    } finally {
+      this.adopting = false;
     }
-    handler.adoptSessions(state);
-    for (const [cid, value] of Object.entries(wills)) handler.publishOrphanWill(cid, deserialize(value) as Will);
-    // What was sent to the dead node and not yet delivered there goes to the sessions now held here.
-    const entries = (await this.cmd.xrangeBuffer(this.streamKey(dead), '-', '+')) as [Buffer, Buffer[]][];
-    let replayed = 0;
-    for (const [, fields] of entries) {
-      const value = fieldValue(fields);
-      if (value === undefined) continue;
-      const { message, groups } = decodeEnvelope(value);
-      handler.deliverFromCluster(message, groups);
-      replayed++;
-    }
-    handler.requestCommit();
-    await handler.settle();
-    const tx = this.cmd.multi();
-    tx.del(this.streamKey(dead), this.key('routes', dead), this.key('node', dead, 'clients'), this.key('node', dead, 'wills'));
-    tx.srem(this.key('nodes'), dead);
-    tx.publish(this.key('ch', 'routes'), `${dead}\n!`);
-    tx.del(this.key('adopt', dead));
-    await execOrThrow(tx);
-    this.log.warn({ node: dead, sessions: state.sessions.length, wills: Object.keys(wills).length, replayed }, 'cluster: dead node adopted');
+  }
+
+  /** Stops this node's stream reader between two batches; resolves once it waits (or after 2 s). */
+  private parkConsumer(): Promise<void> {
+    this.adopting = true;
+    return Promise.race([new Promise<void>((resolve) => (this.parked = resolve)), sleep(2000)]);
   }
 
   // ---- routes ----
@@ -562,6 +597,12 @@ export class RedisCluster implements ClusterBus {
   private async consume(): Promise<void> {
     const me = this.nodeId;
     while (!this.closing) {
+      if (this.adopting) {
+        this.parked?.();
+        this.parked = undefined;
+        await sleep(20);
+        continue;
+      }
       if (this.reader.status !== 'ready' || !this.synced) {
         await sleep(200);
         continue;
@@ -610,6 +651,7 @@ export class RedisCluster implements ClusterBus {
   /** At start-up: every retained message, and the sessions this node id still owns. */
   private async loadOwned(): Promise<StoredState> {
     await this.connect();
+    await this.waitForAdoption();
     const state: StoredState = { sessions: [], deliveries: [], messages: [], incomingQos2: [], retained: [] };
     const retained = await this.cmd.hgetallBuffer(this.key('retained'));
     for (const value of Object.values(retained)) state.retained.push(deserialize(value) as StoredRetained);
@@ -679,7 +721,9 @@ export class RedisCluster implements ClusterBus {
     }
     // Cluster writes of this turn, in the same transaction (a delivery and the acknowledgement of
     // the stream entry that brought it are committed together).
-    for (const [node, list] of this.outStream) for (const buf of list) tx.xadd(this.streamKey(node), '*', FIELD, buf);
+    const routed = tx as unknown as RoutedXadd;
+    const prefix = `${this.prefix}:`;
+    for (const [node, list] of this.outStream) for (const buf of list) routed.starlingXadd(node, prefix, buf);
     for (const [node, list] of this.outQos0) for (const buf of list) tx.publish(this.nodeChannel(node), buf);
     if (this.outAcks.length > 0) {
       tx.xack(this.streamKey(me), GROUP, ...this.outAcks);
@@ -709,6 +753,23 @@ export class RedisCluster implements ClusterBus {
     this.outOffline = [];
     return execOrThrow(tx).then(() => undefined);
   }
+}
+
+/**
+ * XADD to a node's stream, or, when that node was declared dead, to the stream of the node that
+ * adopted it (following up to 8 adoptions): nothing is written to a stream nobody will read.
+ */
+const ROUTED_XADD = `
+local node = ARGV[1]
+for i = 1, 8 do
+  local adopter = redis.call('get', ARGV[2] .. 'dead:' .. node)
+  if not adopter then break end
+  node = adopter
+end
+return redis.call('xadd', ARGV[2] .. 'stream:' .. node, '*', '${FIELD}', ARGV[3])`;
+
+interface RoutedXadd {
+  starlingXadd(node: string, prefix: string, envelope: Buffer): unknown;
 }
 
 function pushTo(out: Map<string, Buffer[]>, node: string, buf: Buffer): void {
