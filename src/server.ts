@@ -116,7 +116,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
     }
     if (cluster !== undefined) {
       await cluster.start(broker);
-      logger.info({ node: cluster.nodeId, redis: redactUrl(config.cluster!.redis) }, `cluster node "${cluster.nodeId}" joined through Redis`);
+      logger.info({ node: cluster.nodeId, redis: cluster.url }, `cluster node "${cluster.nodeId}" joined through Redis`);
     }
   } catch (error) {
     await broker.close().catch(() => undefined);
@@ -218,11 +218,6 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
 function openCluster(cluster: ClusterConfig, port: number, logger: Logger): RedisCluster {
   const nodeId = cluster.nodeId ?? `${hostname().replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 100)}-${port}`;
   return new RedisCluster({ url: cluster.redis, nodeId, ...(cluster.prefix === undefined ? {} : { prefix: cluster.prefix }), logger });
-}
-
-/** A Redis URL without its password, for logs. */
-function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }
 
 /** The store the configuration asks for: none for 'memory' (the broker's own memory is the state). */

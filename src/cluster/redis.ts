@@ -87,6 +87,9 @@ export class RedisCluster implements ClusterBus {
   private timer: NodeJS.Timeout | undefined;
   private readonly missingSince = new Map<string, number>();
   private readonly reportedErrors = new Set<string>();
+  private lastError: string | undefined;
+  /** The Redis URL without its password, for messages and logs. */
+  readonly url: string;
   private nextRid = 1;
   private readonly releaseWaiters = new Map<number, () => void>();
   private readerLoop: Promise<void> | undefined;
@@ -112,6 +115,7 @@ export class RedisCluster implements ClusterBus {
     if (!validNodeId(options.nodeId)) throw new Error(`invalid node id "${options.nodeId}": use 1-128 of A-Z a-z 0-9 . _ : -`);
     this.nodeId = options.nodeId;
     this.prefix = options.prefix ?? 'starling';
+    this.url = options.url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
     this.log = options.logger;
     this.heartbeatMs = options.heartbeatMs ?? 1000;
     this.heartbeatTtlMs = options.heartbeatTtlMs ?? 4000;
@@ -157,7 +161,18 @@ export class RedisCluster implements ClusterBus {
 
   /** Connects to Redis (once; the store's `load` needs it before `start`). */
   connect(): Promise<void> {
-    this.connecting ??= Promise.all([this.cmd.connect(), this.sub.connect(), this.reader.connect()]).then(() => undefined);
+    this.connecting ??= Promise.all([this.cmd.connect(), this.sub.connect(), this.reader.connect()]).catch((error: unknown) => {
+      this.closing = true;
+      for (const client of [this.cmd, this.sub, this.reader]) client.disconnect();
+      throw new Error(`cluster: cannot reach Redis at ${this.url}: ${this.lastError ?? (error instanceof Error ? error.message : String(error))}`);
+    }).then(async () => {
+      // SET … GET (client-id ownership) needs Redis 6.2.
+      const info = await this.cmd.info('server');
+      const version = /redis_version:(\d+)\.(\d+)/.exec(info);
+      if (version !== null && (Number(version[1]) < 6 || (Number(version[1]) === 6 && Number(version[2]) < 2))) {
+        throw new Error(`cluster: Redis ${version[1]}.${version[2]} is too old; Starling needs Redis 6.2 or later`);
+      }
+    });
     return this.connecting;
   }
 
@@ -210,6 +225,7 @@ export class RedisCluster implements ClusterBus {
   }
 
   private connectionError(name: string, error: Error): void {
+    this.lastError = error.message;
     // Once per connection and outage: ioredis retries every few hundred milliseconds.
     if (this.closing || this.reportedErrors.has(name)) return;
     this.reportedErrors.add(name);
