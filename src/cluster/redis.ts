@@ -493,6 +493,12 @@ export class RedisCluster implements ClusterBus {
     const route = this.table.match(message.topic);
     if (route.nodes.length === 0 && route.groups.size === 0) return EMPTY_SET;
     const me = this.nodeId;
+    if (message.qos === 0 && !this.ready) {
+      // Redis is away: QoS 0 for other nodes is dropped (counted); shared groups are served by local
+      // members if there are any.
+      for (const node of route.nodes) if (node !== me) this.stats.droppedQos0++;
+      return undefined;
+    }
     let local: Set<string> | undefined;
     let remoteGroups: Map<string, string[]> | undefined;
     for (const [key, holders] of route.groups) {
@@ -505,12 +511,8 @@ export class RedisCluster implements ClusterBus {
         else list.push(key);
       }
     }
-    if (message.qos === 0 && !this.ready) {
-      // Redis is away: QoS 0 for other nodes is dropped; local subscribers are still served.
-      this.stats.droppedQos0 += route.nodes.length + (remoteGroups?.size ?? 0);
-      return local ?? EMPTY_SET;
-    }
     let plain: Buffer | undefined;
+    let sent = 0;
     const out = message.qos === 0 ? this.outQos0 : this.outStream;
     for (const node of route.nodes) {
       if (node === me) continue;
@@ -518,9 +520,16 @@ export class RedisCluster implements ClusterBus {
       if (groups !== undefined) remoteGroups!.delete(node);
       const buf = groups === undefined ? (plain ??= encodeEnvelope(message, NO_GROUPS)) : encodeEnvelope(message, groups);
       pushTo(out, node, buf);
+      sent++;
     }
-    if (remoteGroups !== undefined) for (const [node, groups] of remoteGroups) pushTo(out, node, encodeEnvelope(message, groups));
-    this.handler?.requestCommit();
+    if (remoteGroups !== undefined) {
+      for (const [node, groups] of remoteGroups) {
+        pushTo(out, node, encodeEnvelope(message, groups));
+        sent++;
+      }
+    }
+    // Only traffic that leaves this node joins (and so waits for) the next commit.
+    if (sent > 0) this.handler?.requestCommit();
     return local ?? EMPTY_SET;
   }
 
