@@ -49,6 +49,8 @@ function applySubscribe(ctx: BrokerContext, conn: Connection, session: Session, 
   const reasonCodes: number[] = [];
   const retained: { message: Message; subscription: Subscription }[] = [];
   const subscriptionId = packet.properties?.subscriptionIdentifiers?.[0];
+  const journal = ctx.journal;
+  const changesBefore = journal === undefined ? 0 : journal.size;
   for (let i = 0; i < packet.subscriptions.length; i++) {
     const request = packet.subscriptions[i] as SubscriptionRequest;
     const refusal = allowed[i] === true ? refusalOf(ctx, session, request, subscriptionId) : ReasonCode.notAuthorized;
@@ -86,7 +88,11 @@ function applySubscribe(ctx: BrokerContext, conn: Connection, session: Session, 
   }
   session.journal?.putSession(session);
   // [MQTT-3.8.4-1] SUBACK with the same packet id; [MQTT-3.8.4-5] one code per filter in order.
-  conn.send({ type: 'suback', packetId: packet.packetId, reasonCodes });
+  // In a cluster a new filter reaches the other nodes with the next commit: SUBACK waits for it, so
+  // a message published on another node after SUBACK finds this subscription.
+  const suback = { type: 'suback', packetId: packet.packetId, reasonCodes } as const;
+  if (ctx.cluster !== undefined && journal !== undefined && journal.size !== changesBefore) conn.sendAck(suback, true);
+  else conn.send(suback);
   // [MQTT-3.3.1-8] messages sent from the retained store carry RETAIN=1.
   const now = Date.now();
   for (const { message, subscription } of retained) {
