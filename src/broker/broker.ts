@@ -375,7 +375,12 @@ export class Broker implements BrokerContext, ClusterHandler {
       return;
     }
     const state = await cluster.claimSession(clientId, this.sessions.get(clientId) === undefined);
-    if (state !== undefined && state.sessions.length > 0 && this.sessions.get(clientId) === undefined) this.mergeState(state, Date.now());
+    if (state !== undefined && state.sessions.length > 0 && this.sessions.get(clientId) === undefined) {
+      this.mergeState(state, Date.now());
+      // Its subscriptions are announced to the other nodes before CONNACK, so messages published
+      // elsewhere after CONNACK reach the session.
+      await this.settle();
+    }
   }
 
   /** ClusterHandler: another node claims `clientId`: close it here, keep its stored state for that node. */

@@ -91,7 +91,7 @@ function applySubscribe(ctx: BrokerContext, conn: Connection, session: Session, 
   // In a cluster a new filter reaches the other nodes with the next commit: SUBACK waits for it, so
   // a message published on another node after SUBACK finds this subscription.
   const suback = { type: 'suback', packetId: packet.packetId, reasonCodes } as const;
-  if (ctx.cluster !== undefined && journal !== undefined && journal.size !== changesBefore) conn.sendAck(suback, true);
+  if (ctx.cluster !== undefined) conn.sendAck(suback, journal !== undefined && journal.size !== changesBefore);
   else conn.send(suback);
   // [MQTT-3.3.1-8] messages sent from the retained store carry RETAIN=1.
   const now = Date.now();
