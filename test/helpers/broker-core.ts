@@ -102,3 +102,23 @@ export async function receivedBefore(target: TestBroker, client: RawClient, sent
     out.push(publish);
   }
 }
+
+/**
+ * Subscribes `client` to `sentinel`, publishes a message there once the SUBACK is in, and returns the
+ * PUBLISH packets the client got before it: what the broker had for the client up to that point.
+ */
+export async function publishesUntil(b: TestBroker, client: RawClient, sentinel: string): Promise<PublishPacket[]> {
+  const packetId = client.allocatePacketId();
+  client.send({ type: 'subscribe', packetId, subscriptions: [{ topicFilter: sentinel, qos: 0 }] });
+  const out: PublishPacket[] = [];
+  for (;;) {
+    const p = await client.next();
+    if (p.type === 'suback' && p.packetId === packetId) {
+      b.broker.publish({ topic: sentinel, payload: 'end' });
+      continue;
+    }
+    if (p.type !== 'publish') throw new Error(`unexpected ${describePacket(p)}`);
+    if (p.topic === sentinel) return out;
+    out.push(p);
+  }
+}

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { varint } from '../fuzz/harness.js';
 import type { MqttClient } from 'mqtt';
 import { encodePacket } from '../../src/protocol/encoder.js';
 import type { Packet, QoS } from '../../src/protocol/types.js';
@@ -38,17 +39,6 @@ async function assertConnectionCount(server: StarlingServer, expected: number, w
 // ---------------------------------------------------------------------------------------------
 // Hand-made packets
 
-/** Variable Byte Integer (spec 1.5.5 / 2.2.3). */
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
-}
 
 /** A packet with the given first byte and body, with a correct Remaining Length. */
 function raw(first: number, ...body: (Buffer | number[])[]): Buffer {

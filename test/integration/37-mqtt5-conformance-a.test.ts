@@ -9,20 +9,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { AuthenticateResult } from '../../src/broker/options.js';
 import type { Packet, PublishPacket } from '../../src/protocol/types.js';
-import { connected5, expectServerDisconnect, nextId, publishPacket, startBroker, subscribe5, type TestBroker } from '../helpers/broker-core.js';
+import { connected5, expectServerDisconnect, nextId, publishesUntil, publishPacket, startBroker, subscribe5, type TestBroker } from '../helpers/broker-core.js';
 import { describePacket, sleep, type RawClient } from '../helpers/raw-client.js';
+import { varint } from '../fuzz/harness.js';
 
-/** Variable Byte Integer, minimal encoding. */
-function vbi(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
-}
 
 /** A length-prefixed string of raw bytes (not checked: the point is to send bad ones). */
 function str(bytes: Buffer | string): Buffer {
@@ -32,13 +22,13 @@ function str(bytes: Buffer | string): Buffer {
 
 /** A packet from its first byte and body. */
 function frame(first: number, body: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([first]), vbi(body.length), body]);
+  return Buffer.concat([Buffer.from([first]), varint(body.length), body]);
 }
 
 /** A raw MQTT 5 PUBLISH with any topic bytes and any property bytes. */
 function rawPublish5(topic: Buffer | string, properties: Buffer, payload: string, qos: 0 | 1 | 2 = 0, packetId = 1, retain = false): Buffer {
   const id = qos > 0 ? Buffer.from([packetId >> 8, packetId & 0xff]) : Buffer.alloc(0);
-  return frame(0x30 | (qos << 1) | (retain ? 1 : 0), Buffer.concat([str(topic), id, vbi(properties.length), properties, Buffer.from(payload)]));
+  return frame(0x30 | (qos << 1) | (retain ? 1 : 0), Buffer.concat([str(topic), id, varint(properties.length), properties, Buffer.from(payload)]));
 }
 
 /** A User Property (0x26) with raw name and value bytes. */
@@ -52,7 +42,7 @@ function rawConnect5(o: { name?: string; level?: number; flags?: number; propert
   const body = Buffer.concat([
     str(o.name ?? 'MQTT'),
     Buffer.from([o.level ?? 5, o.flags ?? 0x02, 0, 0]),
-    vbi(props.length),
+    varint(props.length),
     props,
     str(o.clientId ?? nextId('raw')),
     o.rest ?? Buffer.alloc(0),
@@ -107,25 +97,6 @@ async function recorded5(b: TestBroker, fields: Parameters<RawClient['connectMqt
   return { client, bytes };
 }
 
-/**
- * Subscribes `client` to `sentinel`, publishes a message there once the SUBACK is in, and returns the
- * PUBLISH packets the client got before it: what the broker had for the client up to that point.
- */
-async function publishesUntil(b: TestBroker, client: RawClient, sentinel: string): Promise<PublishPacket[]> {
-  const packetId = client.allocatePacketId();
-  client.send({ type: 'subscribe', packetId, subscriptions: [{ topicFilter: sentinel, qos: 0 }] });
-  const out: PublishPacket[] = [];
-  for (;;) {
-    const p = await client.next();
-    if (p.type === 'suback' && p.packetId === packetId) {
-      b.broker.publish({ topic: sentinel, payload: 'end' });
-      continue;
-    }
-    if (p.type !== 'publish') throw new Error(`unexpected ${describePacket(p)}`);
-    if (p.topic === sentinel) return out;
-    out.push(p);
-  }
-}
 
 /** The connection is closed; any packet sent before is a DISCONNECT (or CONNACK) with a reason of 0x80 or more. */
 async function expectRefusedOrClosed(client: RawClient): Promise<Packet[]> {

@@ -7,29 +7,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { encodePacket } from '../../src/protocol/encoder.js';
-import type { Packet, PublishPacket } from '../../src/protocol/types.js';
-import { connected5, expectServerDisconnect, nextId, publishPacket, startBroker, subscribe5, type TestBroker } from '../helpers/broker-core.js';
+import type { Packet } from '../../src/protocol/types.js';
+import { connected5, expectServerDisconnect, nextId, publishesUntil, publishPacket, startBroker, subscribe5, type TestBroker } from '../helpers/broker-core.js';
 import { describePacket, sleep, type ConnectFields, type RawClient } from '../helpers/raw-client.js';
 
-/**
- * Subscribes `client` to `sentinel`, publishes a message there once the SUBACK is in, and returns the
- * PUBLISH packets the client got before it: what the broker had for the client up to that point.
- */
-async function publishesUntil(b: TestBroker, client: RawClient, sentinel: string): Promise<PublishPacket[]> {
-  const packetId = client.allocatePacketId();
-  client.send({ type: 'subscribe', packetId, subscriptions: [{ topicFilter: sentinel, qos: 0 }] });
-  const out: PublishPacket[] = [];
-  for (;;) {
-    const p = await client.next();
-    if (p.type === 'suback' && p.packetId === packetId) {
-      b.broker.publish({ topic: sentinel, payload: 'end' });
-      continue;
-    }
-    if (p.type !== 'publish') throw new Error(`unexpected ${describePacket(p)}`);
-    if (p.topic === sentinel) return out;
-    out.push(p);
-  }
-}
 
 /** Every packet received within `ms` milliseconds (the connection must stay open). */
 async function packetsWithin(client: RawClient, ms: number): Promise<Packet[]> {
