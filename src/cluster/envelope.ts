@@ -76,3 +76,50 @@ export function decodeEnvelope(buf: Buffer): Envelope {
   if (expiresAt >= 0) message.expiresAt = expiresAt;
   return { message, groups };
 }
+
+const BATCH = 2;
+/** Largest batch (one Redis message or stream entry) made by `encodeBatches`. */
+const MAX_BATCH_BYTES = 1024 * 1024;
+
+/**
+ * Packs envelopes for one node into as few buffers as fit `MAX_BATCH_BYTES` each, so a turn's
+ * traffic to a node is one Redis command instead of one per message. A single envelope is sent as is.
+ */
+export function encodeBatches(envelopes: readonly Buffer[]): Buffer[] {
+  if (envelopes.length === 1) return [envelopes[0]!];
+  const out: Buffer[] = [];
+  let start = 0;
+  while (start < envelopes.length) {
+    let size = 1;
+    let end = start;
+    while (end < envelopes.length && (end === start || size + 4 + envelopes[end]!.length <= MAX_BATCH_BYTES)) size += 4 + envelopes[end++]!.length;
+    const batch = Buffer.allocUnsafe(size);
+    batch[0] = BATCH;
+    let p = 1;
+    for (let i = start; i < end; i++) {
+      const envelope = envelopes[i]!;
+      p = batch.writeUInt32BE(envelope.length, p);
+      p += envelope.copy(batch, p);
+    }
+    out.push(batch);
+    start = end;
+  }
+  return out;
+}
+
+/** Calls `visit` with each envelope of what `encodeBatches` made (a batch, or a single envelope). */
+export function forEachEnvelope(buf: Buffer, visit: (envelope: Buffer) => void): void {
+  if (buf[0] !== BATCH) {
+    visit(buf);
+    return;
+  }
+  let p = 1;
+  while (p < buf.length) {
+    if (p + 4 > buf.length) throw new Error('truncated cluster batch');
+    const length = buf.readUInt32BE(p);
+    p += 4;
+    if (p + length > buf.length) throw new Error('truncated cluster batch');
+    visit(buf.subarray(p, p + length));
+    p += length;
+  }
+}

@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import type { Message } from '../model/message.js';
 import type { Persistence, StoreOp, StoredDelivery, StoredMessage, StoredRetained, StoredSession, StoredState } from '../persistence/types.js';
 import type { Will } from '../protocol/types.js';
-import { decodeEnvelope, encodeEnvelope } from './envelope.js';
+import { decodeEnvelope, encodeBatches, encodeEnvelope, forEachEnvelope } from './envelope.js';
 import { InterestTable } from './interest-table.js';
 import type { ClusterBus, ClusterHandler, ClusterStats } from './types.js';
 
@@ -42,7 +42,14 @@ export interface RedisClusterOptions {
 const FIELD = 'm';
 const GROUP = 'starling';
 const STREAM_BATCH = 512;
-const CONTROL = 0x7b; // '{': a JSON control message on a node channel; envelopes start with 1.
+/**
+ * Envelope bytes on their way to Redis (queued for the next commit or in a commit not yet answered)
+ * beyond which QoS 0 messages for other nodes are dropped (counted), as QoS 0 to a slow client is:
+ * without it a QoS 0 flood faster than Redis grows the node's memory without bound. QoS 1/2 are
+ * bounded by the publishers' inflight windows (their acknowledgements wait for the commit).
+ */
+const MAX_PENDING_BYTES = 4 * 1024 * 1024;
+const CONTROL = 0x7b; // "{": a JSON control message on a node channel; envelopes start with 1, batches with 2.
 const NO_GROUPS: readonly string[] = [];
 const EMPTY_SET: ReadonlySet<string> = new Set();
 
@@ -70,6 +77,11 @@ export class RedisCluster implements ClusterBus {
   private readonly claimTimeoutMs: number;
   /** Commands and transactions. Commands fail at once while disconnected (no offline queue). */
   private readonly cmd: Redis;
+  /**
+   * Heartbeat and failure detection, on their own connection: a node busy with a large backlog of
+   * commands still beats on time (and is not declared dead for being busy).
+   */
+  private readonly beat: Redis;
   /** Pub/sub: this node's channel, route changes, retained changes. */
   private readonly sub: Redis;
   /** The blocking stream reader. */
@@ -96,6 +108,7 @@ export class RedisCluster implements ClusterBus {
   private connecting: Promise<void> | undefined;
   private readPending = true;
   private adopting = false;
+  private ticking = false;
   private parked: (() => void) | undefined;
 
   // One transaction per commit: what this turn adds besides the store's own operations.
@@ -105,6 +118,9 @@ export class RedisCluster implements ClusterBus {
   private outRoutes: string[] = [];
   private outWills: { cid: string; will: Will | undefined }[] = [];
   private outOffline: string[] = [];
+  /** Envelope bytes queued for the next commit, and in commits Redis has not answered yet. */
+  private outBytes = 0;
+  private inflightBytes = 0;
   /** Message bodies by journal id, until their last delivery lets go (deliveries embed them). */
   private readonly bodies = new Map<number, Omit<StoredMessage, 'id'>>();
   private nextLoadedId = -1;
@@ -124,10 +140,12 @@ export class RedisCluster implements ClusterBus {
     const retryStrategy = (times: number): number => Math.min(100 * times, 2000);
     const base = { lazyConnect: true, retryStrategy, maxRetriesPerRequest: 1, connectionName: `starling:${this.nodeId}` } as const;
     this.cmd = new Redis(options.url, { ...base, enableOfflineQueue: false });
+    this.beat = new Redis(options.url, { ...base, enableOfflineQueue: false });
     this.sub = new Redis(options.url, { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null });
     this.reader = new Redis(options.url, { ...base, enableOfflineQueue: false });
     for (const [name, client] of [
       ['commands', this.cmd],
+      ['heartbeat', this.beat],
       ['subscriber', this.sub],
       ['reader', this.reader],
     ] as const) {
@@ -161,9 +179,9 @@ export class RedisCluster implements ClusterBus {
 
   /** Connects to Redis (once; the store's `load` needs it before `start`). */
   connect(): Promise<void> {
-    this.connecting ??= Promise.all([this.cmd.connect(), this.sub.connect(), this.reader.connect()]).catch((error: unknown) => {
+    this.connecting ??= Promise.all([this.cmd.connect(), this.beat.connect(), this.sub.connect(), this.reader.connect()]).catch((error: unknown) => {
       this.closing = true;
-      for (const client of [this.cmd, this.sub, this.reader]) client.disconnect();
+      for (const client of [this.cmd, this.beat, this.sub, this.reader]) client.disconnect();
       throw new Error(`cluster: cannot reach Redis at ${this.url}: ${this.lastError ?? (error instanceof Error ? error.message : String(error))}`);
     }).then(async () => {
       // SET … GET (client-id ownership) needs Redis 6.2.
@@ -219,6 +237,7 @@ export class RedisCluster implements ClusterBus {
       this.log.warn({ err: error }, 'cluster: could not leave the route table cleanly');
     }
     this.reader.disconnect();
+    this.beat.disconnect();
     await this.readerLoop?.catch(() => undefined);
     this.sub.disconnect();
     this.cmd.disconnect();
@@ -291,10 +310,11 @@ export class RedisCluster implements ClusterBus {
   // ---- heartbeat and failure detection ----
 
   private async tick(): Promise<void> {
-    if (this.closing || !this.ready) return;
+    if (this.closing || !this.ready || this.ticking || this.beat.status !== 'ready') return;
+    this.ticking = true;
     try {
       // Heartbeat, unless the others declared this node dead while it was cut off (then: fenced).
-      const alive = (await this.cmd.eval(
+      const alive = (await this.beat.eval(
         "if redis.call('exists', KEYS[2]) == 1 then return 0 end redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1",
         2,
         this.key('alive', this.nodeId),
@@ -309,6 +329,8 @@ export class RedisCluster implements ClusterBus {
       await this.detectDeadNodes();
     } catch (error) {
       if (!this.closing && this.ready) this.log.warn({ err: error }, 'cluster: heartbeat failed');
+    } finally {
+      this.ticking = false;
     }
   }
 
@@ -331,10 +353,10 @@ export class RedisCluster implements ClusterBus {
     // Only a node that has itself been connected for a while judges others (after a Redis restart,
     // every heartbeat key may be gone until the nodes beat again).
     if (now - this.connectedSince < this.heartbeatTtlMs + this.deadAfterMs) return;
-    const nodes = await this.cmd.smembers(this.key('nodes'));
+    const nodes = await this.beat.smembers(this.key('nodes'));
     for (const node of nodes) {
       if (node === this.nodeId) continue;
-      if ((await this.cmd.exists(this.key('alive', node))) === 1) {
+      if ((await this.beat.exists(this.key('alive', node))) === 1) {
         this.missingSince.delete(node);
         continue;
       }
@@ -342,7 +364,8 @@ export class RedisCluster implements ClusterBus {
       if (since === undefined) this.missingSince.set(node, now);
       else if (now - since >= this.deadAfterMs) {
         this.missingSince.delete(node);
-        await this.adopt(node);
+        // Not awaited: the heartbeat goes on while the adoption runs.
+        this.adopt(node).catch((error: unknown) => this.log.error({ node, err: error }, 'cluster: adopting a dead node failed; another check will retry'));
       }
     }
   }
@@ -389,9 +412,11 @@ export class RedisCluster implements ClusterBus {
       for (const [, fields] of entries) {
         const value = fieldValue(fields);
         if (value === undefined) continue;
-        const { message, groups } = decodeEnvelope(value);
-        handler.deliverFromCluster(message, groups);
-        replayed++;
+        forEachEnvelope(value, (envelope) => {
+          const { message, groups } = decodeEnvelope(envelope);
+          handler.deliverFromCluster(message, groups);
+          replayed++;
+        });
       }
       handler.requestCommit();
       await handler.settle();
@@ -477,15 +502,20 @@ export class RedisCluster implements ClusterBus {
     }
   }
 
-  private receive(envelope: Buffer): void {
+  /** Delivers what another node sent (one envelope or a batch). */
+  private receive(data: Buffer): void {
     try {
-      const { message, groups } = decodeEnvelope(envelope);
-      this.stats.received++;
-      this.handler?.deliverFromCluster(message, groups);
+      forEachEnvelope(data, this.receiveOne);
     } catch (error) {
       this.log.error({ err: error }, 'cluster: undecodable message from another node dropped');
     }
   }
+
+  private readonly receiveOne = (envelope: Buffer): void => {
+    const { message, groups } = decodeEnvelope(envelope);
+    this.stats.received++;
+    this.handler?.deliverFromCluster(message, groups);
+  };
 
   // ---- messages ----
 
@@ -493,9 +523,9 @@ export class RedisCluster implements ClusterBus {
     const route = this.table.match(message.topic);
     if (route.nodes.length === 0 && route.groups.size === 0) return EMPTY_SET;
     const me = this.nodeId;
-    if (message.qos === 0 && !this.ready) {
-      // Redis is away: QoS 0 for other nodes is dropped (counted); shared groups are served by local
-      // members if there are any.
+    if (message.qos === 0 && (!this.ready || this.outBytes + this.inflightBytes > MAX_PENDING_BYTES)) {
+      // Redis is away or behind: QoS 0 for other nodes is dropped (counted); shared groups are served
+      // by local members if there are any.
       for (const node of route.nodes) if (node !== me) this.stats.droppedQos0++;
       return undefined;
     }
@@ -520,11 +550,14 @@ export class RedisCluster implements ClusterBus {
       if (groups !== undefined) remoteGroups!.delete(node);
       const buf = groups === undefined ? (plain ??= encodeEnvelope(message, NO_GROUPS)) : encodeEnvelope(message, groups);
       pushTo(out, node, buf);
+      this.outBytes += buf.length;
       sent++;
     }
     if (remoteGroups !== undefined) {
       for (const [node, groups] of remoteGroups) {
-        pushTo(out, node, encodeEnvelope(message, groups));
+        const buf = encodeEnvelope(message, groups);
+        pushTo(out, node, buf);
+        this.outBytes += buf.length;
         sent++;
       }
     }
@@ -748,8 +781,9 @@ export class RedisCluster implements ClusterBus {
     // the stream entry that brought it are committed together).
     const routed = tx as unknown as RoutedXadd;
     const prefix = `${this.prefix}:`;
-    for (const [node, list] of this.outStream) for (const buf of list) routed.starlingXadd(node, prefix, buf);
-    for (const [node, list] of this.outQos0) for (const buf of list) tx.publish(this.nodeChannel(node), buf);
+    // One stream entry / one pub/sub message per node per turn (batches of up to 1 MiB).
+    for (const [node, list] of this.outStream) for (const batch of encodeBatches(list)) routed.starlingXadd(node, prefix, batch);
+    for (const [node, list] of this.outQos0) for (const batch of encodeBatches(list)) tx.publish(this.nodeChannel(node), batch);
     if (this.outAcks.length > 0) {
       tx.xack(this.streamKey(me), GROUP, ...this.outAcks);
       tx.xdel(this.streamKey(me), ...this.outAcks);
@@ -776,7 +810,16 @@ export class RedisCluster implements ClusterBus {
     this.outRoutes = [];
     this.outWills = [];
     this.outOffline = [];
-    return execOrThrow(tx).then(() => undefined);
+    const bytes = this.outBytes;
+    this.outBytes = 0;
+    this.inflightBytes += bytes;
+    const release = (): void => {
+      this.inflightBytes -= bytes;
+    };
+    return execOrThrow(tx).then(release, (error: unknown) => {
+      release();
+      throw error;
+    });
   }
 }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { decodeEnvelope, encodeEnvelope } from '../../../src/cluster/envelope.js';
+import { decodeEnvelope, encodeBatches, encodeEnvelope, forEachEnvelope } from '../../../src/cluster/envelope.js';
 import type { Message } from '../../../src/model/message.js';
 
 test('cluster envelope: a message with MQTT 5 properties and groups survives the hop between nodes', () => {
@@ -45,4 +45,22 @@ test('cluster envelope (property): round trip of topic, payload, QoS, retain, or
 test('cluster envelope: anything else is refused, not misread', () => {
   assert.throws(() => decodeEnvelope(Buffer.from('{"t":"release"}')), /unknown format/);
   assert.throws(() => decodeEnvelope(Buffer.alloc(3)));
+});
+
+test('cluster batches: a turn of envelopes for one node travels as few ≤ 1 MiB buffers and comes back whole, in order', () => {
+  const envelopes = Array.from({ length: 3000 }, (_, i) =>
+    encodeEnvelope({ topic: `t/${i}`, payload: Buffer.alloc(i % 7 === 0 ? 4000 : 10, i % 256), qos: 1, retain: false, origin: 'c', receivedAt: i }, []),
+  );
+  const batches = encodeBatches(envelopes);
+  assert.ok(batches.length > 1 && batches.length < 10, `${batches.length} batches`);
+  assert.ok(batches.every((b) => b.length <= 1024 * 1024));
+  const back: Buffer[] = [];
+  for (const batch of batches) forEachEnvelope(batch, (e) => back.push(Buffer.from(e)));
+  assert.deepEqual(back, envelopes);
+  const single = encodeBatches([envelopes[0]!]);
+  assert.equal(single[0], envelopes[0], 'one envelope is sent as it is');
+  const seen: Buffer[] = [];
+  forEachEnvelope(single[0]!, (e) => seen.push(e));
+  assert.deepEqual(seen, [envelopes[0]]);
+  assert.throws(() => forEachEnvelope(Buffer.from([2, 0, 0, 0, 9, 1]), () => undefined), /truncated/);
 });
