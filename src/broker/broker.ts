@@ -405,8 +405,21 @@ export class Broker implements BrokerContext, ClusterHandler {
     this.mergeState(state, Date.now());
   }
 
-  /** ClusterHandler: the will of a client whose node died (or of this node's previous life). */
+  /**
+   * ClusterHandler: the will of a client whose node died (or of this node's previous life). A client
+   * whose persistent session is now held here gets its Will Delay Interval, counted from now: the will
+   * waits, and is not sent if the client resumes in time [MQTT-3.1.3-9].
+   */
   publishOrphanWill(clientId: string, will: Will): void {
+    const delay = will.properties?.willDelayInterval ?? 0;
+    const session = this.sessions.get(clientId);
+    if (delay > 0 && session !== undefined && session.persistent && session.link === undefined) {
+      const now = Date.now();
+      const pending = { will, clientId, at: now + Math.min(delay, session.expiryInterval) * 1000 };
+      this.pendingWills.set(session, pending);
+      session.journal?.putSession(session, now, { will, at: pending.at });
+      return;
+    }
     this.publishWill(will, clientId);
   }
 

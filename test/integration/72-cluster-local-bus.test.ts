@@ -74,6 +74,30 @@ describe('72 cluster path with the single-node bus', () => {
     assert.deepEqual(got, ['1', '2', '3']);
   });
 
+  test('[MQTT-3.1.3-9] the will of a client whose node died waits for its Will Delay on the node now holding its session, and is not sent if it resumes in time', async () => {
+    await ready;
+    const watcher = await b.clients.rawConnected({ clientId: 'lb-will-watch' });
+    await watcher.subscribe('lb/will/#', 0);
+    for (const id of ['lb-orphan-a', 'lb-orphan-b']) {
+      const c = await b.clients.rawConnected({ clientId: id, protocolVersion: 5, properties: { sessionExpiryInterval: 60 } });
+      c.disconnect();
+      await c.expectClosed();
+    }
+    const will = (id: string): Parameters<typeof b.broker.publishOrphanWill>[1] => ({ topic: `lb/will/${id}`, payload: Buffer.from('gone'), qos: 0, retain: false, properties: { willDelayInterval: 1 } });
+    // As the bus does after adopting a dead node: its clients' wills.
+    b.broker.publishOrphanWill('lb-orphan-a', will('lb-orphan-a'));
+    b.broker.publishOrphanWill('lb-orphan-b', will('lb-orphan-b'));
+    b.broker.publishOrphanWill('lb-orphan-none', { ...will('lb-orphan-none'), properties: {} });
+    assert.equal((await watcher.expect('publish')).topic, 'lb/will/lb-orphan-none', 'no delay: at once');
+    await watcher.expectSilence(300);
+    const back = await b.clients.raw();
+    const connack = await back.connectMqtt({ clientId: 'lb-orphan-b', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 60 } });
+    assert.equal(connack.sessionPresent, true);
+    const late = await watcher.expect('publish', 3000);
+    assert.equal(late.topic, 'lb/will/lb-orphan-a', 'the delayed will of the client that did not come back');
+    await watcher.expectSilence(1500);
+  });
+
   test('[MQTT-3.1.4-2] takeover on one node through the claim path closes the first connection', async () => {
     await ready;
     const first = await b.clients.rawConnected({ clientId: 'lb-take' });
