@@ -3,7 +3,8 @@ import type { ClusterBus, ClusterHandler } from '../cluster/types.js';
 import type { Message, PublishInput } from '../model/message.js';
 import { ReasonCode } from '../protocol/reason-codes.js';
 import { validateTopicName } from '../protocol/topic.js';
-import type { Will } from '../protocol/types.js';
+import type { QoS, Will } from '../protocol/types.js';
+import type { Subscription } from '../model/subscription.js';
 import { Connection, type CloseReason, type ConnectionInfo } from './connection.js';
 import type { BrokerContext } from './context.js';
 import { Hooks, type BrokerPlugin } from './hooks.js';
@@ -21,9 +22,23 @@ import { WireCache } from './wire-cache.js';
 /** How often connect timeouts and keep-alives are checked: the precision of both. */
 const SWEEP_INTERVAL_MS = 250;
 const NO_GROUPS: ReadonlySet<string> = new Set();
+/**
+ * In a cluster, how long a session that moved to another node leaves a forwarding stub behind (and
+ * the node it arrived at recognises forwarded duplicates): longer than route changes take to reach
+ * every node.
+ */
+const MOVE_GRACE_MS = 10_000;
 
 /** Options for `new Broker()`: any BrokerOptions field, plus a logger. */
 export type BrokerInit = Partial<BrokerOptions> & { logger?: Logger };
+
+/** A delivery for a session that is on its way to this node (cluster). */
+interface HeldDelivery {
+  message: Message;
+  qos: QoS;
+  retain: boolean;
+  subscriptionIds: number[] | undefined;
+}
 
 /** A will waiting for its MQTT 5 Will Delay Interval. */
 interface PendingWill {
@@ -59,6 +74,12 @@ export class Broker implements BrokerContext, ClusterHandler {
   /** Offline sessions that expire, and wills waiting for their delay. */
   private readonly expiring = new Set<Session>();
   private readonly pendingWills = new Map<Session, PendingWill>();
+  /** Cluster: stubs of sessions that moved to another node, by client id, and when they go. */
+  private readonly movedStubs = new Map<string, { stub: Session; until: number }>();
+  /** Cluster: sessions that arrived from another node, until they stop checking for forwarded duplicates. */
+  private readonly arrivals = new Map<Session, number>();
+  /** Cluster: deliveries for client ids being claimed here, held until their session has arrived. */
+  private readonly claiming = new Map<string, HeldDelivery[]>();
   private flushList: Connection[] = [];
   private flushScheduled = false;
   private closed = false;
@@ -164,6 +185,11 @@ export class Broker implements BrokerContext, ClusterHandler {
       const qos = messageQos < delivery.qos ? messageQos : delivery.qos;
       const retain = delivery.retainAsPublished && message.retain;
       const session = target.session;
+      if (session.movedTo !== undefined || session.recentIds !== undefined) {
+        // Cluster, during a session's move: follow it, or drop a copy it already has.
+        if (this.moving(session, message, qos, retain, delivery.subscriptionIds)) count++;
+        continue;
+      }
       const dropsBefore = session.droppedQueueFull;
       if (session.deliver(message, qos, retain, delivery.subscriptionIds)) count++;
       if (session.droppedQueueFull !== dropsBefore) this.stats.droppedQueueFull++;
@@ -178,11 +204,71 @@ export class Broker implements BrokerContext, ClusterHandler {
       if (checkReceive && !this.mayReceive(session, message.topic)) continue;
       const qos = messageQos < subscription.qos ? messageQos : subscription.qos;
       const ids = subscription.subscriptionId === undefined ? undefined : [subscription.subscriptionId];
+      if (session.movedTo !== undefined) {
+        if (this.moving(session, message, qos, subscription.retainAsPublished && message.retain, ids)) count++;
+        continue;
+      }
       const dropsBefore = session.droppedQueueFull;
       if (session.deliver(message, qos, subscription.retainAsPublished && message.retain, ids, groups[i]!.key)) count++;
       if (session.droppedQueueFull !== dropsBefore) this.stats.droppedQueueFull++;
     }
     return count;
+  }
+
+  /**
+   * A delivery to a session in the middle of a cluster move: a stub forwards it to the node the
+   * session moved to; a session that just arrived takes it unless it already has this message (a
+   * forwarded copy of one routed here directly, or the reverse). Returns true when delivered or sent on.
+   */
+  private moving(session: Session, message: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): boolean {
+    if (session.movedTo !== undefined) {
+      const held = this.claiming.get(session.clientId);
+      // The session is on its way back here: hold the delivery for it rather than send it away.
+      if (held !== undefined) held.push({ message, qos, retain, subscriptionIds });
+      else this.cluster?.forward(session.movedTo, session.clientId, message, qos, retain, subscriptionIds);
+      return true;
+    }
+    const id = message.clusterId;
+    const seen = session.recentIds;
+    if (id !== undefined && seen !== undefined) {
+      if (seen.has(id)) return false;
+      seen.add(id);
+    }
+    const dropsBefore = session.droppedQueueFull;
+    const delivered = session.deliver(message, qos, retain, subscriptionIds);
+    if (session.droppedQueueFull !== dropsBefore) this.stats.droppedQueueFull++;
+    return delivered;
+  }
+
+  /** ClusterHandler: a delivery forwarded by the node `clientId`'s session just left. */
+  deliverTargeted(clientId: string, message: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): void {
+    const session = this.sessions.get(clientId);
+    if (session === undefined) {
+      // Forwarded before the session finished arriving: held for it.
+      this.claiming.get(clientId)?.push({ message, qos, retain, subscriptionIds });
+      return;
+    }
+    if (this.hooks.checksReceive && !this.mayReceive(session, message.topic)) return;
+    this.moving(session, message, qos, retain, subscriptionIds);
+  }
+
+  /** Cluster: after `clientId`'s session left for `node`, what is still routed here follows it for a while. */
+  private leaveStub(clientId: string, node: string, subscriptions: readonly Subscription[], identity: Session['identity']): void {
+    this.removeStub(clientId);
+    const stub = this.sessions.createStub(clientId, node);
+    stub.identity = identity;
+    for (const subscription of subscriptions) {
+      stub.setSubscription(subscription);
+      this.router.subscribe(stub, subscription);
+    }
+    this.movedStubs.set(clientId, { stub, until: Date.now() + MOVE_GRACE_MS });
+  }
+
+  private removeStub(clientId: string): void {
+    const entry = this.movedStubs.get(clientId);
+    if (entry === undefined) return;
+    this.movedStubs.delete(clientId);
+    for (const subscription of entry.stub.subscriptions.values()) this.router.unsubscribe(entry.stub, subscription);
   }
 
   /** Stores or clears a retained message, within the retained limit, and journals the change. */
@@ -374,17 +460,38 @@ export class Broker implements BrokerContext, ClusterHandler {
       this.logger.warn({ clientId }, 'cluster: Redis unavailable; clean session accepted on this node only');
       return;
     }
-    const state = await cluster.claimSession(clientId, this.sessions.get(clientId) === undefined);
-    if (state !== undefined && state.sessions.length > 0 && this.sessions.get(clientId) === undefined) {
-      this.mergeState(state, Date.now());
+    // Until the session has arrived, deliveries for it (routed here, or forwarded by the node it
+    // leaves) are held, not lost.
+    const held: HeldDelivery[] = [];
+    this.claiming.set(clientId, held);
+    try {
+      const state = await cluster.claimSession(clientId, this.sessions.get(clientId) === undefined);
+      let arrived: Session | undefined;
+      if (state !== undefined && state.sessions.length > 0 && this.sessions.get(clientId) === undefined) {
+        this.mergeState(state, Date.now());
+        arrived = this.sessions.get(clientId);
+      }
+      // A stub left here when the session last moved away is no longer needed.
+      this.removeStub(clientId);
+      if (arrived !== undefined) {
+        // Copies of messages routed both to the node it left and here are recognised by their ids.
+        const seen = new Set<string>();
+        for (const message of state!.messages) if (message.clusterId !== undefined) seen.add(message.clusterId);
+        arrived.recentIds = seen;
+        this.arrivals.set(arrived, Date.now() + MOVE_GRACE_MS);
+      }
+      const session = this.sessions.get(clientId);
+      if (session !== undefined) for (const d of held) this.moving(session, d.message, d.qos, d.retain, d.subscriptionIds);
       // Its subscriptions are announced to the other nodes before CONNACK, so messages published
       // elsewhere after CONNACK reach the session.
-      await this.settle();
+      if (arrived !== undefined || held.length > 0) await this.settle();
+    } finally {
+      this.claiming.delete(clientId);
     }
   }
 
   /** ClusterHandler: another node claims `clientId`: close it here, keep its stored state for that node. */
-  async releaseSession(clientId: string): Promise<void> {
+  async releaseSession(clientId: string, toNode: string): Promise<void> {
     const connection = this.online.get(clientId);
     // [MQTT-3.1.4-2] the existing connection of a client id connecting elsewhere is closed (0x8E).
     if (connection !== undefined) {
@@ -393,8 +500,13 @@ export class Broker implements BrokerContext, ClusterHandler {
     }
     const session = this.sessions.get(clientId);
     if (session !== undefined) {
+      // Messages routed here until every node knows the session moved follow it (the stub takes the
+      // subscriptions over first, so this node's routes never lapse meanwhile).
+      const subscriptions = [...session.subscriptions.values()];
+      if (subscriptions.length > 0) this.leaveStub(clientId, toNode, subscriptions, session.identity);
       this.pendingWills.delete(session);
       this.expiring.delete(session);
+      this.arrivals.delete(session);
       this.sessions.detach(session);
     }
     await this.settle();
@@ -443,6 +555,8 @@ export class Broker implements BrokerContext, ClusterHandler {
 
   /** ClusterHandler: declared dead while cut off; every client and session here is someone else's now. */
   fenced(): void {
+    for (const clientId of [...this.movedStubs.keys()]) this.removeStub(clientId);
+    this.arrivals.clear();
     for (const session of [...this.sessions.values()]) {
       this.pendingWills.delete(session);
       this.expiring.delete(session);
@@ -546,6 +660,12 @@ export class Broker implements BrokerContext, ClusterHandler {
 
   private readonly sweep = (): void => {
     const now = Date.now();
+    for (const [clientId, entry] of this.movedStubs) if (now >= entry.until) this.removeStub(clientId);
+    for (const [session, until] of this.arrivals) {
+      if (now < until) continue;
+      session.recentIds = undefined;
+      this.arrivals.delete(session);
+    }
     for (const connection of this.connections) connection.checkTimers(now);
     for (const [session, pending] of this.pendingWills) {
       if (now < pending.at) continue;

@@ -135,6 +135,7 @@ export function toStoredMessage(message: Message, id: number): StoredMessage {
   };
   if (message.properties !== undefined) stored.properties = message.properties;
   if (message.expiresAt !== undefined) stored.expiresAt = message.expiresAt;
+  if (message.clusterId !== undefined) stored.clusterId = message.clusterId;
   return stored;
 }
 
@@ -150,5 +151,6 @@ export function fromStoredMessage(stored: Omit<StoredMessage, 'id'>): Message {
   };
   if (stored.properties !== undefined) message.properties = stored.properties;
   if (stored.expiresAt !== undefined) message.expiresAt = stored.expiresAt;
+  if (stored.clusterId !== undefined) message.clusterId = stored.clusterId;
   return message;
 }

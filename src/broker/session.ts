@@ -97,6 +97,13 @@ export class Session {
   droppedQueueFull = 0;
   /** Where changes go to be persisted; set while the session is persistent and a store is configured. */
   journal: Journal | undefined;
+  /**
+   * In a cluster: the node this session moved to. Set on a stub left behind for a few seconds, which
+   * forwards what is still routed here during the move.
+   */
+  movedTo: string | undefined;
+  /** In a cluster, for a few seconds after the session arrived from another node: ids of the messages delivered to it (forwarded copies of them are dropped). */
+  recentIds: Set<string> | undefined;
 
   private queue: QueuedDelivery[] = EMPTY_QUEUE;
   private queueHead = 0;

@@ -31,6 +31,13 @@ export class SessionRegistry {
     return session;
   }
 
+  /** A session that is not registered: a cluster stub forwarding to the node its session moved to. */
+  createStub(clientId: string, movedTo: string): Session {
+    const stub = new Session(clientId, this.maxInflight, this.maxQueued, this.queueFullPolicy);
+    stub.movedTo = movedTo;
+    return stub;
+  }
+
   /** Ends a session: its subscriptions leave the router and its state is dropped. */
   discard(session: Session): void {
     for (const subscription of session.subscriptions.values()) this.router.unsubscribe(session, subscription);

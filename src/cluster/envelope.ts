@@ -6,18 +6,34 @@
 import type { Message } from '../model/message.js';
 import { decodePacket } from '../protocol/decoder.js';
 import { encodePacket } from '../protocol/encoder.js';
+import type { QoS } from '../protocol/types.js';
 
 const FORMAT = 1;
+/** An envelope for one session (forwarded by the node it just left), with the delivery's own QoS. */
+const FORMAT_TARGETED = 3;
 
-/** A message and the shared groups the receiving node serves for it. */
+/** A delivery to one session on the receiving node (instead of routing by its subscriptions). */
+export interface EnvelopeTarget {
+  clientId: string;
+  qos: QoS;
+  retain: boolean;
+  subscriptionIds: number[] | undefined;
+}
+
+/** A message, the shared groups the receiving node serves for it, or the one session it is for. */
 export interface Envelope {
   message: Message;
   groups: string[];
+  target?: EnvelopeTarget;
 }
 
-/** Encodes a message for another node. */
-export function encodeEnvelope(message: Message, groups: readonly string[]): Buffer {
+/**
+ * Encodes a message for another node. `message.clusterId` (unique in the cluster) travels with it,
+ * so a node can tell a forwarded copy from the original.
+ */
+export function encodeEnvelope(message: Message, groups: readonly string[], target?: EnvelopeTarget): Buffer {
   const origin = Buffer.from(message.origin);
+  const id = Buffer.from(message.clusterId ?? '');
   const groupBytes = groups.map((g) => Buffer.from(g));
   const packet = encodePacket(
     {
@@ -32,12 +48,17 @@ export function encodeEnvelope(message: Message, groups: readonly string[]): Buf
     },
     5,
   );
-  let size = 1 + 2 + origin.length + 8 + 8 + 2;
+  const targetId = target === undefined ? undefined : Buffer.from(target.clientId);
+  const subscriptionIds = target?.subscriptionIds ?? [];
+  let size = 1 + 2 + origin.length + 2 + id.length + 8 + 8 + 2;
   for (const g of groupBytes) size += 2 + g.length;
+  if (targetId !== undefined) size += 2 + targetId.length + 2 + 2 + 4 * subscriptionIds.length;
   const header = Buffer.allocUnsafe(size);
-  let p = header.writeUInt8(FORMAT, 0);
+  let p = header.writeUInt8(target === undefined ? FORMAT : FORMAT_TARGETED, 0);
   p = header.writeUInt16BE(origin.length, p);
   p += origin.copy(header, p);
+  p = header.writeUInt16BE(id.length, p);
+  p += id.copy(header, p);
   p = header.writeDoubleBE(message.receivedAt, p);
   p = header.writeDoubleBE(message.expiresAt ?? -1, p);
   p = header.writeUInt16BE(groupBytes.length, p);
@@ -45,17 +66,30 @@ export function encodeEnvelope(message: Message, groups: readonly string[]): Buf
     p = header.writeUInt16BE(g.length, p);
     p += g.copy(header, p);
   }
+  if (target !== undefined && targetId !== undefined) {
+    p = header.writeUInt16BE(targetId.length, p);
+    p += targetId.copy(header, p);
+    p = header.writeUInt8(target.qos, p);
+    p = header.writeUInt8(target.retain ? 1 : 0, p);
+    p = header.writeUInt16BE(subscriptionIds.length, p);
+    for (const sid of subscriptionIds) p = header.writeUInt32BE(sid, p);
+  }
   return Buffer.concat([header, packet], size + packet.length);
 }
 
 /** Decodes what `encodeEnvelope` made; throws on anything else. */
 export function decodeEnvelope(buf: Buffer): Envelope {
-  if (buf.length < 21 || buf[0] !== FORMAT) throw new Error(`cluster envelope of unknown format ${buf[0]}`);
+  const format = buf[0];
+  if (buf.length < 23 || (format !== FORMAT && format !== FORMAT_TARGETED)) throw new Error(`cluster envelope of unknown format ${format}`);
   let p = 1;
   const originLength = buf.readUInt16BE(p);
   p += 2;
   const origin = buf.toString('utf8', p, p + originLength);
   p += originLength;
+  const idLength = buf.readUInt16BE(p);
+  p += 2;
+  const clusterId = buf.toString('utf8', p, p + idLength);
+  p += idLength;
   const receivedAt = buf.readDoubleBE(p);
   p += 8;
   const expiresAt = buf.readDoubleBE(p);
@@ -69,12 +103,28 @@ export function decodeEnvelope(buf: Buffer): Envelope {
     groups.push(buf.toString('utf8', p, p + length));
     p += length;
   }
+  let target: EnvelopeTarget | undefined;
+  if (format === FORMAT_TARGETED) {
+    const length = buf.readUInt16BE(p);
+    p += 2;
+    const clientId = buf.toString('utf8', p, p + length);
+    p += length;
+    const qos = buf.readUInt8(p++);
+    if (qos > 2) throw new Error(`cluster envelope with QoS ${qos}`);
+    const retain = buf.readUInt8(p++) === 1;
+    const count = buf.readUInt16BE(p);
+    p += 2;
+    const subscriptionIds: number[] = [];
+    for (let i = 0; i < count; i++, p += 4) subscriptionIds.push(buf.readUInt32BE(p));
+    target = { clientId, qos: qos as QoS, retain, subscriptionIds: count === 0 ? undefined : subscriptionIds };
+  }
   const packet = decodePacket(buf.subarray(p), 5);
   if (packet.type !== 'publish') throw new Error(`cluster envelope holds a ${packet.type} packet`);
   const message: Message = { topic: packet.topic, payload: packet.payload, qos: packet.qos, retain: packet.retain, origin, receivedAt };
   if (packet.properties !== undefined) message.properties = packet.properties;
   if (expiresAt >= 0) message.expiresAt = expiresAt;
-  return { message, groups };
+  if (clusterId.length > 0) message.clusterId = clusterId;
+  return target === undefined ? { message, groups } : { message, groups, target };
 }
 
 const BATCH = 2;

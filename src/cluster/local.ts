@@ -7,7 +7,7 @@
  */
 import type { Message } from '../model/message.js';
 import type { Persistence, StoredState } from '../persistence/types.js';
-import type { Will } from '../protocol/types.js';
+import type { QoS, Will } from '../protocol/types.js';
 import type { ClusterBus, ClusterHandler, ClusterStats } from './types.js';
 
 export class LocalBus implements ClusterBus {
@@ -44,6 +44,10 @@ export class LocalBus implements ClusterBus {
 
   claimSession(_clientId: string, _load: boolean): Promise<StoredState | undefined> {
     return Promise.resolve(undefined);
+  }
+
+  forward(_node: string, _clientId: string, _message: Message, _qos: QoS, _retain: boolean, _subscriptionIds: number[] | undefined): void {
+    // A cluster of one has no other node for a session to move to.
   }
 
   clientOnline(_clientId: string, _will: Will | undefined): void {}

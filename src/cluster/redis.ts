@@ -9,7 +9,7 @@ import { deserialize, serialize } from 'node:v8';
 import { Redis } from 'ioredis';
 import type { Message } from '../model/message.js';
 import type { Persistence, StoreOp, StoredDelivery, StoredMessage, StoredRetained, StoredSession, StoredState } from '../persistence/types.js';
-import type { Will } from '../protocol/types.js';
+import type { QoS, Will } from '../protocol/types.js';
 import { decodeEnvelope, encodeBatches, encodeEnvelope, forEachEnvelope } from './envelope.js';
 import { InterestTable } from './interest-table.js';
 import type { ClusterBus, ClusterHandler, ClusterStats } from './types.js';
@@ -120,6 +120,8 @@ export class RedisCluster implements ClusterBus {
   private outOffline: string[] = [];
   /** Envelope bytes queued for the next commit, and in commits Redis has not answered yet. */
   private outBytes = 0;
+  private readonly idPrefix: string;
+  private idCounter = 0;
   private inflightBytes = 0;
   /** Message bodies by journal id, until their last delivery lets go (deliveries embed them). */
   private readonly bodies = new Map<number, Omit<StoredMessage, 'id'>>();
@@ -131,6 +133,7 @@ export class RedisCluster implements ClusterBus {
     if (!validNodeId(options.nodeId)) throw new Error(`invalid node id "${options.nodeId}": use 1-128 of A-Z a-z 0-9 . _ : -`);
     this.nodeId = options.nodeId;
     this.prefix = options.prefix ?? 'starling';
+    this.idPrefix = `${options.nodeId}/${Date.now().toString(36)}/`;
     this.url = options.url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
     this.log = options.logger;
     this.heartbeatMs = options.heartbeatMs ?? 1000;
@@ -413,8 +416,9 @@ export class RedisCluster implements ClusterBus {
         const value = fieldValue(fields);
         if (value === undefined) continue;
         forEachEnvelope(value, (envelope) => {
-          const { message, groups } = decodeEnvelope(envelope);
-          handler.deliverFromCluster(message, groups);
+          const { message, groups, target } = decodeEnvelope(envelope);
+          if (target === undefined) handler.deliverFromCluster(message, groups);
+          else handler.deliverTargeted(target.clientId, message, target.qos, target.retain, target.subscriptionIds);
           replayed++;
         });
       }
@@ -512,9 +516,10 @@ export class RedisCluster implements ClusterBus {
   }
 
   private readonly receiveOne = (envelope: Buffer): void => {
-    const { message, groups } = decodeEnvelope(envelope);
+    const { message, groups, target } = decodeEnvelope(envelope);
     this.stats.received++;
-    this.handler?.deliverFromCluster(message, groups);
+    if (target === undefined) this.handler?.deliverFromCluster(message, groups);
+    else this.handler?.deliverTargeted(target.clientId, message, target.qos, target.retain, target.subscriptionIds);
   };
 
   // ---- messages ----
@@ -544,6 +549,7 @@ export class RedisCluster implements ClusterBus {
     let plain: Buffer | undefined;
     let sent = 0;
     const out = message.qos === 0 ? this.outQos0 : this.outStream;
+    message.clusterId ??= this.nextClusterId();
     for (const node of route.nodes) {
       if (node === me) continue;
       const groups = remoteGroups?.get(node);
@@ -564,6 +570,23 @@ export class RedisCluster implements ClusterBus {
     // Only traffic that leaves this node joins (and so waits for) the next commit.
     if (sent > 0) this.handler?.requestCommit();
     return local ?? EMPTY_SET;
+  }
+
+  forward(node: string, clientId: string, message: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): void {
+    if (qos === 0 && (!this.ready || this.outBytes + this.inflightBytes > MAX_PENDING_BYTES)) {
+      this.stats.droppedQos0++;
+      return;
+    }
+    message.clusterId ??= this.nextClusterId();
+    const buf = encodeEnvelope(message, NO_GROUPS, { clientId, qos, retain, subscriptionIds });
+    pushTo(qos === 0 ? this.outQos0 : this.outStream, node, buf);
+    this.outBytes += buf.length;
+    this.handler?.requestCommit();
+  }
+
+  /** An id unique in the cluster: this node's id, its start time, a counter. */
+  private nextClusterId(): string {
+    return `${this.idPrefix}${(this.idCounter++).toString(36)}`;
   }
 
   // ---- sessions ----
@@ -609,7 +632,7 @@ export class RedisCluster implements ClusterBus {
     }
     const reply: Control = { t: 'released', rid: control.rid };
     const answer = (): void => void this.cmd.publish(this.nodeChannel(control.from), JSON.stringify(reply)).catch(() => undefined);
-    this.handler!.releaseSession(control.cid).then(answer, (error: unknown) => {
+    this.handler!.releaseSession(control.cid, control.from).then(answer, (error: unknown) => {
       this.log.error({ clientId: control.cid, err: error }, 'cluster: letting go of a session failed');
       answer();
     });

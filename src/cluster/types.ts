@@ -5,7 +5,7 @@
  */
 import type { Message } from '../model/message.js';
 import type { Persistence, StoredRetained, StoredState } from '../persistence/types.js';
-import type { Will } from '../protocol/types.js';
+import type { QoS, Will } from '../protocol/types.js';
 
 /** What the broker offers the cluster: called by the bus when something arrives from another node. */
 export interface ClusterHandler {
@@ -23,7 +23,9 @@ export interface ClusterHandler {
    * Another node claims a client id: close its connection here (Session taken over) and let go of
    * its session without deleting the stored state; resolves once everything is in the store.
    */
-  releaseSession(clientId: string): Promise<void>;
+  releaseSession(clientId: string, toNode: string): Promise<void>;
+  /** A delivery forwarded for one session (it moved here from the node that sent it). */
+  deliverTargeted(clientId: string, message: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): void;
   /** Sessions (with their deliveries) to hold from now on: a dead node's, adopted by this one. */
   adoptSessions(state: StoredState): void;
   /** Publishes a will of a client whose node died. */
@@ -71,6 +73,11 @@ export interface ClusterBus {
    * that connection). With `load`, resolves with the client's stored session state (if any).
    */
   claimSession(clientId: string, load: boolean): Promise<StoredState | undefined>;
+  /**
+   * Sends a delivery to one session on `node` (it moved there; messages still routed here during the
+   * move follow it). Duplicates are recognised there by `message.clusterId`, set here if missing.
+   */
+  forward(node: string, clientId: string, message: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): void;
   /** A client is connected here with a will: stored so another node publishes it if this one dies. */
   clientOnline(clientId: string, will: Will | undefined): void;
   /** A client connected here went away; `persistent`: its session stays on this node. */

@@ -15,6 +15,8 @@ export interface Message {
   receivedAt: number;
   /** Milliseconds since the epoch after which it is not delivered (MQTT 5 message expiry). */
   expiresAt?: number;
+  /** In a cluster: the message's id across nodes (set when it first leaves its node). */
+  clusterId?: string;
 }
 
 /** Input accepted by `Broker.publish` (the in-process API). */

@@ -18,6 +18,8 @@ export interface StoredMessage {
   origin: string;
   receivedAt: number;
   expiresAt?: number;
+  /** In a cluster: the message's id across nodes (lets a node recognise a copy it already holds). */
+  clusterId?: string;
 }
 
 /** A retained message (the body is stored with it), with the order in which topics were set. */

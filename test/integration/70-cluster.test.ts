@@ -19,10 +19,12 @@ import {
   publishAll,
   publishUntilReceived,
   received,
+  sleep,
   startCluster,
   waitUntil,
   type Cluster,
   type ClusterNode,
+  type Connected,
 } from '../helpers/cluster.js';
 
 let cluster: Cluster | undefined;
@@ -173,6 +175,47 @@ test('[MQTT-3.1.2-4] [MQTT-3.1.2-5] [MQTT-3.2.2-2] a persistent session moves fr
   await pub3.publishAsync('sess/mover/data', 'live', { qos: 1 });
   const [live] = await collect(second.client, 1, 5000, 'sess/mover/data');
   assert.equal(live?.payload, 'live');
+});
+
+test('[MQTT-4.3.2-2] a persistent session hopping between nodes 1 and 2 while node 3 publishes QoS 1 without pause receives every acknowledged message', TEST, async () => {
+  const clientId = 'hopper';
+  // Every connection's inbox records from its first byte (messages resent right after CONNACK included).
+  const connections: Connected['client'][] = [];
+  const got = (): Set<string> => new Set(connections.flatMap((c) => received(c, 'hop/data').map((m) => m.payload)));
+  let current = await connect(n1.port, { clientId, clean: false });
+  connections.push(current.client);
+  await current.client.subscribeAsync('hop/#', { qos: 1 });
+  const { client: pub3 } = await connect(n3.port, { clientId: 'hopper-pub-n3' });
+  await publishUntilReceived(pub3, 'hop/probe', [current.client], { qos: 1 });
+
+  const acked: string[] = [];
+  let publishing = true;
+  const publisher = (async () => {
+    for (let i = 1; publishing; i++) {
+      await pub3.publishAsync('hop/data', String(i), { qos: 1 });
+      acked.push(String(i));
+    }
+  })();
+  // Each hop is a takeover across nodes: the session moves while messages for it are in flight.
+  for (let hop = 1; hop <= 8; hop++) {
+    await sleep(120);
+    const next = await connect(hop % 2 === 1 ? n2.port : n1.port, { clientId, clean: false });
+    assert.equal(next.connack.sessionPresent, true, `hop ${hop}: Session Present`);
+    connections.push(next.client);
+    current = next;
+  }
+  await sleep(120);
+  publishing = false;
+  await publisher;
+  await waitUntil(
+    () => {
+      const all = got();
+      return acked.every((p) => all.has(p));
+    },
+    10_000,
+    () => `missing after 8 hops: ${acked.filter((p) => !got().has(p)).slice(0, 20).join(', ')} of ${acked.length} acknowledged`,
+  );
+  assert.ok(acked.length > 50, `the publisher kept going during the hops (${acked.length} messages)`);
 });
 
 test('[MQTT-3.1.4-3] takeover across nodes (MQTT 5): the connection on node 1 gets DISCONNECT 0x8E when the client id connects on node 2', TEST, async () => {
