@@ -182,11 +182,11 @@ test('[MQTT-4.3.2-2] a persistent session hopping between nodes 1 and 2 while no
   // Every connection's inbox records from its first byte (messages resent right after CONNACK included).
   const connections: Connected['client'][] = [];
   const got = (): Set<string> => new Set(connections.flatMap((c) => received(c, 'hop/data').map((m) => m.payload)));
-  let current = await connect(n1.port, { clientId, clean: false });
-  connections.push(current.client);
-  await current.client.subscribeAsync('hop/#', { qos: 1 });
+  const first = await connect(n1.port, { clientId, clean: false });
+  connections.push(first.client);
+  await first.client.subscribeAsync('hop/#', { qos: 1 });
   const { client: pub3 } = await connect(n3.port, { clientId: 'hopper-pub-n3' });
-  await publishUntilReceived(pub3, 'hop/probe', [current.client], { qos: 1 });
+  await publishUntilReceived(pub3, 'hop/probe', [first.client], { qos: 1 });
 
   const acked: string[] = [];
   let publishing = true;
@@ -202,7 +202,6 @@ test('[MQTT-4.3.2-2] a persistent session hopping between nodes 1 and 2 while no
     const next = await connect(hop % 2 === 1 ? n2.port : n1.port, { clientId, clean: false });
     assert.equal(next.connack.sessionPresent, true, `hop ${hop}: Session Present`);
     connections.push(next.client);
-    current = next;
   }
   await sleep(120);
   publishing = false;
