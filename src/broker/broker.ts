@@ -134,6 +134,7 @@ export class Broker implements BrokerContext, ClusterHandler {
       retain: input.retain ?? false,
       origin: '',
       receivedAt: Date.now(),
+      clusterId: undefined,
     };
     if (input.properties !== undefined) {
       const { messageExpiryInterval, ...rest } = input.properties;
@@ -633,7 +634,7 @@ export class Broker implements BrokerContext, ClusterHandler {
   }
 
   private publishWill(will: Will, clientId: string): void {
-    const message: Message = { topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain, origin: clientId, receivedAt: Date.now() };
+    const message: Message = { topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain, origin: clientId, receivedAt: Date.now(), clusterId: undefined };
     const props = will.properties;
     if (props !== undefined) {
       const { willDelayInterval: _delay, messageExpiryInterval, ...forwarded } = props;

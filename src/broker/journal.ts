@@ -148,9 +148,9 @@ export function fromStoredMessage(stored: Omit<StoredMessage, 'id'>): Message {
     retain: stored.retain,
     origin: stored.origin,
     receivedAt: stored.receivedAt,
+    clusterId: stored.clusterId,
   };
   if (stored.properties !== undefined) message.properties = stored.properties;
   if (stored.expiresAt !== undefined) message.expiresAt = stored.expiresAt;
-  if (stored.clusterId !== undefined) message.clusterId = stored.clusterId;
   return message;
 }

@@ -9,6 +9,7 @@ import { encodePacket } from '../protocol/encoder.js';
 import type { QoS } from '../protocol/types.js';
 
 const FORMAT = 1;
+const NO_BUFFERS: Buffer[] = [];
 /** An envelope for one session (forwarded by the node it just left), with the delivery's own QoS. */
 const FORMAT_TARGETED = 3;
 
@@ -33,8 +34,9 @@ export interface Envelope {
  */
 export function encodeEnvelope(message: Message, groups: readonly string[], target?: EnvelopeTarget): Buffer {
   const origin = Buffer.from(message.origin);
-  const id = Buffer.from(message.clusterId ?? '');
-  const groupBytes = groups.map((g) => Buffer.from(g));
+  // Cluster ids are ASCII (node id, base-36 numbers): written as latin1, one byte per character.
+  const id = message.clusterId ?? '';
+  const groupBytes = groups.length === 0 ? NO_BUFFERS : groups.map((g) => Buffer.from(g));
   const packet = encodePacket(
     {
       type: 'publish',
@@ -58,7 +60,7 @@ export function encodeEnvelope(message: Message, groups: readonly string[], targ
   p = header.writeUInt16BE(origin.length, p);
   p += origin.copy(header, p);
   p = header.writeUInt16BE(id.length, p);
-  p += id.copy(header, p);
+  p += header.write(id, p, 'latin1');
   p = header.writeDoubleBE(message.receivedAt, p);
   p = header.writeDoubleBE(message.expiresAt ?? -1, p);
   p = header.writeUInt16BE(groupBytes.length, p);
@@ -88,7 +90,7 @@ export function decodeEnvelope(buf: Buffer): Envelope {
   p += originLength;
   const idLength = buf.readUInt16BE(p);
   p += 2;
-  const clusterId = buf.toString('utf8', p, p + idLength);
+  const clusterId = idLength === 0 ? undefined : buf.toString('latin1', p, p + idLength);
   p += idLength;
   const receivedAt = buf.readDoubleBE(p);
   p += 8;
@@ -120,10 +122,9 @@ export function decodeEnvelope(buf: Buffer): Envelope {
   }
   const packet = decodePacket(buf.subarray(p), 5);
   if (packet.type !== 'publish') throw new Error(`cluster envelope holds a ${packet.type} packet`);
-  const message: Message = { topic: packet.topic, payload: packet.payload, qos: packet.qos, retain: packet.retain, origin, receivedAt };
+  const message: Message = { topic: packet.topic, payload: packet.payload, qos: packet.qos, retain: packet.retain, origin, receivedAt, clusterId };
   if (packet.properties !== undefined) message.properties = packet.properties;
   if (expiresAt >= 0) message.expiresAt = expiresAt;
-  if (clusterId.length > 0) message.clusterId = clusterId;
   return target === undefined ? { message, groups } : { message, groups, target };
 }
 

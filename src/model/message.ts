@@ -15,8 +15,11 @@ export interface Message {
   receivedAt: number;
   /** Milliseconds since the epoch after which it is not delivered (MQTT 5 message expiry). */
   expiresAt?: number;
-  /** In a cluster: the message's id across nodes (set when it first leaves its node). */
-  clusterId?: string;
+  /**
+   * In a cluster: the message's id across nodes (set when it first leaves its node). Created as
+   * undefined so every message has the same shape before and after the id is set.
+   */
+  clusterId?: string | undefined;
 }
 
 /** Input accepted by `Broker.publish` (the in-process API). */

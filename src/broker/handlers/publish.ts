@@ -183,6 +183,7 @@ function toMessage(packet: PublishPacket, topic: string, properties: Properties 
     retain: packet.retain,
     origin,
     receivedAt: now,
+    clusterId: undefined,
   };
   if (properties !== undefined) message.properties = properties;
   if (expiresAt !== undefined) message.expiresAt = expiresAt;

@@ -13,6 +13,7 @@ test('cluster envelope: a message with MQTT 5 properties and groups survives the
     origin: 'client-1',
     receivedAt: 1_700_000_000_123,
     expiresAt: 1_700_000_060_123,
+    clusterId: 'node-1/lx3k/7',
     properties: { contentType: 'text/plain', correlationData: Buffer.from([1, 2, 3]), userProperties: [['k', 'v'], ['k', 'w']], responseTopic: 'r', payloadFormatIndicator: 1 },
   };
   const { message: back, groups } = decodeEnvelope(encodeEnvelope(message, ['$share/g/a/#']));
@@ -31,7 +32,7 @@ test('cluster envelope (property): round trip of topic, payload, QoS, retain, or
       fc.option(fc.integer({ min: 0, max: 2 ** 45 }), { nil: undefined }),
       fc.array(fc.string({ minLength: 1, maxLength: 10 }), { maxLength: 3 }),
       (topic, payload, qos, retain, origin, expiresAt, groups) => {
-        const message: Message = { topic, payload: Buffer.from(payload), qos, retain, origin, receivedAt: 1234 };
+        const message: Message = { topic, payload: Buffer.from(payload), qos, retain, origin, receivedAt: 1234, clusterId: expiresAt === undefined ? undefined : `n/${expiresAt}` };
         if (expiresAt !== undefined) message.expiresAt = expiresAt;
         const back = decodeEnvelope(encodeEnvelope(message, groups));
         assert.deepEqual(back.message, message);
