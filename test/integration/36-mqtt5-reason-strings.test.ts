@@ -43,4 +43,14 @@ describe('36 MQTT 5 reason strings: the server says why, within the client’s l
     assert.equal(connack.reasonCode, 0x86);
     assert.equal(connack.properties?.reasonString, undefined);
   });
+
+  test('[MQTT-3.14.2-3] [MQTT-3.1.2-24] a DISCONNECT whose Reason String would exceed the client’s Maximum Packet Size is sent without it', async () => {
+    const client = await clients.rawConnected({ protocolVersion: 5, clientId: 'rs-proto-small', properties: { maximumPacketSize: 16 } });
+    client.send({ type: 'connect', protocolName: 'MQTT', protocolVersion: 5, clean: true, keepalive: 0, clientId: 'rs-proto-small' });
+    const packets = await client.expectClosed(2000, { allowPackets: true });
+    const disconnect = packets.at(-1);
+    assert.ok(disconnect?.type === 'disconnect', 'the DISCONNECT is still sent');
+    assert.equal(disconnect.reasonCode, 0x82);
+    assert.equal(disconnect.properties?.reasonString, undefined);
+  });
 });
