@@ -4,7 +4,6 @@ import type { Message, PublishInput } from '../model/message.js';
 import { ReasonCode } from '../protocol/reason-codes.js';
 import { validateTopicName } from '../protocol/topic.js';
 import type { QoS, Will } from '../protocol/types.js';
-import type { Subscription } from '../model/subscription.js';
 import { Connection, type CloseReason, type ConnectionInfo } from './connection.js';
 import type { BrokerContext } from './context.js';
 import { Hooks, type BrokerPlugin } from './hooks.js';
@@ -15,6 +14,7 @@ import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.js';
 import { RetainedMessages } from './retained.js';
 import { Router } from './router.js';
 import { NEVER_EXPIRES, type Session } from './session.js';
+import { SessionMoves } from './session-moves.js';
 import { SessionRegistry } from './sessions.js';
 import { BrokerStats } from './stats.js';
 import { WireCache } from './wire-cache.js';
@@ -22,23 +22,9 @@ import { WireCache } from './wire-cache.js';
 /** How often connect timeouts and keep-alives are checked: the precision of both. */
 const SWEEP_INTERVAL_MS = 250;
 const NO_GROUPS: ReadonlySet<string> = new Set();
-/**
- * In a cluster, how long a session that moved to another node leaves a forwarding stub behind (and
- * the node it arrived at recognises forwarded duplicates): longer than route changes take to reach
- * every node.
- */
-const MOVE_GRACE_MS = 10_000;
 
 /** Options for `new Broker()`: any BrokerOptions field, plus a logger. */
 export type BrokerInit = Partial<BrokerOptions> & { logger?: Logger };
-
-/** A delivery for a session that is on its way to this node (cluster). */
-interface HeldDelivery {
-  message: Message;
-  qos: QoS;
-  retain: boolean;
-  subscriptionIds: number[] | undefined;
-}
 
 /** A will waiting for its MQTT 5 Will Delay Interval. */
 interface PendingWill {
@@ -74,12 +60,8 @@ export class Broker implements BrokerContext, ClusterHandler {
   /** Offline sessions that expire, and wills waiting for their delay. */
   private readonly expiring = new Set<Session>();
   private readonly pendingWills = new Map<Session, PendingWill>();
-  /** Cluster: stubs of sessions that moved to another node, by client id, and when they go. */
-  private readonly movedStubs = new Map<string, { stub: Session; until: number }>();
-  /** Cluster: sessions that arrived from another node, until they stop checking for forwarded duplicates. */
-  private readonly arrivals = new Map<Session, number>();
-  /** Cluster: deliveries for client ids being claimed here, held until their session has arrived. */
-  private readonly claiming = new Map<string, HeldDelivery[]>();
+  /** Cluster: sessions moving between nodes (stubs, arrivals, deliveries held during claims). */
+  private readonly moves: SessionMoves;
   private flushList: Connection[] = [];
   private flushScheduled = false;
   private closed = false;
@@ -99,6 +81,7 @@ export class Broker implements BrokerContext, ClusterHandler {
     this.sessions = new SessionRegistry(this.router, this.options.maxInflight, this.options.maxQueuedMessages, this.options.queueFullPolicy);
     this.journal = this.options.store === undefined ? undefined : new Journal(this.scheduleTurnEnd);
     this.cluster = this.options.cluster;
+    this.moves = new SessionMoves(this.sessions, this.router);
     const cluster = this.cluster;
     if (cluster !== undefined) {
       if (this.options.store !== cluster.store) throw new Error('a cluster node uses the cluster\'s store');
@@ -223,7 +206,7 @@ export class Broker implements BrokerContext, ClusterHandler {
    */
   private moving(session: Session, message: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): boolean {
     if (session.movedTo !== undefined) {
-      const held = this.claiming.get(session.clientId);
+      const held = this.moves.held(session.clientId);
       // The session is on its way back here: hold the delivery for it rather than send it away.
       if (held !== undefined) held.push({ message, qos, retain, subscriptionIds });
       else this.cluster?.forward(session.movedTo, session.clientId, message, qos, retain, subscriptionIds);
@@ -246,30 +229,11 @@ export class Broker implements BrokerContext, ClusterHandler {
     const session = this.sessions.get(clientId);
     if (session === undefined) {
       // Forwarded before the session finished arriving: held for it.
-      this.claiming.get(clientId)?.push({ message, qos, retain, subscriptionIds });
+      this.moves.held(clientId)?.push({ message, qos, retain, subscriptionIds });
       return;
     }
     if (this.hooks.checksReceive && !this.mayReceive(session, message.topic)) return;
     this.moving(session, message, qos, retain, subscriptionIds);
-  }
-
-  /** Cluster: after `clientId`'s session left for `node`, what is still routed here follows it for a while. */
-  private leaveStub(clientId: string, node: string, subscriptions: readonly Subscription[], identity: Session['identity']): void {
-    this.removeStub(clientId);
-    const stub = this.sessions.createStub(clientId, node);
-    stub.identity = identity;
-    for (const subscription of subscriptions) {
-      stub.setSubscription(subscription);
-      this.router.subscribe(stub, subscription);
-    }
-    this.movedStubs.set(clientId, { stub, until: Date.now() + MOVE_GRACE_MS });
-  }
-
-  private removeStub(clientId: string): void {
-    const entry = this.movedStubs.get(clientId);
-    if (entry === undefined) return;
-    this.movedStubs.delete(clientId);
-    for (const subscription of entry.stub.subscriptions.values()) this.router.unsubscribe(entry.stub, subscription);
   }
 
   /** Stores or clears a retained message, within the retained limit, and journals the change. */
@@ -383,9 +347,7 @@ export class Broker implements BrokerContext, ClusterHandler {
     const state = await store.load();
     const now = Date.now();
     const messages = this.mergeState(state, now);
-    // Oldest first, so a drop-oldest retained limit keeps evicting in the order messages were set.
-    const order = (r: (typeof state.retained)[number]): number => r.seq ?? r.receivedAt;
-    for (const stored of [...state.retained].sort((a, b) => order(a) - order(b))) {
+    for (const stored of [...state.retained].sort(bySetOrder)) {
       if (stored.seq !== undefined && stored.seq > journal.retainedSeq) journal.retainedSeq = stored.seq;
       if (stored.expiresAt !== undefined && now >= stored.expiresAt) journal.push({ op: 'deleteRetained', topic: stored.topic });
       else this.retained.set(fromStoredMessage(stored));
@@ -463,8 +425,7 @@ export class Broker implements BrokerContext, ClusterHandler {
     }
     // Until the session has arrived, deliveries for it (routed here, or forwarded by the node it
     // leaves) are held, not lost.
-    const held: HeldDelivery[] = [];
-    this.claiming.set(clientId, held);
+    const held = this.moves.beginClaim(clientId);
     try {
       const state = await cluster.claimSession(clientId, this.sessions.get(clientId) === undefined);
       let arrived: Session | undefined;
@@ -473,13 +434,12 @@ export class Broker implements BrokerContext, ClusterHandler {
         arrived = this.sessions.get(clientId);
       }
       // A stub left here when the session last moved away is no longer needed.
-      this.removeStub(clientId);
+      this.moves.removeStub(clientId);
       if (arrived !== undefined) {
         // Copies of messages routed both to the node it left and here are recognised by their ids.
         const seen = new Set<string>();
         for (const message of state!.messages) if (message.clusterId !== undefined) seen.add(message.clusterId);
-        arrived.recentIds = seen;
-        this.arrivals.set(arrived, Date.now() + MOVE_GRACE_MS);
+        this.moves.arrived(arrived, seen);
       }
       const session = this.sessions.get(clientId);
       if (session !== undefined) for (const d of held) this.moving(session, d.message, d.qos, d.retain, d.subscriptionIds);
@@ -487,7 +447,7 @@ export class Broker implements BrokerContext, ClusterHandler {
       // elsewhere after CONNACK reach the session.
       if (arrived !== undefined || held.length > 0) await this.settle();
     } finally {
-      this.claiming.delete(clientId);
+      this.moves.endClaim(clientId);
     }
   }
 
@@ -504,10 +464,10 @@ export class Broker implements BrokerContext, ClusterHandler {
       // Messages routed here until every node knows the session moved follow it (the stub takes the
       // subscriptions over first, so this node's routes never lapse meanwhile).
       const subscriptions = [...session.subscriptions.values()];
-      if (subscriptions.length > 0) this.leaveStub(clientId, toNode, subscriptions, session.identity);
+      if (subscriptions.length > 0) this.moves.leaveStub(clientId, toNode, subscriptions, session.identity);
       this.pendingWills.delete(session);
       this.expiring.delete(session);
-      this.arrivals.delete(session);
+      this.moves.left(session);
       this.sessions.detach(session);
     }
     await this.settle();
@@ -545,8 +505,7 @@ export class Broker implements BrokerContext, ClusterHandler {
   /** ClusterHandler: the cluster's retained messages replace this node's copy ($SYS, this node's own, stays). */
   replaceRetained(messages: readonly StoredRetained[]): void {
     for (const message of this.retained.all()) if (!message.topic.startsWith('$SYS/')) this.retained.delete(message.topic);
-    const order = (r: StoredRetained): number => r.seq ?? r.receivedAt;
-    for (const stored of [...messages].sort((a, b) => order(a) - order(b))) this.retained.set(fromStoredMessage(stored));
+    for (const stored of [...messages].sort(bySetOrder)) this.retained.set(fromStoredMessage(stored));
   }
 
   /** ClusterHandler: the cluster's writes join the next commit. */
@@ -556,8 +515,7 @@ export class Broker implements BrokerContext, ClusterHandler {
 
   /** ClusterHandler: declared dead while cut off; every client and session here is someone else's now. */
   fenced(): void {
-    for (const clientId of [...this.movedStubs.keys()]) this.removeStub(clientId);
-    this.arrivals.clear();
+    this.moves.clear();
     for (const session of [...this.sessions.values()]) {
       this.pendingWills.delete(session);
       this.expiring.delete(session);
@@ -661,12 +619,7 @@ export class Broker implements BrokerContext, ClusterHandler {
 
   private readonly sweep = (): void => {
     const now = Date.now();
-    for (const [clientId, entry] of this.movedStubs) if (now >= entry.until) this.removeStub(clientId);
-    for (const [session, until] of this.arrivals) {
-      if (now < until) continue;
-      session.recentIds = undefined;
-      this.arrivals.delete(session);
-    }
+    this.moves.sweep(now);
     for (const connection of this.connections) connection.checkTimers(now);
     for (const [session, pending] of this.pendingWills) {
       if (now < pending.at) continue;
@@ -691,6 +644,11 @@ export class Broker implements BrokerContext, ClusterHandler {
     for (const connection of [...this.connections]) connection.close('server-shutdown');
     await this.settle();
   }
+}
+
+/** Retained messages oldest first, so a drop-oldest retained limit keeps evicting in the order they were set. */
+function bySetOrder(a: StoredRetained, b: StoredRetained): number {
+  return (a.seq ?? a.receivedAt) - (b.seq ?? b.receivedAt);
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {
