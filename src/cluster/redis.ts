@@ -42,6 +42,8 @@ export interface RedisClusterOptions {
 const FIELD = 'm';
 const GROUP = 'starling';
 const STREAM_BATCH = 512;
+/** Clients whose stored sessions are read at once when a node starts. */
+const LOAD_BATCH = 256;
 /**
  * Envelope bytes on their way to Redis (queued for the next commit or in a commit not yet answered)
  * beyond which QoS 0 messages for other nodes are dropped (counted), as QoS 0 to a slow client is:
@@ -737,13 +739,18 @@ export class RedisCluster implements ClusterBus {
     const retained = await this.cmd.hgetallBuffer(this.key('retained'));
     for (const value of Object.values(retained)) state.retained.push(deserialize(value) as StoredRetained);
     const mine = this.key('node', this.nodeId, 'clients');
-    for (const cid of await this.cmd.smembers(mine)) {
-      const owner = await this.cmd.get(this.key('owner', cid));
-      if (owner !== null && owner !== this.nodeId) {
-        await this.cmd.srem(mine, cid);
-        continue;
-      }
-      mergeState(state, await this.loadClient(cid));
+    const clients = await this.cmd.smembers(mine);
+    // Many clients at once (pipelined on the connection), not one round trip after another.
+    for (let i = 0; i < clients.length; i += LOAD_BATCH) {
+      const loaded = await Promise.all(
+        clients.slice(i, i + LOAD_BATCH).map(async (cid) => {
+          const owner = await this.cmd.get(this.key('owner', cid));
+          if (owner === null || owner === this.nodeId) return this.loadClient(cid);
+          await this.cmd.srem(mine, cid);
+          return undefined;
+        }),
+      );
+      for (const client of loaded) if (client !== undefined) mergeState(state, client);
     }
     return state;
   }
