@@ -6,6 +6,7 @@ import { Broker, type BrokerInit } from './broker/broker.js';
 import type { BrokerPlugin } from './broker/hooks.js';
 import type { Logger } from './broker/logger.js';
 import type { PublishInput } from './model/message.js';
+import { defaultNodeId } from './cluster/node-id.js';
 import { RedisCluster } from './cluster/redis.js';
 import { DEFAULT_CONFIG, type ClusterConfig, type FeaturesConfig, type LimitsConfig, type LogLevel, type StarlingConfig } from './config/config.js';
 import { checkSecurity, type AuthConfig, type TlsConfig } from './config/security.js';
@@ -216,7 +217,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
 
 /** This node of a cluster on Redis; the node id defaults to the host name and MQTT port. */
 function openCluster(cluster: ClusterConfig, port: number, logger: Logger): RedisCluster {
-  const nodeId = cluster.nodeId ?? `${hostname().replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 100)}-${port}`;
+  const nodeId = cluster.nodeId ?? defaultNodeId(hostname(), port);
   return new RedisCluster({ url: cluster.redis, nodeId, ...(cluster.prefix === undefined ? {} : { prefix: cluster.prefix }), logger });
 }
 

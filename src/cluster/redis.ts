@@ -12,6 +12,7 @@ import type { Persistence, StoreOp, StoredDelivery, StoredMessage, StoredRetaine
 import type { QoS, Will } from '../protocol/types.js';
 import { decodeEnvelope, encodeBatches, encodeEnvelope, forEachEnvelope } from './envelope.js';
 import { InterestTable } from './interest-table.js';
+import { isValidNodeId } from './node-id.js';
 import type { ClusterBus, ClusterHandler, ClusterStats } from './types.js';
 
 /** The logging the cluster needs (pino-compatible). */
@@ -63,10 +64,6 @@ interface StoredDeliveryRecord {
 
 type Control = { t: 'release'; cid: string; from: string; rid: number } | { t: 'released'; rid: number };
 
-/** A node id: letters, digits and . _ : - (it is part of Redis keys and channel messages). */
-export function validNodeId(id: string): boolean {
-  return /^[A-Za-z0-9._:-]{1,128}$/.test(id);
-}
 
 export class RedisCluster implements ClusterBus {
   readonly nodeId: string;
@@ -132,7 +129,7 @@ export class RedisCluster implements ClusterBus {
   readonly stats: ClusterStats = { sent: 0, received: 0, droppedQos0: 0 };
 
   constructor(options: RedisClusterOptions) {
-    if (!validNodeId(options.nodeId)) throw new Error(`invalid node id "${options.nodeId}": use 1-128 of A-Z a-z 0-9 . _ : -`);
+    if (!isValidNodeId(options.nodeId)) throw new Error(`invalid node id "${options.nodeId}": use 1-128 of A-Z a-z 0-9 . _ : -`);
     this.nodeId = options.nodeId;
     this.prefix = options.prefix ?? 'starling';
     this.idPrefix = `${options.nodeId}/${Date.now().toString(36)}/`;

@@ -5,6 +5,7 @@ export { ConfigError } from './values.js';
 import { parseArgs } from 'node:util';
 import { applyAuthObject, applySecurityFlags, applyTlsObject, SECURITY_FLAGS, SECURITY_USAGE, type AuthConfig, type TlsConfig } from './security.js';
 import { applyWebFlags, applyWebObject, defaultHttpConfig, defaultSysConfig, WEB_FLAGS, WEB_USAGE, type HttpConfig, type SysConfig, type WebSocketConfig } from './web.js';
+import { isValidNodeId } from '../cluster/node-id.js';
 
 /** Log levels, as pino names them. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -370,7 +371,7 @@ function asRedisUrl(value: unknown, where: string): string {
 
 function asNodeId(value: unknown, where: string): string {
   const id = asString(value, where);
-  if (!/^[A-Za-z0-9._:-]{1,128}$/.test(id)) throw new ConfigError(`${where}: a node id is 1-128 of A-Z a-z 0-9 . _ : - (got "${id}")`);
+  if (!isValidNodeId(id)) throw new ConfigError(`${where}: a node id is 1-128 of A-Z a-z 0-9 . _ : - (got "${id}")`);
   return id;
 }
 
