@@ -37,7 +37,7 @@ export async function runData(argv: string[]): Promise<number> {
   }
   let store: LmdbPersistence;
   try {
-    store = new LmdbPersistence({ dataDir });
+    store = new LmdbPersistence({ dataDir, lock: false }); // read beside a running broker
   } catch (error) {
     process.stderr.write(`starling data inspect: ${error instanceof StoreFormatError ? error.message : String(error)}\n`);
     return 1;

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { DataDirLock } from './data-dir-lock.js';
 import type { Persistence, StoreOp, StoredDelivery, StoredIncomingQos2, StoredMessage, StoredRetained, StoredSession, StoredState } from './types.js';
 
 /** On-disk format version written by this build. Bump it on any incompatible change. */
@@ -21,6 +22,11 @@ export interface LmdbPersistenceOptions {
    * the last writes, a process crash cannot).
    */
   sync?: boolean;
+  /**
+   * true (default): hold `starling.lock` in the directory while open, so a second broker refuses
+   * to start on it; false for a reader that runs beside the broker (`starling data inspect`).
+   */
+  lock?: boolean;
 }
 
 type Key = string | number | (string | number)[];
@@ -45,21 +51,28 @@ export class LmdbPersistence implements Persistence {
   private readonly uncommitted = new Map<string, Set<number>>();
   /** Commit of the last write issued: an empty apply waits for it. */
   private lastWrite: Promise<void> = Promise.resolve();
+  private readonly lock: DataDirLock | undefined;
 
   /** Opens (creating if needed) the store in `dataDir`; throws StoreFormatError for newer data. */
   constructor(options: LmdbPersistenceOptions) {
     mkdirSync(options.dataDir, { recursive: true });
+    this.lock = options.lock === false ? undefined : DataDirLock.acquire(options.dataDir);
     const sync = options.sync ?? true;
     this.sync = sync;
-    this.root = open<unknown, Key>({
-      path: join(options.dataDir, 'starling.mdb'),
-      compression: false,
-      // The next transaction commits while the previous one is being flushed (pipelined fsync);
-      // an apply still resolves only once its own transaction is flushed (see apply).
-      overlappingSync: sync,
-      noSync: !sync,
-      maxDbs: 12,
-    });
+    try {
+      this.root = open<unknown, Key>({
+        path: join(options.dataDir, 'starling.mdb'),
+        compression: false,
+        // The next transaction commits while the previous one is being flushed (pipelined fsync);
+        // an apply still resolves only once its own transaction is flushed (see apply).
+        overlappingSync: sync,
+        noSync: !sync,
+        maxDbs: 12,
+      });
+    } catch (error) {
+      this.lock?.release();
+      throw error;
+    }
     this.meta = this.root.openDB<unknown, string>({ name: 'meta' });
     this.sessions = this.root.openDB<StoredSession, string>({ name: 'sessions' });
     this.messages = this.root.openDB<StoredMessage, number>({ name: 'messages' });
@@ -71,6 +84,7 @@ export class LmdbPersistence implements Persistence {
       this.meta.putSync('format', FORMAT_VERSION);
     } else if (typeof format !== 'number' || format > FORMAT_VERSION) {
       void this.root.close();
+      this.lock?.release();
       throw new StoreFormatError(
         `${options.dataDir} holds data in store format ${JSON.stringify(format)}, newer than this Starling understands (${FORMAT_VERSION}); upgrade Starling or use another --data-dir`,
       );
@@ -162,7 +176,11 @@ export class LmdbPersistence implements Persistence {
     return write;
   }
 
-  close(): Promise<void> {
-    return this.root.close();
+  async close(): Promise<void> {
+    try {
+      await this.root.close();
+    } finally {
+      this.lock?.release();
+    }
   }
 }

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import mqtt from 'mqtt';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 
@@ -16,9 +16,11 @@ interface Run {
 
 const running = new Set<ChildProcess>();
 
+/** Runs the CLI; a broker it starts gets a data directory of its own, never the repository's ./data. */
 function run(args: string[]): Run {
   assert.ok(existsSync(CLI), `${CLI} is missing: run "npm run build" first (npm test does)`);
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const dataDir = args.includes('--data-dir') ? [] : ['--data-dir', tempDir('starling-09-')];
+  const child = spawn(process.execPath, [CLI, ...args, ...dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   const lines: string[] = [];
   const collect = (chunk: Buffer): void => {
@@ -85,7 +87,7 @@ describe('09 command line', () => {
   });
 
   test('a config file sets limits (maxQoS 1 caps the granted QoS)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'starling-cli-'));
+    const dir = tempDir('starling-cli-');
     const file = join(dir, 'starling.json');
     writeFileSync(file, JSON.stringify({ host: '127.0.0.1', port: 0, logLevel: 'info', limits: { maxQoS: 1 } }));
     const r = run(['--config', file]);
@@ -99,7 +101,7 @@ describe('09 command line', () => {
   });
 
   test('an unknown config key is refused with exit code 2 and a message naming it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'starling-cli-'));
+    const dir = tempDir('starling-cli-');
     const file = join(dir, 'bad.json');
     writeFileSync(file, JSON.stringify({ prot: 1883 }));
     const r = run(['--config', file]);
@@ -117,6 +119,22 @@ describe('09 command line', () => {
     const r = run(['--help']);
     assert.equal(await exitCode(r), 0);
     assert.ok(r.lines.some((l) => l.includes('--log-level')));
+  });
+
+  test('a second broker on the same data directory refuses to start, naming the PID that holds it', async () => {
+    const dataDir = tempDir('starling-09-lock-');
+    const first = run(['--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir]);
+    await waitForLine(first, /MQTT listening on/);
+    const second = run(['--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir]);
+    assert.equal(await exitCode(second), 1);
+    assert.ok(second.lines.some((l) => l.includes(`in use by process ${first.child.pid}`)), second.lines.join('\n'));
+    first.child.kill('SIGTERM');
+    assert.equal(await exitCode(first), 0);
+    // Released at shutdown: the directory opens again.
+    const third = run(['--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir]);
+    await waitForLine(third, /MQTT listening on/);
+    third.child.kill('SIGTERM');
+    assert.equal(await exitCode(third), 0);
   });
 
   test('a port already in use fails with a clear message and a non-zero exit', async () => {

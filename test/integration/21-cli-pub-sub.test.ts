@@ -4,9 +4,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { connect, type Message } from '../../src/client/index.js';
+import { connect, type Message, type MqttClient } from '../../src/client/index.js';
 import type { StarlingServer } from '../../src/server.js';
-import { startTestBroker } from '../helpers/broker.js';
+import { startTestBroker, subscriptionWatcher } from '../helpers/broker.js';
 import { hasMosquitto, startMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
 
 const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
@@ -39,15 +39,25 @@ function cli(args: string[], input?: string, timeoutMs = 10_000): Promise<Result
   });
 }
 
+/** Clients the tests opened: ended after the file even when an assertion failed first. */
+const clients = new Set<MqttClient>();
+async function open(url: string): Promise<MqttClient> {
+  const client = await connect(url, { reconnect: false });
+  clients.add(client);
+  return client;
+}
+
 after(() => {
   for (const child of running) child.kill('SIGKILL');
+  for (const c of clients) c.destroy();
 });
 
 describe('21 starling pub / sub (Starling broker)', () => {
   let broker: StarlingServer;
   let url: string;
+  const watcher = subscriptionWatcher();
   before(async () => {
-    broker = await startTestBroker({ authenticate: (req) => (req.username === 'intruder' ? 'bad-credentials' : 'accept') });
+    broker = await startTestBroker({ authenticate: (req) => (req.username === 'intruder' ? 'bad-credentials' : 'accept'), plugins: [watcher.plugin] });
     url = `mqtt://127.0.0.1:${broker.port}`;
   });
   after(async () => {
@@ -55,7 +65,7 @@ describe('21 starling pub / sub (Starling broker)', () => {
   });
 
   test('pub -m at QoS 1 and 2 reaches a subscriber; exit code 0', async () => {
-    const sub = await connect(url);
+    const sub = await open(url);
     const s = await sub.subscribe('cli/pub/#', { qos: 2 });
     const it = s[Symbol.asyncIterator]();
     const r1 = await cli(['pub', '-h', '127.0.0.1', '-p', String(broker.port), '-t', 'cli/pub/a', '-m', 'hello', '-q', '1']);
@@ -68,7 +78,7 @@ describe('21 starling pub / sub (Starling broker)', () => {
   });
 
   test('pub -l publishes one message per stdin line', async () => {
-    const sub = await connect(url);
+    const sub = await open(url);
     const s = await sub.subscribe('cli/lines', { qos: 1 });
     const it = s[Symbol.asyncIterator]();
     const r = await cli(['pub', '--url', url, '-t', 'cli/lines', '-l', '-q', '1'], 'one\ntwo\nthree\n');
@@ -80,7 +90,7 @@ describe('21 starling pub / sub (Starling broker)', () => {
   });
 
   test('sub --json -C 2 prints one JSON object per message (text or base64) and exits 0', async () => {
-    const pub = await connect(url);
+    const pub = await open(url);
     await pub.publish('cli/json/text', 'héllo', { qos: 1, retain: true });
     await pub.publish('cli/json/bin', Buffer.from([0xff, 0x00, 0xfe]), { qos: 1, retain: true });
     await pub.end();
@@ -93,15 +103,17 @@ describe('21 starling pub / sub (Starling broker)', () => {
   });
 
   test('sub -F and -v formats; -R skips retained messages', async () => {
-    const pub = await connect(url);
+    const pub = await open(url);
     await pub.publish('cli/fmt/x', 'p1', { qos: 1, retain: true });
     const f = await cli(['sub', '--url', url, '-t', 'cli/fmt/#', '-C', '1', '-F', '%t|%p|%q|%r|%l']);
     assert.equal(f.code, 0, f.stderr);
     assert.equal(f.stdout, 'cli/fmt/x|p1|0|1|2\n');
     const v = await cli(['sub', '--url', url, '-t', 'cli/fmt/#', '-C', '1', '-v']);
     assert.equal(v.stdout, 'cli/fmt/x p1\n');
-    const started = cli(['sub', '--url', url, '-t', 'cli/fmt/#', '-C', '1', '-R', '-W', '5']);
-    await new Promise((r) => setTimeout(r, 500));
+    // The live message is published once the broker has the subscription (no fixed wait).
+    const subscribed = watcher.subscribed('cli/fmt/+');
+    const started = cli(['sub', '--url', url, '-t', 'cli/fmt/+', '-C', '1', '-R', '-W', '10']);
+    await subscribed;
     await pub.publish('cli/fmt/y', 'live', { qos: 1 });
     const live = await started;
     assert.equal(live.code, 0, live.stderr);

@@ -6,19 +6,19 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { makeTestCertificates, type CertPair, type TestCertificates } from '../helpers/certs.js';
 import { freePort } from '../helpers/mosquitto.js';
+import { requireProgram } from '../helpers/programs.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const MOSQUITTO_PUB = '/usr/bin/mosquitto_pub';
 const MOSQUITTO_SUB = '/usr/bin/mosquitto_sub';
 const MOSQUITTO_PASSWD = '/usr/bin/mosquitto_passwd';
 const MOSQUITTO = '/usr/sbin/mosquitto';
-const missing = [MOSQUITTO_PUB, MOSQUITTO_SUB, MOSQUITTO_PASSWD, MOSQUITTO].find((f) => !existsSync(f));
-const skip = missing === undefined ? false : `${missing} not installed (Debian mosquitto, mosquitto-clients)`;
 
 interface Result {
   code: number;
@@ -38,6 +38,14 @@ function run(file: string, args: string[], timeoutMs = 8000): Promise<Result> {
     });
     children.add(child);
   });
+}
+
+/** Starts mosquitto_sub with -d and resolves once it has its SUBACK; `messages` are its output lines that are not debug lines. */
+async function subscribe(args: string[]): Promise<{ exited: Promise<number | null>; messages: () => string[]; lines: string[] }> {
+  // Line-buffered (stdbuf): mosquitto_sub's stdout is otherwise flushed only at exit.
+  const sub = start('/usr/bin/stdbuf', ['-oL', MOSQUITTO_SUB, '-d', ...args]);
+  await waitForLine(sub.lines, /received SUBACK/);
+  return { exited: sub.exited, lines: sub.lines, messages: () => sub.lines.filter((l) => !/^(Client |Subscribed )/.test(l)) };
 }
 
 /** Starts a long-running process and collects its output lines. */
@@ -65,7 +73,7 @@ async function waitForLine(lines: string[], pattern: RegExp, timeoutMs = 8000): 
 
 const starlingCli = (args: string[]): [string, string[]] => [process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args]];
 
-describe('mosquitto clients against Starling over mutual TLS with a password file and an ACL', { skip }, () => {
+describe('mosquitto clients against Starling over mutual TLS with a password file and an ACL', () => {
   let certs: TestCertificates;
   let device: CertPair;
   let passwordFile: string;
@@ -79,6 +87,8 @@ describe('mosquitto clients against Starling over mutual TLS with a password fil
   ];
 
   before(async () => {
+    // A missing program fails the file with one line naming its Debian package (never a silent skip).
+    for (const program of [MOSQUITTO_PUB, MOSQUITTO_SUB, MOSQUITTO_PASSWD, MOSQUITTO]) requireProgram(program);
     certs = makeTestCertificates();
     device = certs.client('device-1');
     passwordFile = join(certs.dir, 'passwd');
@@ -91,6 +101,7 @@ describe('mosquitto clients against Starling over mutual TLS with a password fil
     const [node, brokerArgs] = starlingCli([
       '--port', '0', '--tls-port', '0', '--tls-cert', certs.server.certFile, '--tls-key', certs.server.keyFile,
       '--tls-ca', certs.caFile, '--require-client-cert', '--password-file', passwordFile, '--acl-file', aclFile,
+      '--data-dir', tempDir('starling-43-'),
     ]);
     broker = start(node, brokerArgs);
     const line = await waitForLine(broker.lines, /MQTT over TLS listening on mqtts:\/\/127\.0\.0\.1:(\d+)/);
@@ -105,12 +116,11 @@ describe('mosquitto clients against Starling over mutual TLS with a password fil
 
   test('mosquitto_sub and mosquitto_pub with --cafile --cert --key -u -P exchange a message (3.1.1 and 5.0)', async () => {
     for (const version of ['mqttv311', 'mqttv5']) {
-      const sub = start(MOSQUITTO_SUB, [...tlsArgs('moss', 'moss-secret'), '-V', version, '-t', 'sensors/#', '-C', '1', '-W', '8', '-v']);
-      await new Promise((resolve) => setTimeout(resolve, 400));
+      const sub = await subscribe([...tlsArgs('moss', 'moss-secret'), '-V', version, '-t', 'sensors/#', '-C', '1', '-W', '8', '-v']);
       const pub = await run(MOSQUITTO_PUB, [...tlsArgs('alice', 'alice-secret'), '-V', version, '-t', 'sensors/temp', '-m', `21.5-${version}`, '-q', '1']);
       assert.equal(pub.code, 0, `mosquitto_pub: ${pub.stderr}`);
       assert.equal(await sub.exited, 0, `mosquitto_sub: ${sub.lines.join('\n')}`);
-      assert.deepEqual(sub.lines, [`sensors/temp 21.5-${version}`]);
+      assert.deepEqual(sub.messages(), [`sensors/temp 21.5-${version}`]);
     }
   });
 
@@ -121,16 +131,14 @@ describe('mosquitto clients against Starling over mutual TLS with a password fil
     const noCert = await run(MOSQUITTO_PUB, [...tlsArgs('alice', 'alice-secret', null), '-t', 'sensors/x', '-m', 'x']);
     assert.notEqual(noCert.code, 0, 'no client certificate');
 
-    const sub = start(MOSQUITTO_SUB, [...tlsArgs('alice', 'alice-secret'), '-t', 'sensors/#', '-C', '1', '-W', '3', '-v']);
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    const sub = await subscribe([...tlsArgs('alice', 'alice-secret'), '-t', 'sensors/#', '-C', '1', '-W', '3', '-v']);
     await run(MOSQUITTO_PUB, [...tlsArgs('moss', 'moss-secret'), '-t', 'sensors/forged', '-m', 'forged', '-q', '1']);
     await sub.exited;
-    assert.deepEqual(sub.lines.filter((l) => l.startsWith('sensors/')), [], 'the read-only user’s message was dropped');
+    assert.deepEqual(sub.messages().filter((l) => l.startsWith('sensors/')), [], 'the read-only user’s message was dropped');
   });
 
   test('starling passwd + SIGHUP: a new user works at once and an open subscription survives the reload', async () => {
-    const sub = start(MOSQUITTO_SUB, [...tlsArgs('moss', 'moss-secret'), '-t', 'sensors/#', '-C', '2', '-W', '10', '-v']);
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    const sub = await subscribe([...tlsArgs('moss', 'moss-secret'), '-t', 'sensors/#', '-C', '2', '-W', '10', '-v']);
     assert.equal((await run(MOSQUITTO_PUB, [...tlsArgs('alice', 'alice-secret'), '-t', 'sensors/a', '-m', 'before', '-q', '1'])).code, 0);
     const refused = await run(MOSQUITTO_PUB, [...tlsArgs('newbie', 'fresh'), '-t', 'sensors/b', '-m', 'x', '-q', '1']);
     assert.notEqual(refused.code, 0, 'newbie is not in the file yet');
@@ -142,7 +150,7 @@ describe('mosquitto clients against Starling over mutual TLS with a password fil
     const ok = await run(MOSQUITTO_PUB, [...tlsArgs('newbie', 'fresh'), '-t', 'sensors/b', '-m', 'after', '-q', '1']);
     assert.equal(ok.code, 0, `newbie after SIGHUP: ${ok.stderr}`);
     assert.equal(await sub.exited, 0);
-    assert.deepEqual(sub.lines, ['sensors/a before', 'sensors/b after'], 'the subscription opened before SIGHUP got both messages');
+    assert.deepEqual(sub.messages(), ['sensors/a before', 'sensors/b after'], 'the subscription opened before SIGHUP got both messages');
   });
 
   test('mosquitto reads a password file written by starling passwd', async () => {
