@@ -116,7 +116,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
       logger.info({ store: store.name, dataDir: store.name === 'lmdb' ? config.dataDir : undefined, durability: cluster === undefined ? config.durability : undefined, ...restored }, 'store opened');
     }
     if (cluster !== undefined) {
-      await cluster.start(broker);
+      await cluster.start(broker.cluster!);
       logger.info({ node: cluster.nodeId, redis: cluster.url }, `cluster node "${cluster.nodeId}" joined through Redis`);
     }
   } catch (error) {

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { BrokerAdmin } from './broker/admin.js';
 import type { Broker } from './broker/broker.js';
 import type { Logger } from './broker/logger.js';
 import type { HttpConfig, SysConfig, WebSocketConfig } from './config/web.js';
@@ -98,7 +97,7 @@ export async function startWebServices(input: WebServicesInput): Promise<WebServ
     }
     const httpConfig = input.http;
     if (httpConfig !== undefined && httpConfig.enabled) {
-      const admin = new BrokerAdmin(broker);
+      const admin = broker.query;
       const env = process.env['STARLING_API_TOKEN'];
       const apiToken = httpConfig.apiToken ?? (env === undefined || env === '' ? undefined : env);
       if (httpConfig.mqtt) gateway = new WebSocketGateway({ name: 'http', path: '/mqtt', trustedProxies: ws?.trustedProxies ?? [] });

@@ -1,21 +1,16 @@
+/** Retained messages by topic, in a trie of levels so that a subscription's filter walks only the matching branches. */
 import type { Message } from '../model/message.js';
+import { LevelTrie, type LevelNode } from './level-trie.js';
 
-interface RetainedNode {
-  children: Map<string, RetainedNode> | undefined;
-  message: Message | undefined;
-  parent: RetainedNode | undefined;
-  level: string;
-}
+type Node = LevelNode<Message>;
 
-function newNode(parent: RetainedNode | undefined, level: string): RetainedNode {
-  return { children: undefined, message: undefined, parent, level };
-}
+const isEmpty = (message: Message | undefined): boolean => message === undefined;
 
-/** Retained messages by topic, in a trie of levels so a filter walks only the matching branches. */
+/** Retained messages by topic [MQTT-3.3.1-5], with the order in which topics were set (for a drop-oldest limit). */
 export class RetainedMessages {
-  private readonly root = newNode(undefined, '');
+  private readonly trie = new LevelTrie<Message>();
   private count = 0;
-  /** Topics from the least to the most recently set (for a drop-oldest limit). */
+  /** Topics from the least to the most recently set. */
   private readonly order = new Map<string, true>();
 
   /** Number of retained messages. */
@@ -40,76 +35,54 @@ export class RetainedMessages {
       this.delete(message.topic);
       return;
     }
-    let node = this.root;
-    for (const level of message.topic.split('/')) {
-      node.children ??= new Map();
-      let child = node.children.get(level);
-      if (child === undefined) {
-        child = newNode(node, level);
-        node.children.set(level, child);
-      }
-      node = child;
-    }
-    if (node.message === undefined) this.count++;
-    node.message = message;
+    const node = this.trie.ensure(message.topic);
+    if (node.value === undefined) this.count++;
+    node.value = message;
     this.order.delete(message.topic);
     this.order.set(message.topic, true);
   }
 
   /** The retained message of one topic. */
   get(topic: string): Message | undefined {
-    let node: RetainedNode | undefined = this.root;
-    for (const level of topic.split('/')) {
-      node = node.children?.get(level);
-      if (node === undefined) return undefined;
-    }
-    return node.message;
+    return this.trie.find(topic)?.value;
   }
 
   /** Removes the retained message of `topic`; returns true when there was one. */
   delete(topic: string): boolean {
-    let node: RetainedNode | undefined = this.root;
-    for (const level of topic.split('/')) {
-      node = node.children?.get(level);
-      if (node === undefined) return false;
-    }
-    if (node.message === undefined) return false;
-    node.message = undefined;
+    const node = this.trie.find(topic);
+    if (node?.value === undefined) return false;
+    node.value = undefined;
     this.count--;
     this.order.delete(topic);
-    let current: RetainedNode | undefined = node;
-    while (current?.parent !== undefined && current.message === undefined && (current.children === undefined || current.children.size === 0)) {
-      current.parent.children?.delete(current.level);
-      current = current.parent;
-    }
+    this.trie.prune(node, isEmpty);
     return true;
   }
 
   /** Retained messages whose topic matches `filter` (a valid topic filter). */
   match(filter: string): Message[] {
     const out: Message[] = [];
-    collect(this.root, filter.split('/'), 0, out);
+    collect(this.trie.root, filter.split('/'), 0, out);
     return out;
   }
 
   /** Every retained message (for listing and persistence). */
   all(): Message[] {
     const out: Message[] = [];
-    collectAll(this.root, out, false);
+    collectAll(this.trie.root, out, false);
     return out;
   }
 }
 
-function collect(node: RetainedNode, levels: string[], index: number, out: Message[]): void {
+function collect(node: Node, levels: string[], index: number, out: Message[]): void {
   const level = levels[index];
   if (level === undefined) {
-    if (node.message !== undefined) out.push(node.message);
+    if (node.value !== undefined) out.push(node.value);
     return;
   }
   const children = node.children;
   if (level === '#') {
     // "a/#" matches "a" itself and everything below [MQTT-4.7.1-2]; a root "#" skips $-topics.
-    if (node.message !== undefined && index > 0) out.push(node.message);
+    if (node.value !== undefined && index > 0) out.push(node.value);
     if (children !== undefined) for (const child of children.values()) collectAll(child, out, index === 0);
     return;
   }
@@ -125,8 +98,8 @@ function collect(node: RetainedNode, levels: string[], index: number, out: Messa
   if (child !== undefined) collect(child, levels, index + 1, out);
 }
 
-function collectAll(node: RetainedNode, out: Message[], skipDollar: boolean): void {
+function collectAll(node: Node, out: Message[], skipDollar: boolean): void {
   if (skipDollar && node.level.charCodeAt(0) === 0x24) return;
-  if (node.message !== undefined) out.push(node.message);
+  if (node.value !== undefined) out.push(node.value);
   if (node.children !== undefined) for (const child of node.children.values()) collectAll(child, out, false);
 }

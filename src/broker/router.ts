@@ -1,173 +1,161 @@
+/** The one owner of delivery: a routed message is stored if retained, matched, delivered to local sessions and shared groups, and sent to the other cluster nodes that want it. */
+import type { ClusterBus } from '../cluster/types.js';
+import type { Message } from '../model/message.js';
 import type { Subscription } from '../model/subscription.js';
-import type { QoS } from '../protocol/types.js';
+import { liveRetain, routeOf, type Route } from './delivery.js';
+import type { Hooks } from './hooks.js';
+import type { Journal } from './journal.js';
+import type { Logger } from './logger.js';
+import type { BrokerOptions } from './options.js';
+import type { RetainedMessages } from './retained.js';
 import type { Session } from './session.js';
-import { SharedGroup } from './shared-group.js';
-import { TopicTrie } from './topic-trie.js';
+import type { SessionMoves } from './session-moves.js';
+import type { BrokerStats } from './stats.js';
+import type { SubscriptionIndex } from './subscription-index.js';
 
-/** How a message reaches one session: the aggregate of its matching subscriptions. */
-export interface Delivery {
-  /** Highest QoS among the matching subscriptions [MQTT-3.3.5-1]. */
-  qos: QoS;
-  /** Any matching subscription asked for Retain As Published. */
-  retainAsPublished: boolean;
-  /** Subscription identifiers of every matching subscription (MQTT 5 [MQTT-3.3.4-3]). */
-  subscriptionIds: number[] | undefined;
-}
+const NO_GROUPS: ReadonlySet<string> = new Set();
 
-/** One session a topic routes to. */
-export interface RouteTarget {
-  session: Session;
-  delivery: Delivery;
-  /**
-   * The delivery for a message the session published itself: undefined when no matching subscription
-   * has No Local (same as `delivery`), null when all do (not delivered) [MQTT-3.8.3-3].
-   */
-  ownDelivery: Delivery | null | undefined;
-}
-
-/** Everything a topic routes to: sessions, and shared groups that pick one member per message. */
-export interface Routes {
-  targets: RouteTarget[];
-  groups: SharedGroup[];
-}
-
-const MAX_CACHED_TOPICS = 10_000;
-const NO_GROUPS: SharedGroup[] = [];
-
-type Subscriber = Session | SharedGroup;
-
-/**
- * Which sessions a topic reaches. Matches go through the subscription trie; the result per topic
- * is cached until the next subscription change, so steady traffic costs one map lookup.
- */
+/** Routes messages to sessions, here and (in a cluster) on the other nodes. */
 export class Router {
-  private readonly trie = new TopicTrie<Subscriber, Subscription>();
-  private readonly groups = new Map<string, SharedGroup>();
-  private cache = new Map<string, Routes>();
-  private readonly collecting = new Map<Session, Subscription[]>();
-  private collectingGroups: SharedGroup[] = [];
-  private readonly collect = (subscriber: Subscriber, subscription: Subscription): void => {
-    if (subscriber instanceof SharedGroup) {
-      if (!this.collectingGroups.includes(subscriber)) this.collectingGroups.push(subscriber);
-      return;
-    }
-    const list = this.collecting.get(subscriber);
-    if (list === undefined) this.collecting.set(subscriber, [subscription]);
-    else list.push(subscription);
-  };
+  /** In a cluster: sessions moving between nodes (set by the cluster link). */
+  moves: SessionMoves | undefined;
 
-  /** Sessions per plain filter: a filter's first subscriber and its last are reported as interest. */
-  private readonly filterHolders = new Map<string, number>();
+  constructor(
+    private readonly index: SubscriptionIndex,
+    private readonly retained: RetainedMessages,
+    private readonly journal: Journal | undefined,
+    private readonly options: BrokerOptions,
+    private readonly stats: BrokerStats,
+    private readonly hooks: Hooks,
+    private readonly logger: Logger,
+    private readonly bus: ClusterBus | undefined,
+  ) {}
+
   /**
-   * Told when a plain filter gains its first subscriber or loses its last, and when a shared group
-   * (`$share/{group}/{filter}`) is created or ends: what this broker has interest in (for a cluster).
+   * A message published here (by a client, a will or the API): stored if retained, sent to the other
+   * nodes with matching subscriptions, delivered to the sessions here. Returns how many sessions here
+   * it went to.
    */
-  onInterest: ((key: string, added: boolean) => void) | undefined;
-
-  constructor(private readonly strategy: 'round-robin' | 'random' = 'round-robin') {}
-
-  /** Number of (filter, session) subscriptions, shared members included. */
-  get subscriptionCount(): number {
-    let count = this.trie.size - this.groups.size;
-    for (const group of this.groups.values()) count += group.size;
-    return count;
+  route(message: Message): number {
+    // [MQTT-3.3.1-5] a retained message is stored (or cleared by an empty payload) for future subscribers.
+    if (message.retain && this.options.retainAvailable) this.retain(message);
+    const served = this.bus?.publish(message);
+    return this.deliverLocally(message, served);
   }
 
-  /** Adds or replaces a session's subscription; returns true when it is new. */
-  subscribe(session: Session, subscription: Subscription): boolean {
-    this.invalidate();
-    const group = subscription.shareGroup;
-    if (group === undefined) {
-      const filter = subscription.matchFilter;
-      if (!this.trie.add(filter, session, subscription)) return false;
-      if (this.onInterest === undefined) return true;
-      const holders = this.filterHolders.get(filter) ?? 0;
-      this.filterHolders.set(filter, holders + 1);
-      if (holders === 0) this.onInterest?.(filter, true);
-      return true;
-    }
-    const key = SharedGroup.key(group, subscription.matchFilter);
-    let shared = this.groups.get(key);
-    if (shared === undefined) {
-      shared = new SharedGroup(group, subscription.matchFilter, this.strategy);
-      this.groups.set(key, shared);
-      this.trie.add(subscription.matchFilter, shared, subscription);
-      this.onInterest?.(shared.shareFilter, true);
-    }
-    return shared.add(session, subscription);
+  /** A message published on another node, for the sessions here; `groups`: the shared groups this node serves for it. */
+  fromCluster(message: Message, groups: readonly string[]): void {
+    this.deliverLocally(message, groups.length === 0 ? NO_GROUPS : new Set(groups));
   }
 
-  /** Removes a session's subscription; returns true when it existed. */
-  unsubscribe(session: Session, subscription: Subscription): boolean {
-    this.invalidate();
-    const group = subscription.shareGroup;
-    if (group === undefined) {
-      const filter = subscription.matchFilter;
-      if (!this.trie.remove(filter, session)) return false;
-      if (this.onInterest === undefined) return true;
-      const holders = (this.filterHolders.get(filter) ?? 1) - 1;
-      if (holders > 0) this.filterHolders.set(filter, holders);
-      else {
-        this.filterHolders.delete(filter);
-        this.onInterest?.(filter, false);
-      }
-      return true;
+  /**
+   * Delivers to one session through `route` (every delivery goes through here: live, shared,
+   * retained, handed on, forwarded). Sessions in the middle of a cluster move are the moves' business.
+   * Returns true when delivered (or sent on to the session's new node).
+   */
+  deliverTo(session: Session, message: Message, route: Route, retain = liveRetain(message, route)): boolean {
+    if (session.movedTo !== undefined || session.recentIds !== undefined) {
+      const moves = this.moves;
+      if (moves !== undefined) return moves.deliver(session, message, route, retain);
     }
-    const key = SharedGroup.key(group, subscription.matchFilter);
-    const shared = this.groups.get(key);
-    if (shared === undefined || !shared.remove(session)) return false;
-    if (shared.size === 0) {
-      this.groups.delete(key);
-      this.trie.remove(subscription.matchFilter, shared);
-      this.onInterest?.(shared.shareFilter, false);
+    return this.deliverNow(session, message, route, retain);
+  }
+
+  /** Delivers to a session here, counting what its full queue drops. */
+  private deliverNow(session: Session, message: Message, route: Route, retain: boolean): boolean {
+    const dropsBefore = session.droppedQueueFull;
+    const delivered = session.deliver(message, route, retain);
+    if (session.droppedQueueFull !== dropsBefore) this.stats.droppedQueueFull++;
+    return delivered;
+  }
+
+  /** May this session's client receive messages on `topic` (ACL "read" rules)? */
+  mayReceive(session: Session, topic: string): boolean {
+    const identity = session.identity;
+    return identity === undefined || !this.hooks.checksReceive || this.hooks.authorizeReceive(identity, topic);
+  }
+
+  /**
+   * Sends the retained messages matching a new subscription, RETAIN=1 [MQTT-3.3.1-6] [MQTT-3.3.1-8];
+   * an expired one is dropped from the store instead.
+   */
+  sendRetained(session: Session, subscription: Subscription, now: number): void {
+    const matching = this.retained.match(subscription.matchFilter);
+    if (matching.length === 0) return;
+    const route = routeOf(subscription);
+    for (const message of matching) {
+      if (message.expiresAt !== undefined && now >= message.expiresAt) this.clearRetained(message.topic);
+      else this.deliverNow(session, message, route, true);
     }
+  }
+
+  /** Clears the retained message of `topic` through the store (so it stays cleared after a restart); false when there was none. */
+  clearRetained(topic: string): boolean {
+    if (!this.retained.delete(topic)) return false;
+    if (!topic.startsWith('$SYS/')) this.journal?.push({ op: 'deleteRetained', topic });
     return true;
   }
 
-  /** The shared group with this key (see SharedGroup.key), if it still exists. */
-  group(key: string): SharedGroup | undefined {
-    return this.groups.get(key);
+  /**
+   * The shared-subscription deliveries `session` had not completed go to another member of their
+   * group (the member went away); a session that lives on keeps those no one else can take.
+   */
+  handOn(session: Session, ending: boolean): void {
+    for (const delivery of session.takeSharedDeliveries()) {
+      const key = delivery.route.shareKey;
+      const picked = key === undefined ? undefined : this.index.group(key)?.pick(session);
+      if (picked !== undefined) this.deliverTo(picked.session, delivery.message, picked.route, delivery.retain);
+      else if (!ending && session.persistent) session.deliver(delivery.message, delivery.route, delivery.retain);
+    }
   }
 
-  /** Everything a message on `topic` goes to. The result is shared: do not modify it. */
-  routes(topic: string): Routes {
-    const cached = this.cache.get(topic);
-    if (cached !== undefined) return cached;
-    this.trie.match(topic, this.collect);
-    const targets: RouteTarget[] = [];
-    for (const [session, subscriptions] of this.collecting) targets.push(toTarget(session, subscriptions));
-    this.collecting.clear();
-    const groups = this.collectingGroups.length === 0 ? NO_GROUPS : this.collectingGroups;
-    this.collectingGroups = [];
-    const routes = { targets, groups };
-    if (this.cache.size >= MAX_CACHED_TOPICS) this.cache.clear();
-    this.cache.set(topic, routes);
-    return routes;
+  /** Delivers to this broker's sessions; `served`: the shared groups served here (undefined: all). */
+  private deliverLocally(message: Message, served: ReadonlySet<string> | undefined): number {
+    const { targets, groups } = this.index.routes(message.topic);
+    const origin = message.origin;
+    const topic = message.topic;
+    const checkReceive = this.hooks.checksReceive;
+    let count = 0;
+    for (let i = 0; i < targets.length; i++) {
+      const target = targets[i]!;
+      const session = target.session;
+      if (checkReceive && !this.mayReceive(session, topic)) continue;
+      let route = target.route;
+      if (target.ownRoute !== undefined && origin === session.clientId) {
+        // [MQTT-3.8.3-3] No Local: not sent back to the client that published it.
+        if (target.ownRoute === null) continue;
+        route = target.ownRoute;
+      }
+      if (this.deliverTo(session, message, route)) count++;
+    }
+    for (let i = 0; i < groups.length; i++) {
+      // MQTT 5 section 4.8.2: each shared group gets the message once, at one of its members (in a
+      // cluster: on the node picked for it).
+      const group = groups[i]!;
+      if (served !== undefined && !served.has(group.shareFilter)) continue;
+      const picked = group.pick();
+      if (picked === undefined) continue;
+      if (checkReceive && !this.mayReceive(picked.session, topic)) continue;
+      if (this.deliverTo(picked.session, message, picked.route)) count++;
+    }
+    return count;
   }
 
-  private invalidate(): void {
-    if (this.cache.size > 0) this.cache = new Map();
+  /** Stores or clears a retained message, within the retained limit, and journals the change. */
+  private retain(message: Message): void {
+    const retained = this.retained;
+    const options = this.options;
+    if (message.payload.length > 0 && retained.size >= options.maxRetainedMessages && !retained.has(message.topic)) {
+      this.stats.droppedRetainedFull++;
+      const oldest = options.retainedFullPolicy === 'drop-oldest' ? retained.oldestTopic() : undefined;
+      if (oldest === undefined) {
+        this.logger.warn({ topic: message.topic, limit: options.maxRetainedMessages }, 'retained message not kept: retained limit reached');
+        return;
+      }
+      this.clearRetained(oldest);
+    }
+    retained.set(message);
+    // $SYS topics describe this process; they are republished at start, never stored.
+    if (!message.topic.startsWith('$SYS/')) this.journal?.retained(message);
   }
-}
-
-function toTarget(session: Session, subscriptions: Subscription[]): RouteTarget {
-  const delivery = aggregate(subscriptions);
-  let ownDelivery: Delivery | null | undefined;
-  if (subscriptions.some((s) => s.noLocal)) {
-    const others = subscriptions.filter((s) => !s.noLocal);
-    ownDelivery = others.length === 0 ? null : aggregate(others);
-  }
-  return { session, delivery, ownDelivery };
-}
-
-function aggregate(subscriptions: Subscription[]): Delivery {
-  let qos: QoS = 0;
-  let retainAsPublished = false;
-  let subscriptionIds: number[] | undefined;
-  for (const s of subscriptions) {
-    if (s.qos > qos) qos = s.qos;
-    if (s.retainAsPublished) retainAsPublished = true;
-    if (s.subscriptionId !== undefined) (subscriptionIds ??= []).push(s.subscriptionId);
-  }
-  return { qos, retainAsPublished, subscriptionIds };
 }

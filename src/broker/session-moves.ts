@@ -1,9 +1,12 @@
+/** Cluster: sessions moving between nodes — stubs that forward, arrivals that drop forwarded duplicates, deliveries held during claims. */
+import type { ClusterBus } from '../cluster/types.js';
 import type { Message } from '../model/message.js';
 import type { Subscription } from '../model/subscription.js';
-import type { QoS } from '../protocol/types.js';
-import type { Router } from './router.js';
+import { effectiveQos, type Route } from './delivery.js';
 import type { Session } from './session.js';
 import type { SessionRegistry } from './sessions.js';
+import type { BrokerStats } from './stats.js';
+import type { SubscriptionIndex } from './subscription-index.js';
 
 /**
  * In a cluster, how long a session that moved to another node leaves a forwarding stub behind (and
@@ -14,10 +17,9 @@ const MOVE_GRACE_MS = 10_000;
 
 /** A delivery for a session that is on its way to this node. */
 export interface HeldDelivery {
-  message: Message;
-  qos: QoS;
-  retain: boolean;
-  subscriptionIds: number[] | undefined;
+  readonly message: Message;
+  readonly route: Route;
+  readonly retain: boolean;
 }
 
 /**
@@ -32,8 +34,35 @@ export class SessionMoves {
 
   constructor(
     private readonly sessions: SessionRegistry,
-    private readonly router: Router,
+    private readonly index: SubscriptionIndex,
+    private readonly bus: ClusterBus,
+    private readonly stats: BrokerStats,
   ) {}
+
+  /**
+   * A delivery to a session in the middle of a move: a stub forwards it to the node the session
+   * moved to (or holds it, when the session is on its way back here); a session that just arrived
+   * takes it unless it already has this message (a forwarded copy of one routed here directly, or
+   * the reverse). Returns true when delivered or sent on.
+   */
+  deliver(session: Session, message: Message, route: Route, retain: boolean): boolean {
+    if (session.movedTo !== undefined) {
+      const held = this.claiming.get(session.clientId);
+      if (held !== undefined) held.push({ message, route, retain });
+      else this.bus.forward(session.movedTo, session.clientId, message, effectiveQos(message, route), retain, route.subscriptionIds as number[] | undefined);
+      return true;
+    }
+    const id = message.clusterId;
+    const seen = session.recentIds;
+    if (id !== undefined && seen !== undefined) {
+      if (seen.has(id)) return false;
+      seen.add(id);
+    }
+    const dropsBefore = session.droppedQueueFull;
+    const delivered = session.deliver(message, route, retain);
+    if (session.droppedQueueFull !== dropsBefore) this.stats.droppedQueueFull++;
+    return delivered;
+  }
 
   /** After `clientId`'s session left for `node`: a stub with its subscriptions, forwarding for a while. */
   leaveStub(clientId: string, node: string, subscriptions: readonly Subscription[], identity: Session['identity']): void {
@@ -42,7 +71,7 @@ export class SessionMoves {
     stub.identity = identity;
     for (const subscription of subscriptions) {
       stub.setSubscription(subscription);
-      this.router.subscribe(stub, subscription);
+      this.index.subscribe(stub, subscription);
     }
     this.stubs.set(clientId, { stub, until: Date.now() + MOVE_GRACE_MS });
   }
@@ -52,7 +81,7 @@ export class SessionMoves {
     const entry = this.stubs.get(clientId);
     if (entry === undefined) return;
     this.stubs.delete(clientId);
-    for (const subscription of entry.stub.subscriptions.values()) this.router.unsubscribe(entry.stub, subscription);
+    for (const subscription of entry.stub.subscriptions.values()) this.index.unsubscribe(entry.stub, subscription);
   }
 
   /** A claim of `clientId` starts here: deliveries for it are held until `endClaim`. */

@@ -1,62 +1,16 @@
+/** The server side of one MQTT session: subscriptions, packet ids, inflight messages both ways, the bounded queue, the will. */
 import type { Message } from '../model/message.js';
 import type { Subscription } from '../model/subscription.js';
+import type { StoredDelivery } from '../persistence/types.js';
 import type { QoS, Will } from '../protocol/types.js';
+import { effectiveQos, liveRetain, plainRoute, SendResult, type OutgoingFlight, type QueuedDelivery, type Route, type SessionLink } from './delivery.js';
+
+export { SendResult, type OutgoingFlight, type QueuedDelivery, type SessionLink } from './delivery.js';
 import type { ClientIdentity } from './hooks.js';
 import type { Journal } from './journal.js';
-import type { StoredDelivery } from '../persistence/types.js';
-
-/** A QoS 1/2 message sent to the client and not yet fully acknowledged. */
-export interface OutgoingFlight {
-  packetId: number;
-  message: Message;
-  qos: 1 | 2;
-  retain: boolean;
-  subscriptionIds: number[] | undefined;
-  shareKey: string | undefined;
-  /** 'publish': waiting for PUBACK / PUBREC; 'pubrel': PUBREL sent, waiting for PUBCOMP. */
-  state: 'publish' | 'pubrel';
-  /** Position in the session's stored deliveries, when the session is persisted. */
-  seq: number | undefined;
-}
-
-/** A message waiting for a place in the inflight window (or for the client to come back). */
-export interface QueuedDelivery {
-  message: Message;
-  qos: QoS;
-  retain: boolean;
-  subscriptionIds: number[] | undefined;
-  shareKey: string | undefined;
-  /** Position in the session's stored deliveries, when the session is persisted. */
-  seq?: number | undefined;
-}
 
 /** What to do when a session's queue is full: refuse the new message, or drop the oldest queued one. */
 export type QueueFullPolicy = 'drop-new' | 'drop-oldest';
-
-/** Outcome of handing a PUBLISH to a connection. */
-export const SendResult = {
-  /** Written (or queued for this turn's write). */
-  sent: 0,
-  /** QoS 0 dropped: the connection's write buffer is full. */
-  bufferFull: 1,
-  /** Larger than the client's Maximum Packet Size: discarded as if sent [MQTT-3.1.2-25]. */
-  tooLarge: 2,
-  /** Expired before it could be sent (MQTT 5 Message Expiry Interval). */
-  expired: 3,
-  /** The connection is gone. */
-  offline: 4,
-} as const;
-/** One of SendResult. */
-export type SendResult = (typeof SendResult)[keyof typeof SendResult];
-
-/** What the session needs from an online connection to send packets. */
-export interface SessionLink {
-  /** Sends a PUBLISH now. */
-  /** `stored`: the delivery was just written to the store (a first QoS 2 send then waits for the commit). */
-  sendPublish(message: Message, qos: QoS, retain: boolean, packetId: number, dup: boolean, subscriptionIds: number[] | undefined, stored?: boolean): SendResult;
-  /** Sends a PUBREL for a QoS 2 flight. */
-  sendPubrel(packetId: number): void;
-}
 
 // Shared empty collections: a session allocates its own only when it first needs one, which keeps
 // the memory of an idle connection small. They are never written to (see the methods below).
@@ -69,9 +23,8 @@ const EMPTY_QUEUE: QueuedDelivery[] = [];
 export const NEVER_EXPIRES = 0xffff_ffff;
 
 /**
- * The server side of an MQTT session: subscriptions, packet ids, inflight messages in both
- * directions and the queue of messages waiting to be sent. It outlives a connection when the
- * session expiry interval is not 0 (CleanSession=0 in 3.1.1).
+ * The server side of an MQTT session. It outlives a connection when the session expiry interval is
+ * not 0 (CleanSession=0 in 3.1.1). Changes that matter after a restart go to its `journal`.
  */
 export class Session {
   readonly clientId: string;
@@ -160,18 +113,17 @@ export class Session {
   }
 
   /**
-   * Delivers a message: sends it if online and the inflight window allows, queues QoS 1/2
-   * otherwise (bounded), drops QoS 0 for an offline client. Returns false when it was dropped.
+   * Delivers a message through `route` at the effective QoS [MQTT-3.3.5-1]: sends it if online and
+   * the inflight window allows, queues QoS 1/2 otherwise (bounded), drops QoS 0 for an offline
+   * client. `retain` defaults to the live rule (Retain As Published). Returns false when dropped.
    */
-  deliver(message: Message, qos: QoS, retain: boolean, subscriptionIds?: number[], shareKey?: string): boolean {
+  deliver(message: Message, route: Route, retain = liveRetain(message, route)): boolean {
     const link = this.link;
-    if (qos === 0) {
-      if (link === undefined) return false;
-      return link.sendPublish(message, 0, retain, 0, false, subscriptionIds) === SendResult.sent;
-    }
+    const qos = effectiveQos(message, route);
+    if (qos === 0) return link !== undefined && link.sendAtMostOnce(message, retain, route) === SendResult.sent;
     const journal = this.journal;
     if (link !== undefined && this.queueHead === this.queue.length && this.outflight.size < this.inflightLimit) {
-      this.sendFlight(link, message, qos, retain, subscriptionIds, shareKey, journal === undefined ? undefined : this.record(journal, message));
+      this.sendNew(link, message, qos, retain, route, journal === undefined ? undefined : this.record(journal, message));
       return true;
     }
     if (this.queuedCount >= this.maxQueued) {
@@ -184,10 +136,10 @@ export class Session {
       this.forget(oldest.seq, oldest.message);
     }
     if (this.queue === EMPTY_QUEUE) this.queue = [];
-    const queued: QueuedDelivery = { message, qos, retain, subscriptionIds, shareKey };
+    const queued: QueuedDelivery = { message, qos, retain, route };
     if (journal !== undefined) {
       queued.seq = this.record(journal, message);
-      journal.push({ op: 'putDelivery', delivery: storedDelivery(this.clientId, queued.seq, journal.refMessage(message), qos, retain, subscriptionIds, shareKey, 'queued', undefined) });
+      journal.push({ op: 'putDelivery', delivery: storedDelivery(this.clientId, queued.seq, journal.refMessage(message), qos, retain, route, 'queued', undefined) });
       journal.unrefMessage(message); // record() already counted this holder
     }
     this.queue.push(queued);
@@ -208,12 +160,17 @@ export class Session {
     journal.unrefMessage(message);
   }
 
+  /** Ends a flight (acknowledged, refused, or never sendable) and lets the queue move. */
+  private finish(flight: OutgoingFlight): void {
+    this.outflight.delete(flight.packetId);
+    this.forget(flight.seq, flight.message);
+  }
+
   /** Handles PUBACK (QoS 1) for `packetId`; returns false for an unknown id. */
   acknowledge(packetId: number): boolean {
     const flight = this.outflight.get(packetId);
     if (flight === undefined || flight.qos !== 1) return false;
-    this.outflight.delete(packetId);
-    this.forget(flight.seq, flight.message);
+    this.finish(flight);
     this.drain();
     return true;
   }
@@ -226,8 +183,7 @@ export class Session {
     const flight = this.outflight.get(packetId);
     if (flight === undefined || flight.qos !== 2 || flight.state !== 'publish') return false;
     if (reasonCode >= 0x80) {
-      this.outflight.delete(packetId);
-      this.forget(flight.seq, flight.message);
+      this.finish(flight);
       this.drain();
       return true;
     }
@@ -241,8 +197,7 @@ export class Session {
   completed(packetId: number): boolean {
     const flight = this.outflight.get(packetId);
     if (flight === undefined || flight.state !== 'pubrel') return false;
-    this.outflight.delete(packetId);
-    this.forget(flight.seq, flight.message);
+    this.finish(flight);
     this.drain();
     return true;
   }
@@ -256,11 +211,8 @@ export class Session {
     this.expiresAt = Infinity;
     for (const flight of this.outflight.values()) {
       if (flight.state === 'pubrel') link.sendPubrel(flight.packetId);
-      else if (link.sendPublish(flight.message, flight.qos, flight.retain, flight.packetId, true, flight.subscriptionIds) === SendResult.tooLarge) {
-        // Discarded as if delivered [MQTT-3.1.2-25]: it must not hold an inflight slot.
-        this.outflight.delete(flight.packetId);
-        this.forget(flight.seq, flight.message);
-      }
+      // Discarded as if delivered [MQTT-3.1.2-25]: it must not hold an inflight slot.
+      else if (link.sendFlight(flight, true, false) === SendResult.tooLarge) this.finish(flight);
     }
     this.drain();
   }
@@ -273,8 +225,8 @@ export class Session {
       const next = this.queue[this.queueHead] as QueuedDelivery;
       this.queue[this.queueHead] = undefined as unknown as QueuedDelivery;
       this.queueHead++;
-      if (next.qos === 0) link.sendPublish(next.message, 0, next.retain, 0, false, next.subscriptionIds);
-      else this.sendFlight(link, next.message, next.qos, next.retain, next.subscriptionIds, next.shareKey, next.seq);
+      if (next.qos === 0) link.sendAtMostOnce(next.message, next.retain, next.route);
+      else this.sendNew(link, next.message, next.qos, next.retain, next.route, next.seq);
     }
     if (this.queueHead === this.queue.length) {
       this.queue = EMPTY_QUEUE;
@@ -291,21 +243,20 @@ export class Session {
    */
   takeSharedDeliveries(): QueuedDelivery[] {
     const out: QueuedDelivery[] = [];
-    for (const [packetId, flight] of this.outflight) {
+    for (const flight of this.outflight.values()) {
       // [MQTT-4.8.2-4] [MQTT-4.8.2-5] a QoS 2 message is completed with the member it was sent to, never another.
-      if (flight.shareKey === undefined || flight.qos === 2) continue;
-      out.push({ message: flight.message, qos: flight.qos, retain: flight.retain, subscriptionIds: flight.subscriptionIds, shareKey: flight.shareKey });
-      this.outflight.delete(packetId);
-      this.forget(flight.seq, flight.message);
+      if (flight.route.shareKey === undefined || flight.qos === 2) continue;
+      out.push({ message: flight.message, qos: flight.qos, retain: flight.retain, route: flight.route });
+      this.finish(flight);
     }
     if (this.queuedCount > 0) {
       const kept: QueuedDelivery[] = [];
       for (let i = this.queueHead; i < this.queue.length; i++) {
         const queued = this.queue[i] as QueuedDelivery;
-        if (queued.shareKey === undefined) kept.push(queued);
+        if (queued.route.shareKey === undefined) kept.push(queued);
         else {
           this.forget(queued.seq, queued.message);
-          out.push({ message: queued.message, qos: queued.qos, retain: queued.retain, subscriptionIds: queued.subscriptionIds, shareKey: queued.shareKey });
+          out.push({ message: queued.message, qos: queued.qos, retain: queued.retain, route: queued.route });
         }
       }
       this.queue = kept.length === 0 ? EMPTY_QUEUE : kept;
@@ -351,27 +302,15 @@ export class Session {
     this.will = undefined;
   }
 
-  private sendFlight(
-    link: SessionLink,
-    message: Message,
-    qos: 1 | 2,
-    retain: boolean,
-    subscriptionIds: number[] | undefined,
-    shareKey: string | undefined,
-    seq: number | undefined,
-  ): void {
-    const packetId = this.allocatePacketId();
+  /** Sends a delivery for the first time, as a new flight with a fresh packet id. */
+  private sendNew(link: SessionLink, message: Message, qos: 1 | 2, retain: boolean, route: Route, seq: number | undefined): void {
     if (this.outflight === EMPTY_OUTFLIGHT) this.outflight = new Map();
-    const flight: OutgoingFlight = { packetId, message, qos, retain, subscriptionIds, shareKey, state: 'publish', seq };
-    this.outflight.set(packetId, flight);
-    const result = link.sendPublish(message, qos, retain, packetId, false, subscriptionIds, seq !== undefined);
-    if (result === SendResult.tooLarge || result === SendResult.expired) {
-      // Too large for the client, or expired: it will never be sent, so the flow is over.
-      this.outflight.delete(packetId);
-      this.forget(seq, message);
-      return;
-    }
-    this.persistFlight(flight);
+    const flight: OutgoingFlight = { packetId: this.allocatePacketId(), message, qos, retain, route, state: 'publish', seq };
+    this.outflight.set(flight.packetId, flight);
+    const result = link.sendFlight(flight, false, seq !== undefined);
+    // Too large for the client, or expired: it will never be sent, so the flow is over.
+    if (result === SendResult.tooLarge || result === SendResult.expired) this.finish(flight);
+    else this.persistFlight(flight);
   }
 
   /** Stores a flight's state (packet id and stage), so a restart resends it the same way. */
@@ -380,23 +319,21 @@ export class Session {
     if (journal === undefined || flight.seq === undefined) return;
     const messageId = journal.refMessage(flight.message);
     journal.unrefMessage(flight.message);
-    journal.push({
-      op: 'putDelivery',
-      delivery: storedDelivery(this.clientId, flight.seq, messageId, flight.qos, flight.retain, flight.subscriptionIds, flight.shareKey, flight.state, flight.packetId),
-    });
+    journal.push({ op: 'putDelivery', delivery: storedDelivery(this.clientId, flight.seq, messageId, flight.qos, flight.retain, flight.route, flight.state, flight.packetId) });
   }
 
-  /** At start-up: puts back a stored delivery (message already resolved), in stored order. */
+  /** At start-up (or when the session arrives from another node): puts back a stored delivery, in stored order. */
   restoreDelivery(stored: StoredDelivery, message: Message): void {
     if (stored.seq >= this.nextSeq) this.nextSeq = stored.seq + 1;
-    const common = { message, retain: stored.retain, subscriptionIds: stored.subscriptionIds, shareKey: stored.shareKey, seq: stored.seq };
+    const route = plainRoute(stored.qos, stored.subscriptionIds, stored.shareKey);
     if (stored.state === 'queued' || stored.packetId === undefined || stored.qos === 0) {
       if (this.queue === EMPTY_QUEUE) this.queue = [];
-      this.queue.push({ ...common, qos: stored.qos });
+      this.queue.push({ message, qos: stored.qos, retain: stored.retain, route, seq: stored.seq });
       return;
     }
     if (this.outflight === EMPTY_OUTFLIGHT) this.outflight = new Map();
-    this.outflight.set(stored.packetId, { ...common, packetId: stored.packetId, qos: stored.qos, state: stored.state === 'pubrel' ? 'pubrel' : 'publish' });
+    const state = stored.state === 'pubrel' ? 'pubrel' : 'publish';
+    this.outflight.set(stored.packetId, { packetId: stored.packetId, message, qos: stored.qos, retain: stored.retain, route, state, seq: stored.seq });
     if (stored.packetId >= this.nextPacketId) this.nextPacketId = stored.packetId === 0xffff ? 1 : stored.packetId + 1;
   }
 
@@ -409,20 +346,10 @@ export class Session {
   }
 }
 
-function storedDelivery(
-  clientId: string,
-  seq: number,
-  messageId: number,
-  qos: QoS,
-  retain: boolean,
-  subscriptionIds: number[] | undefined,
-  shareKey: string | undefined,
-  state: StoredDelivery['state'],
-  packetId: number | undefined,
-): StoredDelivery {
+function storedDelivery(clientId: string, seq: number, messageId: number, qos: QoS, retain: boolean, route: Route, state: StoredDelivery['state'], packetId: number | undefined): StoredDelivery {
   const delivery: StoredDelivery = { clientId, seq, messageId, qos, retain, state };
-  if (subscriptionIds !== undefined) delivery.subscriptionIds = subscriptionIds;
-  if (shareKey !== undefined) delivery.shareKey = shareKey;
+  if (route.subscriptionIds !== undefined) delivery.subscriptionIds = [...route.subscriptionIds];
+  if (route.shareKey !== undefined) delivery.shareKey = route.shareKey;
   if (packetId !== undefined) delivery.packetId = packetId;
   return delivery;
 }

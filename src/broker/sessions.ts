@@ -1,12 +1,13 @@
-import { Session, type QueueFullPolicy } from './session.js';
-import type { Router } from './router.js';
-
 /** Sessions by client id: creation, lookup and removal together with their subscriptions. */
+import { Session, type QueueFullPolicy } from './session.js';
+import type { SubscriptionIndex } from './subscription-index.js';
+
+/** Every session of this broker, online and offline. */
 export class SessionRegistry {
   private readonly sessions = new Map<string, Session>();
 
   constructor(
-    private readonly router: Router,
+    private readonly index: SubscriptionIndex,
     private readonly maxInflight: number,
     private readonly maxQueued: number,
     private readonly queueFullPolicy: QueueFullPolicy = 'drop-new',
@@ -38,9 +39,9 @@ export class SessionRegistry {
     return stub;
   }
 
-  /** Ends a session: its subscriptions leave the router and its state is dropped. */
+  /** Ends a session: its subscriptions leave the index and its state is dropped. */
   discard(session: Session): void {
-    for (const subscription of session.subscriptions.values()) this.router.unsubscribe(session, subscription);
+    for (const subscription of session.subscriptions.values()) this.index.unsubscribe(session, subscription);
     session.clear();
     session.link = undefined;
     // A stored session goes with its stored deliveries and QoS 2 ids.
@@ -51,7 +52,7 @@ export class SessionRegistry {
 
   /** Lets go of a session without deleting its stored state (another cluster node holds it now). */
   detach(session: Session): void {
-    for (const subscription of session.subscriptions.values()) this.router.unsubscribe(session, subscription);
+    for (const subscription of session.subscriptions.values()) this.index.unsubscribe(session, subscription);
     session.detach();
     session.link = undefined;
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);

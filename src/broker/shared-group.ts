@@ -1,17 +1,28 @@
+/** A shared subscription group (`$share/{group}/{filter}`): its members, and the one a message goes to. */
 import type { Subscription } from '../model/subscription.js';
+import { routeOf, type Route } from './delivery.js';
 import type { Session } from './session.js';
+
+/** A member of a group: its subscription and the route a delivery through the group takes. */
+export interface GroupMember {
+  readonly session: Session;
+  readonly subscription: Subscription;
+  readonly route: Route;
+}
 
 /**
  * A shared subscription group (`$share/{group}/{filter}`, MQTT 5 section 4.8.2): every message
  * matching the filter goes to exactly one member.
  */
 export class SharedGroup {
-  private readonly members = new Map<Session, Subscription>();
+  private readonly members = new Map<Session, GroupMember>();
   private order: Session[] = [];
   private cursor = 0;
 
   /** The group as a subscription filter (`$share/{group}/{filter}`): its name in the cluster. */
   readonly shareFilter: string;
+  /** This group's key (see SharedGroup.key). */
+  readonly key: string;
 
   constructor(
     readonly name: string,
@@ -19,6 +30,7 @@ export class SharedGroup {
     private readonly strategy: 'round-robin' | 'random',
   ) {
     this.shareFilter = `$share/${name}/${filter}`;
+    this.key = SharedGroup.key(name, filter);
   }
 
   /** The key that names a group: its name and its filter. */
@@ -26,10 +38,6 @@ export class SharedGroup {
     return `${name}\u0000${filter}`;
   }
 
-  /** This group's key. */
-  get key(): string {
-    return SharedGroup.key(this.name, this.filter);
-  }
 
   /** Number of member sessions. */
   get size(): number {
@@ -39,7 +47,7 @@ export class SharedGroup {
   /** Adds or updates a member; returns true when it is new. */
   add(session: Session, subscription: Subscription): boolean {
     const isNew = !this.members.has(session);
-    this.members.set(session, subscription);
+    this.members.set(session, { session, subscription, route: routeOf(subscription, this.key) });
     if (isNew) this.order.push(session);
     return isNew;
   }
@@ -56,7 +64,7 @@ export class SharedGroup {
    * absent member's queue while others could take it), by the configured strategy. `exclude` is a
    * member that must not be picked (the one a message is being taken from).
    */
-  pick(exclude?: Session): { session: Session; subscription: Subscription } | undefined {
+  pick(exclude?: Session): GroupMember | undefined {
     const order = this.order;
     const n = order.length;
     if (n === 0) return undefined;
@@ -67,12 +75,12 @@ export class SharedGroup {
       if (session === exclude) continue;
       if (session.link !== undefined) {
         this.cursor = (start + i + 1) % n;
-        return { session, subscription: this.members.get(session) as Subscription };
+        return this.members.get(session);
       }
       fallback ??= session;
     }
     if (fallback === undefined) return undefined;
     this.cursor = (start + 1) % n;
-    return { session: fallback, subscription: this.members.get(fallback) as Subscription };
+    return this.members.get(fallback);
   }
 }

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { CLIENT_SORT_KEYS, type BrokerAdmin, type ClientQuery, type ClientSortKey } from '../broker/admin.js';
+import { CLIENT_SORT_KEYS, type BrokerQuery, type ClientQuery, type ClientSortKey } from '../broker/query.js';
 import { isValidTopicFilter, isValidTopicName } from '../protocol/topic.js';
 import { openApiDocument } from './openapi.js';
 import { Router, type JsonReply } from './router.js';
@@ -34,12 +34,11 @@ export class ApiError extends Error {
 }
 
 /** The REST API's routes over the broker's admin view (see docs/http-api.md). */
-export function createApiRouter(admin: BrokerAdmin, options: ApiOptions): Router {
-  const broker = admin.broker;
+export function createApiRouter(admin: BrokerQuery, options: ApiOptions): Router {
   const router = new Router();
   router.on('GET', '/api/openapi.json', () => ok(openApiDocument(options.version)));
   router.on('GET', '/api/overview', () => {
-    const stats = broker.stats;
+    const stats = admin.stats;
     const memory = process.memoryUsage();
     return ok({
       version: options.version,
@@ -75,7 +74,7 @@ export function createApiRouter(admin: BrokerAdmin, options: ApiOptions): Router
     return ok({ disconnected: params['clientId'] });
   });
   router.on('GET', '/api/subscriptions', ({ query }) => {
-    const q: Parameters<BrokerAdmin['subscriptions']>[0] = pageQuery(query);
+    const q: Parameters<BrokerQuery['subscriptions']>[0] = pageQuery(query);
     const clientId = query.get('clientId');
     const search = query.get('search');
     if (clientId !== null) q.clientId = clientId;
@@ -83,7 +82,7 @@ export function createApiRouter(admin: BrokerAdmin, options: ApiOptions): Router
     return ok(admin.subscriptions(q));
   });
   router.on('GET', '/api/retained', ({ query }) => {
-    const q: Parameters<BrokerAdmin['retained']>[0] = pageQuery(query);
+    const q: Parameters<BrokerQuery['retained']>[0] = pageQuery(query);
     const filter = query.get('filter');
     if (filter !== null && filter !== '') {
       if (!isValidTopicFilter(filter)) throw new ApiError(400, 'bad-request', `"${filter}" is not a valid topic filter`);
@@ -109,7 +108,7 @@ export function createApiRouter(admin: BrokerAdmin, options: ApiOptions): Router
     if (qos !== 0 && qos !== 1 && qos !== 2) throw new ApiError(400, 'bad-request', 'qos must be 0, 1 or 2');
     if (typeof retain !== 'boolean') throw new ApiError(400, 'bad-request', 'retain must be true or false');
     const bytes = Buffer.from(payload, encoding);
-    broker.publish({ topic, payload: bytes, qos, retain });
+    admin.publish({ topic, payload: bytes, qos, retain });
     return { status: 202, body: { published: topic, bytes: bytes.length } };
   });
   return router;

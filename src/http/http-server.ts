@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { BrokerAdmin } from '../broker/admin.js';
+import type { BrokerQuery } from '../broker/query.js';
 import type { Logger } from '../broker/logger.js';
 import { ApiError, createApiRouter, type ListenerView } from './api.js';
 import { BrokerMetrics } from './metrics.js';
@@ -14,7 +14,7 @@ import { listenOn } from '../transport/listen.js';
 export interface HttpServerOptions {
   host: string;
   port: number;
-  admin: BrokerAdmin;
+  admin: BrokerQuery;
   version: string;
   logger: Logger;
   /** Bearer token for /api; without one the API is open on loopback and disabled elsewhere. */

@@ -1,7 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { BrokerAdmin, BrokerTotals } from '../broker/admin.js';
+import type { BrokerQuery, BrokerTotals, ClusterView } from '../broker/query.js';
 import type { BrokerStats } from '../broker/stats.js';
-import type { ClusterBus } from '../cluster/types.js';
 
 const QOS_LABELS = ['0', '1', '2'] as const;
 
@@ -15,9 +14,9 @@ export class BrokerMetrics {
   /** Totals computed once per scrape, shared by the gauges that read them. */
   private totals: BrokerTotals | undefined;
 
-  constructor(admin: BrokerAdmin) {
+  constructor(admin: BrokerQuery) {
     const registry = this.registry;
-    const stats = (): BrokerStats => admin.broker.stats;
+    const stats = (): BrokerStats => admin.stats;
     const totals = (): BrokerTotals => (this.totals ??= admin.totals());
     collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
 
@@ -46,7 +45,7 @@ export class BrokerMetrics {
     counter(registry, 'starling_rate_limited_total', 'Times a client was slowed down for exceeding its publish rate.', () => stats().rateLimited);
     counter(registry, 'starling_store_failures_total', 'Store commits that failed (their acknowledgements were never sent).', () => stats().storeFailures);
 
-    const cluster = (): ClusterBus | undefined => admin.broker.cluster;
+    const cluster = (): ClusterView | undefined => admin.cluster();
     counter(registry, 'starling_cluster_messages_sent_total', 'Messages sent to other cluster nodes (one per target node).', () => cluster()?.stats.sent ?? 0);
     counter(registry, 'starling_cluster_messages_received_total', 'Messages received from other cluster nodes.', () => cluster()?.stats.received ?? 0);
     counter(registry, 'starling_cluster_qos0_dropped_total', 'QoS 0 messages for other nodes dropped while Redis was unavailable.', () => cluster()?.stats.droppedQos0 ?? 0);

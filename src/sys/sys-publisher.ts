@@ -1,6 +1,6 @@
-import { BrokerAdmin } from '../broker/admin.js';
 import type { Broker } from '../broker/broker.js';
 import type { BrokerPlugin, ClientIdentity } from '../broker/hooks.js';
+import type { BrokerQuery } from '../broker/query.js';
 
 /** Load windows of Mosquitto's `load/…/{1,5,15}min` topics, in minutes. */
 const LOAD_WINDOWS = [1, 5, 15] as const;
@@ -49,7 +49,7 @@ export class SysPublisher {
   /** The observer to pass to the broker so connect / disconnect events are published. */
   readonly plugin: BrokerPlugin;
   private broker: Broker | undefined;
-  private admin: BrokerAdmin | undefined;
+  private admin: BrokerQuery | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastSample = 0;
   private readonly published = new Map<string, string>();
@@ -77,7 +77,7 @@ export class SysPublisher {
   /** Starts publishing for `broker` (its plugins must include `this.plugin` for events). */
   start(broker: Broker): void {
     this.broker = broker;
-    this.admin = new BrokerAdmin(broker);
+    this.admin = broker.query;
     this.lastSample = Date.now();
     this.publishAll();
     if (this.options.interval > 0) {

@@ -30,8 +30,8 @@ process.on('message', (message: { type?: string }) => {
       heapUsedMb: m.heapUsed / 2 ** 20,
       arrayBuffersMb: m.arrayBuffers / 2 ** 20,
       connections: server.broker.connectionCount,
-      subscriptions: server.broker.router.subscriptionCount,
-      sessions: server.broker.sessions.size,
+      subscriptions: server.broker.query.totals().subscriptions,
+      sessions: server.broker.query.totals().sessions,
       protocolErrors: server.broker.stats.protocolErrors,
     };
     process.send?.(stats);

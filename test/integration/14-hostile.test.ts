@@ -104,7 +104,7 @@ describe('14 hostile input: the broker stays up, memory stays bounded, other cli
 
   test('[MQTT-3.8.4-5] SUBSCRIBE flood from one MQTT 5 client: thousands of filters, one answer each, 0x97 beyond maxSubscriptionsPerClient', { timeout: 20_000 }, async () => {
     const refusalsBefore = server.broker.stats.limitRefusals;
-    const subsBefore = server.broker.router.subscriptionCount;
+    const subsBefore = server.broker.query.totals().subscriptions;
     const subacks = await subscribeFlood(server.port, { version: 5, clientId: 'flood-v5', packets: 30, filtersPerPacket: 100 });
     const codes = subacks.flatMap((s) => s.reasonCodes);
     assert.equal(codes.length, 3000, 'one reason code per filter');
@@ -112,7 +112,7 @@ describe('14 hostile input: the broker stays up, memory stays bounded, other cli
     assert.equal(codes.filter((c) => c === 0x97).length, 3000 - MAX_SUBSCRIPTIONS, 'the rest: 0x97 quota exceeded');
     assert.deepEqual(subacks.map((s) => s.packetId), Array.from({ length: 30 }, (_, i) => i + 1), 'SUBACKs in order');
     assert.equal(server.broker.stats.limitRefusals - refusalsBefore, 3000 - MAX_SUBSCRIPTIONS, 'every refusal counted');
-    assert.ok(await eventually(() => server.broker.router.subscriptionCount === subsBefore), 'the clean session left its subscriptions behind');
+    assert.ok(await eventually(() => server.broker.query.totals().subscriptions === subsBefore), 'the clean session left its subscriptions behind');
     await assertUnaffected('after the MQTT 5 flood');
   });
 
@@ -132,10 +132,10 @@ describe('14 hostile input: the broker stays up, memory stays bounded, other cli
   });
 
   test('SUBSCRIBE flood from 100 clients at once: each capped, subscriptions and memory bounded, all released', { timeout: 30_000 }, async (t) => {
-    const subsBefore = server.broker.router.subscriptionCount;
+    const subsBefore = server.broker.query.totals().subscriptions;
     const memBefore = memoryMb();
     let peakSubs = 0;
-    const watch = setInterval(() => (peakSubs = Math.max(peakSubs, server.broker.router.subscriptionCount)), 20);
+    const watch = setInterval(() => (peakSubs = Math.max(peakSubs, server.broker.query.totals().subscriptions)), 20);
     try {
       const results = await pool(Array.from({ length: 100 }, (_, i) => i), 25, (i) =>
         subscribeFlood(server.port, { version: i % 2 === 0 ? 5 : 4, clientId: `flood-many-${i}`, packets: 5, filtersPerPacket: 60 }));
@@ -151,7 +151,7 @@ describe('14 hostile input: the broker stays up, memory stays bounded, other cli
     t.diagnostic(`peak subscriptions ${peakSubs}; heap ${memBefore.heapUsed.toFixed(0)} → ${memAfter.heapUsed.toFixed(0)} MiB, rss ${memBefore.rss.toFixed(0)} → ${memAfter.rss.toFixed(0)} MiB`);
     assert.ok(peakSubs <= subsBefore + 100 * MAX_SUBSCRIPTIONS, `${peakSubs} subscriptions held: more than 100 clients × ${MAX_SUBSCRIPTIONS}`);
     assert.ok(memAfter.heapUsed - memBefore.heapUsed < 128, `heap grew by ${(memAfter.heapUsed - memBefore.heapUsed).toFixed(0)} MiB`);
-    assert.ok(await eventually(() => server.broker.router.subscriptionCount === subsBefore), 'clean sessions left subscriptions behind');
+    assert.ok(await eventually(() => server.broker.query.totals().subscriptions === subsBefore), 'clean sessions left subscriptions behind');
     await assertUnaffected('after 100 flooding clients');
   });
 

@@ -212,7 +212,7 @@ describe('30 MQTT 5 CONNACK reason codes', () => {
     const connack = await pending;
     await expectRefused(client, connack, 0x87);
     await sleep(50);
-    assert.equal(b.broker.retained.get('refused/retained'), undefined, 'the retained PUBLISH sent after the refused CONNECT was not stored');
+    assert.equal(b.broker.query.retainedMessage('refused/retained'), undefined, 'the retained PUBLISH sent after the refused CONNECT was not stored');
   });
 });
 

@@ -378,7 +378,7 @@ describe('37 MQTT 5 CONNECT and CONNACK (3.1, 3.2)', () => {
         assert.ok(p.type === 'connack' && p.reasonCode !== 0, `${name}: only a refusing CONNACK may come, got ${describePacket(p)}`);
         if (p.type === 'connack') assert.equal(p.reasonCode, 0x84);
       }
-      assert.equal(b.broker.online.has(clientId), false, `${name}: no session`);
+      assert.equal(b.broker.query.isConnected(clientId), false, `${name}: no session`);
     }
     assert.deepEqual(await publishesUntil(b, watcher, 'badname-sentinel'), [], 'no will was published');
   });
@@ -396,7 +396,7 @@ describe('37 MQTT 5 CONNECT and CONNACK (3.1, 3.2)', () => {
       // A refusing CONNACK, in the 3.1.1 form (return code 0x01) or the MQTT 5 form (0x84), or nothing.
       const ok = bytes.length === 0 || bytes.equals(Buffer.from([0x20, 2, 0, 0x01])) || bytes.subarray(0, 4).equals(Buffer.from([0x20, bytes[1] ?? 0, 0, 0x84]));
       assert.ok(ok, `level ${level}: got ${bytes.toString('hex')}`);
-      assert.equal(b.broker.online.has(clientId), false);
+      assert.equal(b.broker.query.isConnected(clientId), false);
     }
   });
 
@@ -406,7 +406,7 @@ describe('37 MQTT 5 CONNECT and CONNACK (3.1, 3.2)', () => {
     const client = await b.clients.raw({ version: 5 });
     client.send(rawConnect5({ flags: 0x03, clientId }));
     await expectRefusedOrClosed(client);
-    assert.equal(b.broker.online.has(clientId), false);
+    assert.equal(b.broker.query.isConnected(clientId), false);
     // Negative: the same CONNECT without the reserved bit is accepted.
     const fine = await b.clients.raw({ version: 5 });
     fine.send(rawConnect5({ flags: 0x02, clientId }));
@@ -442,7 +442,7 @@ describe('37 MQTT 5 CONNECT and CONNACK (3.1, 3.2)', () => {
     for (const clientId of ['a', 'Z9', '0123456789abcdefghijABC', 'ABCDEFGHIJKLMNOPQRSTUVW', '00000000000000000000000']) {
       const { client, connack } = await connected5(b, { clientId });
       assert.equal(connack.properties?.assignedClientIdentifier, undefined, `${clientId}: used as sent, none assigned`);
-      assert.equal(b.broker.online.get(clientId)?.clientId, clientId);
+      assert.equal(b.broker.query.client(clientId)?.clientId, clientId);
       client.disconnect();
       await client.expectClosed();
     }

@@ -38,8 +38,8 @@ async function persistent(b: TestBroker, clientId: string, extra: ConnectFields 
 async function drop(b: TestBroker, client: RawClient, clientId: string): Promise<void> {
   client.destroy();
   const deadline = Date.now() + 2000;
-  while (b.broker.online.has(clientId) && Date.now() < deadline) await sleep(10);
-  assert.equal(b.broker.online.has(clientId), false, `${clientId} is offline`);
+  while (b.broker.query.isConnected(clientId) && Date.now() < deadline) await sleep(10);
+  assert.equal(b.broker.query.isConnected(clientId), false, `${clientId} is offline`);
 }
 
 const label = (p: Packet): string => (p.type === 'publish' ? `publish:${p.payload.toString()}${p.dup ? '(dup)' : ''}` : `${p.type}:${'packetId' in p ? p.packetId : ''}`);

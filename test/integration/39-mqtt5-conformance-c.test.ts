@@ -98,7 +98,7 @@ describe('39 MQTT 5 AUTH and enhanced authentication (3.15, 4.12)', () => {
     wrong.send({ type: 'auth', reasonCode: 0x18, properties: { authenticationMethod: METHOD, authenticationData: Buffer.from('guess') } });
     const second = await wrong.expectClosed(2000, { allowPackets: true });
     assert.deepEqual(second.map(describePacket), ['CONNACK(rc=134, sp=false)'], 'CONNACK 0x86 and nothing else');
-    assert.equal(server.broker.online.has('auth-wrong'), false);
+    assert.equal(server.broker.query.isConnected('auth-wrong'), false);
   });
 
   test('[MQTT-4.12.0-6] without an Authentication Method in CONNECT the server sends no AUTH and no Authentication Method or Data in CONNACK', async () => {
@@ -180,7 +180,7 @@ describe('39 MQTT 5 over WebSocket (6)', () => {
     await raw.send(connect5('ws5-proto'));
     const connack = await raw.next();
     assert.ok(connack.type === 'connack' && connack.reasonCode === 0, describePacket(connack));
-    assert.equal(server.broker.online.get('ws5-proto')?.version, 5);
+    assert.equal(server.broker.query.client('ws5-proto')?.protocolVersion, 5);
     // Offered among others, "mqtt" is still the one chosen.
     const among = await open(['other', 'mqtt']);
     assert.equal(among.ws.protocol, 'mqtt');
@@ -227,7 +227,7 @@ describe('39 MQTT 5 over WebSocket (6)', () => {
     const code = await Promise.race([raw.closed, new Promise<number>((_, reject) => setTimeout(() => reject(new Error('still open after a text frame')), 3000))]);
     assert.ok(code === 1003 || code === 1006 || code === 1002, `close code ${code}`);
     const deadline = Date.now() + 2000;
-    while (server.broker.online.has('ws5-text') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
-    assert.equal(server.broker.online.has('ws5-text'), false);
+    while (server.broker.query.isConnected('ws5-text') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(server.broker.query.isConnected('ws5-text'), false);
   });
 });

@@ -104,8 +104,8 @@ describe('50 MQTT over WebSocket', () => {
     const retained = nextMessage(late, 't/retained');
     await late.subscribeAsync('t/retained');
     assert.deepEqual(await retained, { payload: 'kept', retain: true });
-    assert.equal(server.broker.online.get('ws-one')?.info.listener, 'ws');
-    assert.equal(server.broker.online.get('tcp-one')?.info.listener, 'tcp');
+    assert.equal(server.broker.query.client('ws-one')?.listener, 'ws');
+    assert.equal(server.broker.query.client('tcp-one')?.listener, 'tcp');
   });
 
   test('MQTT 5 over WebSocket works too', async () => {
@@ -176,9 +176,9 @@ describe('50 MQTT over WebSocket', () => {
     await direct.send(connectBytes('direct'));
     await direct.waitFor('connack');
     const deadline = Date.now() + WAIT_MS;
-    while (server.broker.online.get('via-proxy') === undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
-    assert.equal(server.broker.online.get('via-proxy')?.info.remoteAddress, '203.0.113.9');
-    assert.equal(server.broker.online.get('direct')?.info.remoteAddress, '127.0.0.1', 'header ignored from an untrusted peer');
+    while (!server.broker.query.isConnected('via-proxy') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(server.broker.query.client('via-proxy')?.remoteAddress, '203.0.113.9');
+    assert.equal(server.broker.query.client('direct')?.remoteAddress, '127.0.0.1', 'header ignored from an untrusted peer');
     viaProxy.close();
     direct.ws.close();
   });
@@ -200,7 +200,7 @@ describe('50 MQTT over WebSocket', () => {
       const got = nextMessage(client, 't/wss');
       await client.publishAsync('t/wss', 'secure');
       assert.equal((await got).payload, 'secure');
-      assert.equal(secure.broker.online.get('wss-one')?.info.listener, 'wss');
+      assert.equal(secure.broker.query.client('wss-one')?.listener, 'wss');
       await client.endAsync();
     } finally {
       await secure.close();

@@ -8,7 +8,6 @@ import { get } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 import { loadConfig } from '../../src/config/config.js';
-import { BrokerAdmin } from '../../src/broker/admin.js';
 import { HttpServer } from '../../src/http/http-server.js';
 import { silentLogger } from '../../src/broker/logger.js';
 import type { StarlingServer } from '../../src/server.js';
@@ -195,7 +194,7 @@ describe('52 metrics and REST API', () => {
     await connect('api-gamma', { clean: false });
     await a.subscribeAsync(['api/one', 'api/two'], { qos: 1 });
     (await connect('api-gamma-2', { clientId: 'api-gamma', clean: false })).end(true); // takes over, then drops: an offline session
-    await until('api-gamma offline', () => server.broker.online.get('api-gamma') === undefined);
+    await until('api-gamma offline', () => !server.broker.query.isConnected('api-gamma'));
     const all = await call('GET', '/api/clients?search=api-&sort=clientId&order=asc');
     assert.equal(all.status, 200);
     assert.deepEqual(
@@ -231,11 +230,11 @@ describe('52 metrics and REST API', () => {
     const kicked = await call('POST', '/api/clients/api-kick-v5/disconnect', { body: {} });
     assert.equal(kicked.status, 200);
     assert.equal(await reason, 0x98);
-    await until('the session to go', () => server.broker.online.get('api-kick-v5') === undefined);
+    await until('the session to go', () => !server.broker.query.isConnected('api-kick-v5'));
     const persistent = await connect('api-kick-keep', { clean: false });
     await persistent.subscribeAsync('keep/#', { qos: 1 });
     assert.equal((await call('POST', '/api/clients/api-kick-keep/disconnect', { body: {} })).status, 200);
-    await until('api-kick-keep offline', () => server.broker.online.get('api-kick-keep') === undefined);
+    await until('api-kick-keep offline', () => !server.broker.query.isConnected('api-kick-keep'));
     assert.equal((await call('GET', '/api/clients/api-kick-keep')).body.connected, false, 'the session outlives the kick');
     assert.equal((await call('POST', '/api/clients/api-kick-keep/disconnect', { body: { discardSession: true } })).status, 200);
     assert.equal((await call('GET', '/api/clients/api-kick-keep')).status, 404);
@@ -313,7 +312,7 @@ describe('52 metrics and REST API', () => {
     } finally {
       await open.close();
     }
-    const admin = new BrokerAdmin(server.broker);
+    const admin = server.broker.query;
     const exposed = new HttpServer({ host: '0.0.0.0', port: 0, admin, version: '0', logger: silentLogger, listeners: () => [], ready: () => true });
     assert.equal(exposed.apiAccess, 'disabled');
     const withToken = new HttpServer({ host: '0.0.0.0', port: 0, admin, version: '0', logger: silentLogger, listeners: () => [], ready: () => true, apiToken: 'x' });

@@ -121,7 +121,7 @@ describe('53 dashboard in headless Chromium', () => {
       for (let i = 0; i < 20; i++) sensor.publish(`home/sensor/${i % 4}`, JSON.stringify({ t: 20 + Math.random() }));
     }, 100);
     try {
-      const expected = String(server.broker.online.size); // MQTT.js + the dashboard's own WebSocket client
+      const expected = String(server.broker.query.totals().clientsConnected); // MQTT.js + the dashboard's own WebSocket client
       await waitFor(page, `document.getElementById('stat-connections')?.textContent === '${expected}'`);
       await waitFor(page, `Number(document.getElementById('stat-rate-in')?.textContent) > 0`, 10_000);
       await page.waitForTimeout(6000);
@@ -190,7 +190,7 @@ describe('53 dashboard in headless Chromium', () => {
     await waitFor(page, `document.querySelectorAll('#clients tbody tr[data-client]').length === 1`);
     await page.click('button[data-kick="victim-client"]');
     await closed;
-    assert.equal(server.broker.online.get('victim-client'), undefined);
+    assert.equal(server.broker.query.isConnected('victim-client'), false);
     await page.waitForSelector('tr[data-client="victim-client"]', { state: 'detached' });
   });
 

@@ -552,7 +552,7 @@ for (const kind of KINDS) {
       await leave(first.client);
       const publisher = await connect(direct.port, { clientId: nextId('pub') });
       for (let i = 1; i <= 5; i++) await publish1(publisher.client, 'oldest-count/t', `m${i}`);
-      assert.equal(broker.sessions.get(id)?.droppedQueueFull, 2, 'the session counts them');
+      assert.equal(broker.query.client(id)?.droppedQueueFull, 2, 'the session counts them');
       assert.equal(broker.stats.droppedQueueFull, 2, 'the broker metrics (queue_full) count them too');
       await direct.stop();
     });

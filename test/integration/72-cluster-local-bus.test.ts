@@ -4,6 +4,7 @@
  * cluster SUBACK waits for the commit that announces a new filter — all of which must leave the MQTT
  * behaviour exactly as on a plain single node.
  */
+import type { Will } from '../../src/protocol/types.js';
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { LocalBus } from '../../src/cluster/local.js';
@@ -83,11 +84,11 @@ describe('72 cluster path with the single-node bus', () => {
       c.disconnect();
       await c.expectClosed();
     }
-    const will = (id: string): Parameters<typeof b.broker.publishOrphanWill>[1] => ({ topic: `lb/will/${id}`, payload: Buffer.from('gone'), qos: 0, retain: false, properties: { willDelayInterval: 1 } });
+    const will = (id: string): Will => ({ topic: `lb/will/${id}`, payload: Buffer.from('gone'), qos: 0, retain: false, properties: { willDelayInterval: 1 } });
     // As the bus does after adopting a dead node: its clients' wills.
-    b.broker.publishOrphanWill('lb-orphan-a', will('lb-orphan-a'));
-    b.broker.publishOrphanWill('lb-orphan-b', will('lb-orphan-b'));
-    b.broker.publishOrphanWill('lb-orphan-none', { ...will('lb-orphan-none'), properties: {} });
+    b.broker.cluster!.publishOrphanWill('lb-orphan-a', will('lb-orphan-a'));
+    b.broker.cluster!.publishOrphanWill('lb-orphan-b', will('lb-orphan-b'));
+    b.broker.cluster!.publishOrphanWill('lb-orphan-none', { ...will('lb-orphan-none'), properties: {} });
     assert.equal((await watcher.expect('publish')).topic, 'lb/will/lb-orphan-none', 'no delay: at once');
     await watcher.expectSilence(300);
     const back = await b.clients.raw();

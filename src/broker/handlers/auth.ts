@@ -1,8 +1,9 @@
+/** MQTT 5 enhanced authentication: the AUTH exchange at CONNECT and re-authentication. */
 import { ProtocolViolationError } from '../../protocol/errors.js';
 import { ReasonCode } from '../../protocol/reason-codes.js';
 import type { AuthPacket, ConnectPacket, Properties } from '../../protocol/types.js';
 import type { Connection } from '../connection.js';
-import type { BrokerContext } from '../context.js';
+import type { Core } from '../context.js';
 import type { AuthExchange, AuthenticateRequest, BrokerPlugin, EnhancedAuthResult } from '../hooks.js';
 
 /** How an exchange ends: accepted or refused. */
@@ -18,7 +19,7 @@ export interface PendingAuth {
 
 /** Starts an exchange: asks the plugin for the first step with the data the client sent. */
 export function beginEnhancedAuth(
-  ctx: BrokerContext,
+  core: Core,
   conn: Connection,
   plugin: BrokerPlugin,
   method: string,
@@ -28,18 +29,18 @@ export function beginEnhancedAuth(
   done: (result: FinalAuthResult) => void,
 ): void {
   conn.pendingAuth = { plugin, exchange: { method, client, reauthenticate, state: {} }, done };
-  step(ctx, conn, data);
+  step(core, conn, data);
 }
 
 /** Runs one step of the exchange and answers: AUTH 0x18 (continue) or the end of the exchange. */
-function step(ctx: BrokerContext, conn: Connection, data: Buffer | undefined): void {
+function step(core: Core, conn: Connection, data: Buffer | undefined): void {
   const pending = conn.pendingAuth;
   if (pending === undefined) return;
   let answer: EnhancedAuthResult | Promise<EnhancedAuthResult>;
   try {
     answer = pending.plugin.authenticateEnhanced!(pending.exchange, data);
   } catch (error) {
-    ctx.logger.error({ clientId: conn.clientId, plugin: pending.plugin.name, err: error }, 'enhanced authentication plugin failed');
+    core.logger.error({ clientId: conn.clientId, plugin: pending.plugin.name, err: error }, 'enhanced authentication plugin failed');
     answer = 'server-unavailable';
   }
   if (answer instanceof Promise) {
@@ -48,7 +49,7 @@ function step(ctx: BrokerContext, conn: Connection, data: Buffer | undefined): v
         if (!conn.isClosed() && conn.pendingAuth === pending) respond(conn, pending, result);
       },
       (error: unknown) => {
-        ctx.logger.error({ clientId: conn.clientId, plugin: pending.plugin.name, err: error }, 'enhanced authentication plugin failed');
+        core.logger.error({ clientId: conn.clientId, plugin: pending.plugin.name, err: error }, 'enhanced authentication plugin failed');
         if (!conn.isClosed() && conn.pendingAuth === pending) respond(conn, pending, 'server-unavailable');
       },
     );
@@ -68,7 +69,7 @@ function respond(conn: Connection, pending: PendingAuth, result: EnhancedAuthRes
 }
 
 /** Handles an AUTH packet: the next step of an exchange, or the start of a re-authentication. */
-export function handleAuth(ctx: BrokerContext, conn: Connection, packet: AuthPacket): void {
+export function handleAuth(core: Core, conn: Connection, packet: AuthPacket): void {
   if (conn.version !== 5) throw new ProtocolViolationError('AUTH exists only in MQTT 5');
   const method = packet.properties?.authenticationMethod;
   const reasonCode = packet.reasonCode ?? 0;
@@ -77,7 +78,7 @@ export function handleAuth(ctx: BrokerContext, conn: Connection, packet: AuthPac
     // [MQTT-4.12.0-5] every AUTH of an exchange carries the same Authentication Method.
     if (reasonCode !== ReasonCode.continueAuthentication) throw new ProtocolViolationError(`AUTH reason 0x${reasonCode.toString(16)} during an authentication exchange`);
     if (method !== pending.exchange.method) throw new ProtocolViolationError('AUTH with another Authentication Method than the exchange');
-    step(ctx, conn, packet.properties?.authenticationData);
+    step(core, conn, packet.properties?.authenticationData);
     return;
   }
   if (conn.state !== 'connected' || reasonCode !== ReasonCode.reAuthenticate) {
@@ -85,13 +86,13 @@ export function handleAuth(ctx: BrokerContext, conn: Connection, packet: AuthPac
   }
   // [MQTT-4.12.1-1] re-authentication uses the method of the original authentication.
   const connectMethod = conn.authMethod;
-  const plugin = connectMethod === undefined ? undefined : ctx.hooks.enhancedAuthenticator(connectMethod);
+  const plugin = connectMethod === undefined ? undefined : core.hooks.enhancedAuthenticator(connectMethod);
   if (connectMethod === undefined || plugin === undefined || method !== connectMethod) {
     throw new ProtocolViolationError('re-authentication without the Authentication Method of CONNECT [MQTT-4.12.1-1]');
   }
   const identity = conn.identity!;
   const client: AuthenticateRequest = { ...identity, password: undefined, protocolVersion: 5 };
-  beginEnhancedAuth(ctx, conn, plugin, connectMethod, client, true, packet.properties?.authenticationData, (result) => {
+  beginEnhancedAuth(core, conn, plugin, connectMethod, client, true, packet.properties?.authenticationData, (result) => {
     if (typeof result === 'object') {
       const properties: Properties = { authenticationMethod: connectMethod };
       if (result.data !== undefined) properties.authenticationData = result.data;
@@ -99,8 +100,8 @@ export function handleAuth(ctx: BrokerContext, conn: Connection, packet: AuthPac
       return;
     }
     // [MQTT-4.12.1-2] a failed re-authentication ends the connection.
-    ctx.stats.authFailures++;
-    ctx.logger.info({ clientId: conn.clientId, method: connectMethod, refusal: result }, 'closing connection: re-authentication failed');
+    core.stats.authFailures++;
+    core.logger.info({ clientId: conn.clientId, method: connectMethod, refusal: result }, 'closing connection: re-authentication failed');
     conn.close('protocol-error', result === 'bad-credentials' ? ReasonCode.badUserNameOrPassword : result === 'server-unavailable' ? ReasonCode.serverUnavailable : ReasonCode.notAuthorized);
   });
 }

@@ -1,8 +1,9 @@
+/** Dispatch of inbound packets to their handlers, and the small packets handled here: acknowledgements, PINGREQ, DISCONNECT. */
 import { ProtocolViolationError } from '../../protocol/errors.js';
 import { ReasonCode } from '../../protocol/reason-codes.js';
 import type { DisconnectPacket, Packet } from '../../protocol/types.js';
 import type { Connection } from '../connection.js';
-import type { BrokerContext } from '../context.js';
+import type { Core } from '../context.js';
 import type { Session } from '../session.js';
 import { handleAuth } from './auth.js';
 import { handleConnect } from './connect.js';
@@ -10,13 +11,13 @@ import { handlePublish } from './publish.js';
 import { handleSubscribe, handleUnsubscribe } from './subscribe.js';
 
 /** Routes one inbound packet to its handler; throws MqttError for a protocol violation. */
-export function handlePacket(ctx: BrokerContext, conn: Connection, packet: Packet): void {
+export function handlePacket(core: Core, conn: Connection, packet: Packet): void {
   if (packet.type === 'connect') {
-    handleConnect(ctx, conn, packet);
+    handleConnect(core, conn, packet);
     return;
   }
   if (packet.type === 'auth') {
-    handleAuth(ctx, conn, packet);
+    handleAuth(core, conn, packet);
     return;
   }
   if (packet.type === 'disconnect' && conn.pendingAuth !== undefined && conn.state === 'authenticating') {
@@ -32,7 +33,7 @@ export function handlePacket(ctx: BrokerContext, conn: Connection, packet: Packe
   const v5 = conn.version === 5;
   switch (packet.type) {
     case 'publish':
-      handlePublish(ctx, conn, session, packet);
+      handlePublish(core, conn, session, packet);
       return;
     case 'puback':
       session.acknowledge(packet.packetId);
@@ -48,9 +49,10 @@ export function handlePacket(ctx: BrokerContext, conn: Connection, packet: Packe
       // (MQTT 5 says so with 0x92).
       // The release must be durable before PUBCOMP: otherwise, after a crash, the id would come back
       // and the client's next message with that id would be taken for a duplicate.
-      const before = ctx.journal?.size ?? 0;
+      const journal = core.turn.journal;
+      const before = journal?.size ?? 0;
       const known = session.releaseIncomingQos2(packet.packetId);
-      const durable = ctx.options.durableAcks && ctx.journal !== undefined && ctx.journal.size !== before;
+      const durable = core.options.durableAcks && journal !== undefined && journal.size !== before;
       if (known || !v5) conn.sendAck({ type: 'pubcomp', packetId: packet.packetId }, durable);
       else conn.sendAck({ type: 'pubcomp', packetId: packet.packetId, reasonCode: ReasonCode.packetIdentifierNotFound }, durable);
       return;
@@ -59,17 +61,17 @@ export function handlePacket(ctx: BrokerContext, conn: Connection, packet: Packe
       session.completed(packet.packetId);
       return;
     case 'subscribe':
-      handleSubscribe(ctx, conn, session, packet);
+      handleSubscribe(core, conn, session, packet);
       return;
     case 'unsubscribe':
-      handleUnsubscribe(ctx, conn, session, packet);
+      handleUnsubscribe(core, conn, session, packet);
       return;
     case 'pingreq':
       // [MQTT-3.12.4-1] the server answers PINGREQ with PINGRESP.
       conn.send({ type: 'pingresp' });
       return;
     case 'disconnect':
-      handleDisconnect(ctx, conn, session, packet);
+      handleDisconnect(core, conn, session, packet);
       return;
     case 'connack':
     case 'suback':
@@ -79,12 +81,12 @@ export function handlePacket(ctx: BrokerContext, conn: Connection, packet: Packe
   }
 }
 
-function handleDisconnect(ctx: BrokerContext, conn: Connection, session: Session, packet: DisconnectPacket): void {
+function handleDisconnect(core: Core, conn: Connection, session: Session, packet: DisconnectPacket): void {
   const expiry = packet.properties?.sessionExpiryInterval;
   if (expiry !== undefined) {
     // MQTT 5 section 3.14.2.2.2: a session that was to end with the connection cannot be extended at DISCONNECT.
     if (session.expiryInterval === 0 && expiry !== 0) throw new ProtocolViolationError('DISCONNECT sets a Session Expiry Interval after CONNECT set 0 (MQTT 5 section 3.14.2.2.2)');
-    session.expiryInterval = Math.min(expiry, ctx.options.maxSessionExpiry);
+    session.expiryInterval = Math.min(expiry, core.options.maxSessionExpiry);
   }
   if (packet.reasonCode === ReasonCode.disconnectWithWill) {
     // MQTT 5 reason 0x04: the client asks for its will to be published.

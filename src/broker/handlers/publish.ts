@@ -1,72 +1,67 @@
+/** Inbound PUBLISH: checks, authorization, then routing and the acknowledgement its QoS asks for. */
 import { isUtf8 } from 'node:buffer';
-import type { Message } from '../../model/message.js';
 import { ProtocolViolationError } from '../../protocol/errors.js';
 import { ReasonCode } from '../../protocol/reason-codes.js';
-import type { Properties, PublishPacket } from '../../protocol/types.js';
+import type { PublishPacket } from '../../protocol/types.js';
 import type { Connection } from '../connection.js';
-import type { BrokerContext } from '../context.js';
+import type { Core } from '../context.js';
+import { createMessage } from '../messages.js';
+import { PublishRefusal, type Outcome } from '../outcomes.js';
 import type { Session } from '../session.js';
 import { levelCount } from './subscribe.js';
 
-/** Handles an inbound PUBLISH: checks it, routes it and acknowledges by its QoS. */
-export function handlePublish(ctx: BrokerContext, conn: Connection, session: Session, packet: PublishPacket): void {
-  ctx.stats.messagesReceived++;
-  ctx.stats.messagesReceivedByQos[packet.qos]++;
+/** Handles an inbound PUBLISH: checks it, then routes and acknowledges it (now, or when plugins answer). */
+export function handlePublish(core: Core, conn: Connection, session: Session, packet: PublishPacket): void {
+  const { stats, options } = core;
+  stats.messagesReceived++;
+  stats.messagesReceivedByQos[packet.qos]++;
   const qos = packet.qos;
-  const v5 = conn.version === 5;
   let topic = packet.topic;
-  let properties: Properties | undefined;
-  let expiresAt: number | undefined;
-  const now = Date.now();
-  if (v5) {
+  if (conn.version === 5) {
     const props = packet.properties;
     if (props !== undefined) {
-      if (props.topicAlias !== undefined) topic = resolveTopicAlias(ctx, conn, topic, props.topicAlias);
+      if (props.topicAlias !== undefined) topic = conn.resolveTopicAlias(topic, props.topicAlias);
       // [MQTT-3.3.4-6] a client never sends a Subscription Identifier.
       if (props.subscriptionIdentifiers !== undefined) throw new ProtocolViolationError('PUBLISH from a client with a Subscription Identifier [MQTT-3.3.4-6]');
-      if (props.messageExpiryInterval !== undefined) expiresAt = now + props.messageExpiryInterval * 1000;
-      properties = forwardedProperties(props);
     }
-    if (qos > ctx.options.maxQoS) {
+    if (qos > options.maxQoS) {
       // [MQTT-3.2.2-11] a QoS above the advertised Maximum QoS is a protocol error (0x9B).
-      throw new ProtocolViolationError(`PUBLISH with QoS ${qos} above Maximum QoS ${ctx.options.maxQoS}`, ReasonCode.qosNotSupported);
+      throw new ProtocolViolationError(`PUBLISH with QoS ${qos} above Maximum QoS ${options.maxQoS}`, ReasonCode.qosNotSupported);
     }
-    if (packet.retain && !ctx.options.retainAvailable) {
+    if (packet.retain && !options.retainAvailable) {
       // [MQTT-3.2.2-14] retained PUBLISH when Retain Available is 0.
       throw new ProtocolViolationError('retained PUBLISH, but retained messages are not available', ReasonCode.retainNotSupported);
     }
-    if (ctx.options.validateUtf8Payload && props?.payloadFormatIndicator === 1 && !isUtf8(packet.payload)) {
+    if (options.validateUtf8Payload && props?.payloadFormatIndicator === 1 && !isUtf8(packet.payload)) {
       if (qos === 0) throw new ProtocolViolationError('payload declared UTF-8 is not valid UTF-8', ReasonCode.payloadFormatInvalid);
-      acknowledge(conn, session, packet, ReasonCode.payloadFormatInvalid);
+      refuse(conn, session, packet, PublishRefusal.payloadFormat);
       return;
     }
   }
-
-  const options = ctx.options;
   // Cheap guards first: UTF-8 is at most 3 bytes per UTF-16 unit, and n levels need n - 1 slashes.
   if ((topic.length * 3 > options.maxTopicLength && Buffer.byteLength(topic) > options.maxTopicLength) || (topic.length >= options.maxTopicLevels && levelCount(topic) > options.maxTopicLevels)) {
     // A topic beyond our limits: MQTT 5 says why (0x90); 3.1.1 can only drop it (acknowledged, logged).
-    ctx.stats.limitRefusals++;
-    ctx.logger.info({ clientId: conn.clientId, topic: topic.slice(0, 200), limit: 'maxTopicLevels/maxTopicLength' }, 'publish refused: topic beyond limits');
-    if (qos > 0) acknowledge(conn, session, packet, v5 ? ReasonCode.topicNameInvalid : 0);
+    stats.limitRefusals++;
+    core.logger.info({ clientId: conn.clientId, topic: topic.slice(0, 200), limit: 'maxTopicLevels/maxTopicLength' }, 'publish refused: topic beyond limits');
+    refuse(conn, session, packet, PublishRefusal.topicBeyondLimits);
     return;
   }
   if (options.maxPublishRate > 0 || options.maxPublishBytesRate > 0) conn.throttlePublish(packet.payload.length);
-  if (qos === 2 && v5) {
+  if (qos === 2 && conn.version === 5) {
     const packetId = packet.packetId as number;
-    if (!session.incomingQos2.has(packetId) && session.incomingQos2.size >= ctx.options.receiveMaximum) {
+    if (!session.incomingQos2.has(packetId) && session.incomingQos2.size >= options.receiveMaximum) {
       // [MQTT-3.3.4-9] more unacknowledged QoS 2 PUBLISH than our Receive Maximum.
-      throw new ProtocolViolationError(`more than ${ctx.options.receiveMaximum} unacknowledged QoS 2 messages`, ReasonCode.receiveMaximumExceeded);
+      throw new ProtocolViolationError(`more than ${options.receiveMaximum} unacknowledged QoS 2 messages`, ReasonCode.receiveMaximumExceeded);
     }
   }
-  if (!ctx.hooks.checksPublish) {
-    route(ctx, conn, session, packet, topic, properties, expiresAt, now);
+  if (!core.hooks.checksPublish) {
+    accept(core, conn, session, packet, topic);
     return;
   }
-  const allowed = ctx.hooks.authorizePublish(conn.identity!, topic, qos, packet.retain);
+  const allowed = core.hooks.authorizePublish(conn.identity!, topic, qos, packet.retain);
   if (typeof allowed === 'boolean') {
-    if (allowed) route(ctx, conn, session, packet, topic, properties, expiresAt, now);
-    else deny(ctx, conn, session, packet, topic);
+    if (allowed) accept(core, conn, session, packet, topic);
+    else deny(core, conn, session, packet, topic);
     return;
   }
   // An asynchronous authorization: later packets wait so the order of messages is kept.
@@ -75,8 +70,8 @@ export function handlePublish(ctx: BrokerContext, conn: Connection, session: Ses
     (ok) => {
       if (conn.isClosed()) return;
       try {
-        if (ok) route(ctx, conn, session, packet, topic, properties, expiresAt, now);
-        else deny(ctx, conn, session, packet, topic);
+        if (ok) accept(core, conn, session, packet, topic);
+        else deny(core, conn, session, packet, topic);
       } catch (error) {
         conn.fail(error);
         return;
@@ -84,57 +79,49 @@ export function handlePublish(ctx: BrokerContext, conn: Connection, session: Ses
       conn.releaseHold();
     },
     (error: unknown) => {
-      ctx.logger.error({ clientId: conn.clientId, topic, err: error }, 'publish authorization hook failed');
+      core.logger.error({ clientId: conn.clientId, topic, err: error }, 'publish authorization hook failed');
       if (!conn.isClosed()) {
-        deny(ctx, conn, session, packet, topic);
+        deny(core, conn, session, packet, topic);
         conn.releaseHold();
       }
     },
   );
 }
 
-/** Routes an accepted PUBLISH and acknowledges it by its QoS. */
-function route(ctx: BrokerContext, conn: Connection, session: Session, packet: PublishPacket, topic: string, properties: Properties | undefined, expiresAt: number | undefined, now: number): void {
-  const v5 = conn.version === 5;
+/** Routes an accepted PUBLISH and acknowledges it by its QoS, once what it changed in the store is durable. */
+function accept(core: Core, conn: Connection, session: Session, packet: PublishPacket, topic: string): void {
   const qos = packet.qos;
-  // Whatever this message changes in the store (a persistent session's copy, a retained message, a
-  // QoS 2 id) must be durable before it is acknowledged.
-  const journal = ctx.journal;
+  const journal = core.turn.journal;
   const opsBefore = journal === undefined ? 0 : journal.size;
-  if (qos === 2) {
-    const packetId = packet.packetId as number;
-    // [MQTT-4.3.3-2] a QoS 2 PUBLISH whose id awaits PUBREL is a duplicate: acknowledge, do not deliver again.
-    let reasonCode = 0;
-    if (session.beginIncomingQos2(packetId)) {
-      const delivered = ctx.dispatch(toMessage(packet, topic, properties, expiresAt, conn.clientId, now, true));
-      if (delivered === 0 && v5) reasonCode = ReasonCode.noMatchingSubscribers;
-    }
-    const durable = journal !== undefined && journal.size !== opsBefore && ctx.options.durableAcks;
-    conn.sendAck(reasonCode === 0 ? { type: 'pubrec', packetId } : { type: 'pubrec', packetId, reasonCode }, durable);
-    return;
-  }
   // Payloads that may outlive this read (queued, inflight, retained) are copied out of the socket chunk.
-  const delivered = ctx.dispatch(toMessage(packet, topic, properties, expiresAt, conn.clientId, now, qos === 1 || packet.retain));
+  const payload = qos > 0 || packet.retain ? Buffer.from(packet.payload) : packet.payload;
+  const published = { topic, payload, qos, retain: packet.retain, properties: packet.properties };
+  let delivered = -1;
+  if (qos !== 2) delivered = core.router.route(createMessage(published, conn.clientId, Date.now()));
+  // [MQTT-4.3.3-2] a QoS 2 PUBLISH whose id awaits PUBREL is a duplicate: acknowledged, not delivered again.
+  else if (session.beginIncomingQos2(packet.packetId as number)) delivered = core.router.route(createMessage(published, conn.clientId, Date.now()));
   if (qos === 0) return;
-  // [MQTT-4.3.2-2] PUBACK; MQTT 5 may say no one was subscribed (0x10).
+  // Whatever this message changed in the store (a persistent session's copy, a retained message, a
+  // QoS 2 id) must be durable before it is acknowledged [MQTT-4.3.2-2] [MQTT-4.3.3-2].
+  const durable = journal !== undefined && journal.size !== opsBefore && core.options.durableAcks;
   const packetId = packet.packetId as number;
-  const reasonCode = delivered === 0 && v5 ? ReasonCode.noMatchingSubscribers : 0;
-  const durable = journal !== undefined && journal.size !== opsBefore && ctx.options.durableAcks;
-  conn.sendAck(reasonCode === 0 ? { type: 'puback', packetId } : { type: 'puback', packetId, reasonCode }, durable);
+  const type = qos === 1 ? 'puback' : 'pubrec';
+  // MQTT 5 may say no one was subscribed (0x10).
+  if (delivered === 0 && conn.version === 5) conn.sendAck({ type, packetId, reasonCode: ReasonCode.noMatchingSubscribers }, durable);
+  else conn.sendAck({ type, packetId }, durable);
 }
 
-/**
- * A PUBLISH the plugins refused: MQTT 5 says so (0x87); MQTT 3.1.1 has no way to, so the message
- * is acknowledged and dropped, and the log says why.
- */
-function deny(ctx: BrokerContext, conn: Connection, session: Session, packet: PublishPacket, topic: string): void {
-  ctx.stats.publishDenied++;
-  ctx.logger.info({ clientId: conn.clientId, username: conn.username, topic, qos: packet.qos }, 'publish denied by authorization');
+/** A PUBLISH the plugins refused: logged, then answered as the outcome table says. */
+function deny(core: Core, conn: Connection, session: Session, packet: PublishPacket, topic: string): void {
+  core.stats.publishDenied++;
+  core.logger.info({ clientId: conn.clientId, username: conn.username, topic, qos: packet.qos }, 'publish denied by authorization');
+  refuse(conn, session, packet, PublishRefusal.notAuthorized);
+}
+
+/** Answers a refused PUBLISH: MQTT 5 gets the reason code; 3.1.x is acknowledged as if accepted (and the message dropped). */
+function refuse(conn: Connection, session: Session, packet: PublishPacket, outcome: Outcome): void {
   if (packet.qos === 0) return;
-  acknowledge(conn, session, packet, conn.version === 5 ? ReasonCode.notAuthorized : 0);
-}
-
-function acknowledge(conn: Connection, session: Session, packet: PublishPacket, reasonCode: number): void {
+  const reasonCode = conn.version === 5 ? outcome.v5 : outcome.v3;
   const packetId = packet.packetId as number;
   if (packet.qos === 1) conn.sendAck(reasonCode === 0 ? { type: 'puback', packetId } : { type: 'puback', packetId, reasonCode }, false);
   else if (reasonCode >= 0x80) {
@@ -146,46 +133,4 @@ function acknowledge(conn: Connection, session: Session, packet: PublishPacket, 
     session.beginIncomingQos2(packetId);
     conn.sendAck({ type: 'pubrec', packetId }, false);
   }
-}
-
-/** Resolves or records an MQTT 5 Topic Alias (client to server). */
-function resolveTopicAlias(ctx: BrokerContext, conn: Connection, topic: string, alias: number): string {
-  if (alias === 0 || alias > ctx.options.topicAliasMaximum) {
-    // [MQTT-3.3.2-9] [MQTT-3.3.2-10] an alias outside 1..Topic Alias Maximum is invalid (0x94).
-    throw new ProtocolViolationError(`topic alias ${alias} outside 1..${ctx.options.topicAliasMaximum}`, ReasonCode.topicAliasInvalid);
-  }
-  conn.aliasIn ??= [];
-  if (topic.length > 0) {
-    conn.aliasIn[alias] = topic;
-    return topic;
-  }
-  const known = conn.aliasIn[alias];
-  if (known === undefined) throw new ProtocolViolationError(`topic alias ${alias} used before it was set`);
-  return known;
-}
-
-/** The properties forwarded to subscribers: all but the per-hop ones (alias, expiry kept as expiresAt). */
-function forwardedProperties(props: Properties): Properties | undefined {
-  let out: Properties | undefined;
-  for (const key of Object.keys(props) as (keyof Properties)[]) {
-    if (key === 'topicAlias' || key === 'messageExpiryInterval' || key === 'subscriptionIdentifiers') continue;
-    out ??= {};
-    (out as Record<string, unknown>)[key] = props[key];
-  }
-  return out;
-}
-
-function toMessage(packet: PublishPacket, topic: string, properties: Properties | undefined, expiresAt: number | undefined, origin: string, now: number, copyPayload: boolean): Message {
-  const message: Message = {
-    topic,
-    payload: copyPayload ? Buffer.from(packet.payload) : packet.payload,
-    qos: packet.qos,
-    retain: packet.retain,
-    origin,
-    receivedAt: now,
-    clusterId: undefined,
-  };
-  if (properties !== undefined) message.properties = properties;
-  if (expiresAt !== undefined) message.expiresAt = expiresAt;
-  return message;
 }

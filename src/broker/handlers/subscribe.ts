@@ -1,24 +1,25 @@
-import type { Message } from '../../model/message.js';
+/** Inbound SUBSCRIBE and UNSUBSCRIBE: authorization, limits, the subscription index, SUBACK, then retained messages. */
 import type { Subscription } from '../../model/subscription.js';
-import { ReasonCode, SUBACK_FAILURE } from '../../protocol/reason-codes.js';
+import { ReasonCode } from '../../protocol/reason-codes.js';
 import { parseSharedSubscription } from '../../protocol/topic.js';
-import type { QoS, SubscribePacket, SubscriptionRequest, UnsubscribePacket } from '../../protocol/types.js';
+import type { SubscribePacket, SubscriptionRequest, UnsubscribePacket } from '../../protocol/types.js';
 import type { Connection } from '../connection.js';
-import type { BrokerContext } from '../context.js';
+import type { Core } from '../context.js';
 import type { Maybe } from '../hooks.js';
+import { subackCode } from '../outcomes.js';
 import type { Session } from '../session.js';
 
 /** Handles SUBSCRIBE: authorizes each filter, then applies the subscription (now, or when plugins answer). */
-export function handleSubscribe(ctx: BrokerContext, conn: Connection, session: Session, packet: SubscribePacket): void {
+export function handleSubscribe(core: Core, conn: Connection, session: Session, packet: SubscribePacket): void {
   const identity = conn.identity!;
   let pending = false;
   const decisions = packet.subscriptions.map((request): Maybe<boolean> => {
-    const answer = ctx.hooks.authorizeSubscribe(identity, request.topicFilter, request.qos);
+    const answer = core.hooks.authorizeSubscribe(identity, request.topicFilter, request.qos);
     if (typeof answer !== 'boolean') pending = true;
     return answer;
   });
   if (!pending) {
-    applySubscribe(ctx, conn, session, packet, decisions as boolean[]);
+    applySubscribe(core, conn, session, packet, decisions as boolean[]);
     return;
   }
   // Asynchronous authorization: later packets wait, so SUBACK and deliveries keep their order.
@@ -27,7 +28,7 @@ export function handleSubscribe(ctx: BrokerContext, conn: Connection, session: S
     (allowed) => {
       if (conn.isClosed()) return;
       try {
-        applySubscribe(ctx, conn, session, packet, allowed);
+        applySubscribe(core, conn, session, packet, allowed);
       } catch (error) {
         conn.fail(error);
         return;
@@ -35,35 +36,34 @@ export function handleSubscribe(ctx: BrokerContext, conn: Connection, session: S
       conn.releaseHold();
     },
     (error: unknown) => {
-      ctx.logger.error({ clientId: conn.clientId, err: error }, 'subscribe authorization hook failed');
+      core.logger.error({ clientId: conn.clientId, err: error }, 'subscribe authorization hook failed');
       if (conn.isClosed()) return;
-      applySubscribe(ctx, conn, session, packet, packet.subscriptions.map(() => false));
+      applySubscribe(core, conn, session, packet, packet.subscriptions.map(() => false));
       conn.releaseHold();
     },
   );
 }
 
 /** Stores each allowed subscription, answers SUBACK, then sends matching retained messages. */
-function applySubscribe(ctx: BrokerContext, conn: Connection, session: Session, packet: SubscribePacket, allowed: boolean[]): void {
-  const v5 = conn.version === 5;
+function applySubscribe(core: Core, conn: Connection, session: Session, packet: SubscribePacket, allowed: boolean[]): void {
   const reasonCodes: number[] = [];
-  const retained: { message: Message; subscription: Subscription }[] = [];
+  const retained: Subscription[] = [];
   const subscriptionId = packet.properties?.subscriptionIdentifiers?.[0];
-  const journal = ctx.journal;
+  const journal = core.turn.journal;
   const changesBefore = journal === undefined ? 0 : journal.size;
   for (let i = 0; i < packet.subscriptions.length; i++) {
     const request = packet.subscriptions[i] as SubscriptionRequest;
-    const refusal = allowed[i] === true ? refusalOf(ctx, session, request, subscriptionId) : ReasonCode.notAuthorized;
-    if (refusal === ReasonCode.notAuthorized) ctx.stats.subscribeDenied++;
-    else if (refusal === ReasonCode.quotaExceeded || refusal === ReasonCode.topicFilterInvalid) ctx.stats.limitRefusals++;
+    const refusal = allowed[i] === true ? refusalOf(core, session, request, subscriptionId) : ReasonCode.notAuthorized;
+    if (refusal === ReasonCode.notAuthorized) core.stats.subscribeDenied++;
+    else if (refusal === ReasonCode.quotaExceeded || refusal === ReasonCode.topicFilterInvalid) core.stats.limitRefusals++;
     if (refusal !== undefined) {
-      reasonCodes.push(v5 ? refusal : SUBACK_FAILURE);
-      ctx.logger.info({ clientId: conn.clientId, topicFilter: request.topicFilter, reasonCode: refusal }, 'subscription refused');
+      reasonCodes.push(subackCode(conn.version, refusal));
+      core.logger.info({ clientId: conn.clientId, topicFilter: request.topicFilter, reasonCode: refusal }, 'subscription refused');
       continue;
     }
     const shared = parseSharedSubscription(request.topicFilter);
     // [MQTT-3.9.3-2] granted QoS may be lower than requested.
-    const qos = request.qos < ctx.options.maxQoS ? request.qos : ctx.options.maxQoS;
+    const qos = request.qos < core.options.maxQoS ? request.qos : core.options.maxQoS;
     const subscription: Subscription = {
       topicFilter: request.topicFilter,
       matchFilter: shared?.filter ?? request.topicFilter,
@@ -76,57 +76,50 @@ function applySubscribe(ctx: BrokerContext, conn: Connection, session: Session, 
     if (shared !== undefined) subscription.shareGroup = shared.group;
     // [MQTT-3.8.4-3] an identical filter replaces the existing subscription.
     const previous = session.subscriptions.get(request.topicFilter);
-    if (previous !== undefined && previous.shareGroup !== subscription.shareGroup) ctx.router.unsubscribe(session, previous);
+    if (previous !== undefined && previous.shareGroup !== subscription.shareGroup) core.index.unsubscribe(session, previous);
     session.setSubscription(subscription);
-    ctx.router.subscribe(session, subscription);
+    core.index.subscribe(session, subscription);
     reasonCodes.push(qos);
     // [MQTT-3.3.1-6] retained messages matching the filter are sent to the new subscriber, as Retain
     // Handling says (MQTT 5 [MQTT-3.3.1-9..11]); never for a shared subscription (MQTT 5 section 4.8.2).
-    if (shared !== undefined || !ctx.options.retainAvailable) continue;
+    if (shared !== undefined || !core.options.retainAvailable) continue;
     if (subscription.retainHandling === 2 || (subscription.retainHandling === 1 && previous !== undefined)) continue;
-    for (const message of ctx.retained.match(subscription.matchFilter)) retained.push({ message, subscription });
+    retained.push(subscription);
   }
   session.journal?.putSession(session);
   // [MQTT-3.8.4-1] SUBACK with the same packet id; [MQTT-3.8.4-5] one code per filter in order.
   // In a cluster a new filter reaches the other nodes with the next commit: SUBACK waits for it, so
   // a message published on another node after SUBACK finds this subscription.
   const suback = { type: 'suback', packetId: packet.packetId, reasonCodes } as const;
-  if (ctx.cluster !== undefined) conn.sendAck(suback, journal !== undefined && journal.size !== changesBefore);
+  if (core.cluster !== undefined) conn.sendAck(suback, journal !== undefined && journal.size !== changesBefore);
   else conn.send(suback);
-  // [MQTT-3.3.1-8] messages sent from the retained store carry RETAIN=1.
+  // [MQTT-3.3.1-8] messages sent from the retained store carry RETAIN=1, after the SUBACK.
   const now = Date.now();
-  for (const { message, subscription } of retained) {
-    if (message.expiresAt !== undefined && now >= message.expiresAt) {
-      ctx.retained.delete(message.topic);
-      continue;
-    }
-    const qos: QoS = message.qos < subscription.qos ? message.qos : subscription.qos;
-    session.deliver(message, qos, true, subscription.subscriptionId === undefined ? undefined : [subscription.subscriptionId]);
-  }
+  for (const subscription of retained) core.router.sendRetained(session, subscription, now);
 }
 
 /** Why a subscription request is refused (an MQTT 5 reason code), or undefined when it is accepted. */
-function refusalOf(ctx: BrokerContext, session: Session, request: SubscriptionRequest, subscriptionId: number | undefined): number | undefined {
+function refusalOf(core: Core, session: Session, request: SubscriptionRequest, subscriptionId: number | undefined): number | undefined {
   const filter = request.topicFilter;
-  const options = ctx.options;
+  const options = core.options;
   const shared = filter.startsWith('$share/');
   // Levels are those of the filter matched against topics: `$share/{group}/` is not counted.
   const levels = levelCount(filter) - (shared ? 2 : 0);
   if (Buffer.byteLength(filter) > options.maxTopicLength || levels > options.maxTopicLevels) return ReasonCode.topicFilterInvalid;
   if (!session.subscriptions.has(filter) && session.subscriptions.size >= options.maxSubscriptionsPerClient) return ReasonCode.quotaExceeded;
-  if (shared && !ctx.options.sharedSubscriptionAvailable) return ReasonCode.sharedSubscriptionsNotSupported;
-  if (!ctx.options.wildcardSubscriptionAvailable && (filter.includes('+') || filter.includes('#'))) return ReasonCode.wildcardSubscriptionsNotSupported;
-  if (subscriptionId !== undefined && !ctx.options.subscriptionIdentifiersAvailable) return ReasonCode.subscriptionIdentifiersNotSupported;
+  if (shared && !core.options.sharedSubscriptionAvailable) return ReasonCode.sharedSubscriptionsNotSupported;
+  if (!core.options.wildcardSubscriptionAvailable && (filter.includes('+') || filter.includes('#'))) return ReasonCode.wildcardSubscriptionsNotSupported;
+  if (subscriptionId !== undefined && !core.options.subscriptionIdentifiersAvailable) return ReasonCode.subscriptionIdentifiersNotSupported;
   return undefined;
 }
 
 /** Handles UNSUBSCRIBE: removes each subscription and always answers UNSUBACK [MQTT-3.10.4-4/5]. */
-export function handleUnsubscribe(ctx: BrokerContext, conn: Connection, session: Session, packet: UnsubscribePacket): void {
+export function handleUnsubscribe(core: Core, conn: Connection, session: Session, packet: UnsubscribePacket): void {
   const reasonCodes: number[] = [];
   for (const filter of packet.topicFilters) {
     // [MQTT-3.10.4-1] the filter is compared character by character with existing subscriptions.
     const removed = session.deleteSubscription(filter);
-    if (removed !== undefined) ctx.router.unsubscribe(session, removed);
+    if (removed !== undefined) core.index.unsubscribe(session, removed);
     reasonCodes.push(removed !== undefined ? ReasonCode.success : ReasonCode.noSubscriptionExisted);
   }
   session.journal?.putSession(session);

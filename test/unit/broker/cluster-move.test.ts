@@ -40,10 +40,10 @@ test('cluster move: the node a session left forwards what is still routed to it,
   const bus = new RecordingBus(new MemoryPersistence(), 'node-a');
   const a = nodeWith(bus);
   bus.claimable = { sessions: [{ clientId: 'mover', expiryInterval: 3600, subscriptions: [subscription] }], deliveries: [], messages: [], incomingQos2: [], retained: [] };
-  await a.claimSession('mover', false);
-  assert.equal(a.sessions.get('mover')?.subscriptions.size, 1);
-  await a.releaseSession('mover', 'node-b');
-  assert.equal(a.sessions.get('mover'), undefined, 'the session itself left');
+  await a.cluster!.claimSession('mover', false);
+  assert.equal(a.query.client('mover')?.subscriptions, 1);
+  await a.cluster!.releaseSession('mover', 'node-b');
+  assert.equal(a.query.client('mover'), undefined, 'the session itself left');
   assert.ok(bus.interests().has('m/#'), 'the route stays while the stub forwards');
   a.publish({ topic: 'm/1', payload: 'late', qos: 1 });
   a.publish({ topic: 'x/1', payload: 'other', qos: 1 });
@@ -53,7 +53,7 @@ test('cluster move: the node a session left forwards what is still routed to it,
   );
   // Coming back to this node removes the stub: nothing is forwarded any more.
   bus.claimable = undefined;
-  await a.claimSession('mover', false);
+  await a.cluster!.claimSession('mover', false);
   a.publish({ topic: 'm/2', payload: 'x', qos: 1 });
   assert.equal(bus.forwarded.length, 1);
   assert.ok(!bus.interests().has('m/#'));
@@ -63,15 +63,14 @@ test('cluster move: the node a session arrived at delivers a message once, wheth
   const bus = new RecordingBus(new MemoryPersistence(), 'node-b');
   const b = nodeWith(bus);
   bus.claimable = { sessions: [{ clientId: 'arrived', expiryInterval: 3600, subscriptions: [subscription] }], deliveries: [], messages: [], incomingQos2: [], retained: [] };
-  await b.claimSession('arrived', false);
-  const session = b.sessions.get('arrived')!;
+  await b.cluster!.claimSession('arrived', false);
   const message = (id: string, topic: string): Message => ({ topic, payload: Buffer.from(id), qos: 1, retain: false, origin: 'p', receivedAt: Date.now(), clusterId: id });
-  b.deliverFromCluster(message('n1/1', 'm/1'), []);
-  b.deliverTargeted('arrived', message('n1/1', 'm/1'), 1, false, undefined);
-  b.deliverTargeted('arrived', message('n1/2', 'm/2'), 1, false, undefined);
-  b.deliverFromCluster(message('n1/2', 'm/2'), []);
-  b.deliverFromCluster(message('n1/3', 'm/3'), []);
-  assert.equal(session.queuedCount, 3, 'three messages, each once (the session is offline: they queue)');
-  b.deliverTargeted('nobody', message('n1/4', 'm/4'), 1, false, undefined);
-  assert.equal(session.queuedCount, 3, 'a forward for a session not here is dropped');
+  b.cluster!.deliverFromCluster(message('n1/1', 'm/1'), []);
+  b.cluster!.deliverTargeted('arrived', message('n1/1', 'm/1'), 1, false, undefined);
+  b.cluster!.deliverTargeted('arrived', message('n1/2', 'm/2'), 1, false, undefined);
+  b.cluster!.deliverFromCluster(message('n1/2', 'm/2'), []);
+  b.cluster!.deliverFromCluster(message('n1/3', 'm/3'), []);
+  assert.equal(b.query.client('arrived')?.queued, 3, 'three messages, each once (the session is offline: they queue)');
+  b.cluster!.deliverTargeted('nobody', message('n1/4', 'm/4'), 1, false, undefined);
+  assert.equal(b.query.client('arrived')?.queued, 3, 'a forward for a session not here is dropped');
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { SendResult, Session, type SessionLink } from '../../../src/broker/session.js';
+import { plainRoute } from '../../../src/broker/delivery.js';
+import { SendResult, Session, type OutgoingFlight, type SessionLink } from '../../../src/broker/session.js';
 import type { Message } from '../../../src/model/message.js';
 import type { QoS } from '../../../src/protocol/types.js';
 
@@ -16,8 +17,12 @@ function recorder(): SessionLink & { sent: Sent[] } {
   const sent: Sent[] = [];
   return {
     sent,
-    sendPublish(message: Message, qos: QoS, _retain: boolean, packetId: number, dup: boolean) {
-      sent.push({ kind: 'publish', packetId, qos, dup, payload: message.payload.toString() });
+    sendAtMostOnce(message: Message) {
+      sent.push({ kind: 'publish', packetId: 0, qos: 0, dup: false, payload: message.payload.toString() });
+      return SendResult.sent;
+    },
+    sendFlight(flight: OutgoingFlight, dup: boolean) {
+      sent.push({ kind: 'publish', packetId: flight.packetId, qos: flight.qos, dup, payload: flight.message.payload.toString() });
       return SendResult.sent;
     },
     sendPubrel(packetId: number) {
@@ -34,7 +39,7 @@ test('inflight window: at most maxInflight unacknowledged, the rest sent in orde
   const session = new Session('c', 2, 100);
   const link = recorder();
   session.link = link;
-  for (let i = 0; i < 5; i++) session.deliver(msg(`m${i}`), 1, false);
+  for (let i = 0; i < 5; i++) session.deliver(msg(`m${i}`), plainRoute(1), false);
   assert.deepEqual(link.sent.map((s) => s.payload), ['m0', 'm1']);
   assert.equal(session.queuedCount, 3);
   session.acknowledge(link.sent[0]!.packetId);
@@ -48,7 +53,7 @@ test('[MQTT-2.3.1-4] packet ids are non-zero and unique among inflight messages'
   const session = new Session('c', 1000, 0);
   const link = recorder();
   session.link = link;
-  for (let i = 0; i < 1000; i++) session.deliver(msg(`m${i}`), 1, false);
+  for (let i = 0; i < 1000; i++) session.deliver(msg(`m${i}`), plainRoute(1), false);
   const ids = link.sent.map((s) => s.packetId);
   assert.equal(new Set(ids).size, 1000);
   assert.ok(ids.every((id) => id > 0 && id <= 0xffff));
@@ -56,14 +61,14 @@ test('[MQTT-2.3.1-4] packet ids are non-zero and unique among inflight messages'
 
 test('queue bound: messages past maxQueued are dropped and counted', () => {
   const session = new Session('c', 10, 3);
-  for (let i = 0; i < 5; i++) session.deliver(msg(`m${i}`), 1, false);
+  for (let i = 0; i < 5; i++) session.deliver(msg(`m${i}`), plainRoute(1), false);
   assert.equal(session.queuedCount, 3);
   assert.equal(session.droppedQueueFull, 2);
 });
 
 test('QoS 0 to an offline session is not queued', () => {
   const session = new Session('c', 10, 10);
-  assert.equal(session.deliver(msg('m', 0), 0, false), false);
+  assert.equal(session.deliver(msg('m', 0), plainRoute(0), false), false);
   assert.equal(session.queuedCount, 0);
 });
 
@@ -71,9 +76,9 @@ test('[MQTT-4.4.0-1] [MQTT-4.6.0-1] resume resends unacknowledged PUBLISH with D
   const session = new Session('c', 10, 10);
   const first = recorder();
   session.link = first;
-  session.deliver(msg('a', 1), 1, false);
-  session.deliver(msg('b', 2), 2, false);
-  session.deliver(msg('c', 2), 2, false);
+  session.deliver(msg('a', 1), plainRoute(1), false);
+  session.deliver(msg('b', 2), plainRoute(2), false);
+  session.deliver(msg('c', 2), plainRoute(2), false);
   const [a, b, c] = first.sent;
   session.received(c!.packetId); // PUBREC for c: PUBREL sent, waiting for PUBCOMP
   session.link = undefined;

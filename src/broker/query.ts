@@ -1,9 +1,13 @@
-import type { Message } from '../model/message.js';
-import { topicMatches } from '../protocol/topic.js';
+/** The broker seen from outside the core (HTTP API, metrics, $SYS, dashboard): read-only views over sessions, subscriptions and retained messages, and the administrative actions. */
+import type { ClusterStats } from '../cluster/types.js';
+import type { Message, PublishInput } from '../model/message.js';
+import { topicMatches, validateTopicName } from '../protocol/topic.js';
 import type { QoS } from '../protocol/types.js';
-import type { Broker } from './broker.js';
 import type { Connection } from './connection.js';
+import type { Core } from './context.js';
+import { createMessage } from './messages.js';
 import type { Session } from './session.js';
+import type { BrokerStats } from './stats.js';
 
 /** One client (a session, online or not) as the admin views list it. */
 export interface ClientSummary {
@@ -96,33 +100,63 @@ export interface BrokerTotals {
 
 export const MAX_PAGE_SIZE = 1000;
 
+/** A cluster node's state, for metrics and readiness. */
+export interface ClusterView {
+  nodeId: string;
+  ready: boolean;
+  stats: ClusterStats;
+}
+
 /**
- * Read-only views and admin actions over the Broker's public members, for the HTTP API, metrics
- * and $SYS. Views walk the sessions, so they cost O(sessions): fine per request, not per message.
+ * Views and administrative actions for the HTTP API, metrics, $SYS and the dashboard. Views walk the
+ * sessions, so they cost O(sessions): fine per request, not per message.
  */
-export class BrokerAdmin {
-  constructor(readonly broker: Broker) {}
+export class BrokerQuery {
+  constructor(private readonly core: Core) {}
+
+  /** The broker's counters. */
+  get stats(): BrokerStats {
+    return this.core.stats;
+  }
+
+  /** Publishes a message from the broker itself (in-process API, REST API, $SYS); retained if asked. */
+  publish(input: PublishInput): void {
+    validateTopicName(input.topic);
+    const payload = input.payload === undefined ? Buffer.alloc(0) : typeof input.payload === 'string' ? Buffer.from(input.payload) : input.payload;
+    this.core.router.route(createMessage({ topic: input.topic, payload, qos: input.qos ?? 0, retain: input.retain ?? false, properties: input.properties }, '', Date.now()));
+  }
+
+  /** True while a client with this id is connected. */
+  isConnected(clientId: string): boolean {
+    return this.core.clients.get(clientId) !== undefined;
+  }
+
+  /** This node's cluster state, when it is a node of a cluster. */
+  cluster(): ClusterView | undefined {
+    const bus = this.core.cluster?.bus;
+    return bus === undefined ? undefined : { nodeId: bus.nodeId, ready: bus.ready, stats: bus.stats };
+  }
 
   /** Counts that need a walk over sessions (inflight, queued) and the cheap ones. */
   totals(): BrokerTotals {
-    const broker = this.broker;
+    const { sessions, clients, index, retained } = this.core;
     let inflight = 0;
     let queued = 0;
     let offline = 0;
-    for (const session of broker.sessions.values()) {
+    for (const session of sessions.values()) {
       inflight += session.outflight.size;
       queued += session.queuedCount;
       if (session.link === undefined) offline++;
     }
     const byListener: Record<string, number> = {};
-    for (const connection of broker.online.values()) byListener[connection.info.listener] = (byListener[connection.info.listener] ?? 0) + 1;
+    for (const connection of clients.connected()) byListener[connection.info.listener] = (byListener[connection.info.listener] ?? 0) + 1;
     return {
-      connections: broker.connectionCount,
-      clientsConnected: broker.online.size,
-      sessions: broker.sessions.size,
+      connections: clients.connectionCount,
+      clientsConnected: clients.onlineCount,
+      sessions: sessions.size,
       clientsDisconnected: offline,
-      subscriptions: broker.router.subscriptionCount,
-      retained: broker.retained.size,
+      subscriptions: index.subscriptionCount,
+      retained: retained.size,
       inflight,
       queued,
       byListener,
@@ -133,7 +167,7 @@ export class BrokerAdmin {
   clients(query: ClientQuery = {}): Page<ClientSummary> {
     const search = query.search?.toLowerCase();
     let list: ClientSummary[] = [];
-    for (const session of this.broker.sessions.values()) {
+    for (const session of this.core.sessions.values()) {
       const summary = this.summary(session);
       if (query.connected !== undefined && summary.connected !== query.connected) continue;
       if (search !== undefined && search !== '' && !matchesSearch(summary, search)) continue;
@@ -150,7 +184,7 @@ export class BrokerAdmin {
 
   /** One client in detail, or undefined when it has no session. */
   client(clientId: string): ClientDetail | undefined {
-    const session = this.broker.sessions.get(clientId);
+    const session = this.core.sessions.get(clientId);
     if (session === undefined) return undefined;
     const inflightMessages = [...session.outflight.values()].map((f) => ({ packetId: f.packetId, topic: f.message.topic, qos: f.qos, state: f.state }));
     return {
@@ -167,12 +201,12 @@ export class BrokerAdmin {
    * there was no such client.
    */
   disconnect(clientId: string, discardSession = false): boolean {
-    const connection = this.broker.online.get(clientId);
-    const session = this.broker.sessions.get(clientId);
-    if (connection === undefined && session === undefined) return false;
+    const { clients, sessions, lifecycle } = this.core;
+    const connection = clients.get(clientId);
+    if (connection === undefined && sessions.get(clientId) === undefined) return false;
     connection?.close('administrative');
-    const left = this.broker.sessions.get(clientId);
-    if (discardSession && left !== undefined) this.broker.sessionEnded(left);
+    const left = sessions.get(clientId);
+    if (discardSession && left !== undefined) lifecycle.ended(left);
     return true;
   }
 
@@ -180,7 +214,7 @@ export class BrokerAdmin {
   subscriptions(query: PageQuery & { clientId?: string; search?: string } = {}): Page<SubscriptionView> {
     const all: SubscriptionView[] = [];
     const search = query.search?.toLowerCase();
-    for (const session of this.broker.sessions.values()) {
+    for (const session of this.core.sessions.values()) {
       if (query.clientId !== undefined && session.clientId !== query.clientId) continue;
       for (const view of subscriptionsOf(session)) {
         if (search !== undefined && search !== '' && !view.topicFilter.toLowerCase().includes(search)) continue;
@@ -194,7 +228,8 @@ export class BrokerAdmin {
   /** Retained messages, optionally those matching a topic filter, by topic, paged. */
   retained(query: PageQuery & { filter?: string } = {}): Page<RetainedView> {
     const filter = query.filter;
-    const messages = filter === undefined || filter === '' ? this.broker.retained.all() : this.broker.retained.all().filter((m) => topicMatches(filter, m.topic));
+    const all = this.core.retained.all();
+    const messages = filter === undefined || filter === '' ? all : all.filter((m) => topicMatches(filter, m.topic));
     messages.sort((a, b) => compare(a.topic, b.topic));
     const page = pageOf(messages, query);
     return { ...page, items: page.items.map(retainedView) };
@@ -202,17 +237,17 @@ export class BrokerAdmin {
 
   /** The retained message of one topic. */
   retainedMessage(topic: string): RetainedView | undefined {
-    const message = this.broker.retained.get(topic);
+    const message = this.core.retained.get(topic);
     return message === undefined ? undefined : retainedView(message);
   }
 
-  /** Clears the retained message of one topic; returns false when there was none. */
+  /** Clears the retained message of one topic, in the store too (it stays cleared after a restart); false when there was none. */
   deleteRetained(topic: string): boolean {
-    return this.broker.retained.delete(topic);
+    return this.core.router.clearRetained(topic);
   }
 
   private summary(session: Session): ClientSummary {
-    const connection: Connection | undefined = this.broker.online.get(session.clientId);
+    const connection: Connection | undefined = this.core.clients.get(session.clientId);
     const online = connection !== undefined && session.link === connection;
     return {
       clientId: session.clientId,

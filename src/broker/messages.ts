@@ -1,0 +1,52 @@
+/** The one place a broker Message is made from what a publisher sent (a PUBLISH, a will, the API), with its per-hop properties taken off. */
+import type { Message } from '../model/message.js';
+import type { Properties, QoS } from '../protocol/types.js';
+
+/** What a publisher sent, before the broker owns it. */
+export interface Published {
+  topic: string;
+  payload: Buffer;
+  qos: QoS;
+  retain: boolean;
+  /** The publisher's MQTT 5 properties, as received (per-hop ones included). */
+  properties?: Properties | undefined;
+}
+
+/**
+ * The broker's Message: the publisher's properties minus the per-hop ones (Topic Alias, Subscription
+ * Identifiers, Will Delay Interval), and the Message Expiry Interval turned into an absolute time
+ * (re-sent reduced by the time the message waited here [MQTT-3.3.2-6]). `origin`: the publishing
+ * client's id ('' for the broker itself).
+ */
+export function createMessage(published: Published, origin: string, now: number): Message {
+  const message: Message = {
+    topic: published.topic,
+    payload: published.payload,
+    qos: published.qos,
+    retain: published.retain,
+    origin,
+    receivedAt: now,
+    clusterId: undefined,
+  };
+  const props = published.properties;
+  if (props !== undefined) {
+    const forwarded = forwardedProperties(props);
+    if (forwarded !== undefined) message.properties = forwarded;
+    if (props.messageExpiryInterval !== undefined) message.expiresAt = now + props.messageExpiryInterval * 1000;
+  }
+  return message;
+}
+
+/** The properties forwarded to subscribers [MQTT-3.3.2-4] [MQTT-3.3.2-15] [MQTT-3.3.2-17] [MQTT-3.3.2-18]; the same object when nothing is per-hop. */
+function forwardedProperties(props: Properties): Properties | undefined {
+  if (props.topicAlias === undefined && props.subscriptionIdentifiers === undefined && props.messageExpiryInterval === undefined && props.willDelayInterval === undefined) {
+    return hasAny(props) ? props : undefined;
+  }
+  const { topicAlias: _alias, subscriptionIdentifiers: _ids, messageExpiryInterval: _expiry, willDelayInterval: _delay, ...rest } = props;
+  return hasAny(rest) ? rest : undefined;
+}
+
+function hasAny(props: Properties): boolean {
+  for (const _key in props) return true;
+  return false;
+}
