@@ -2,14 +2,55 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-/** Imports each layer may not make (dependency direction, docs/architecture.md). */
-const boundaries = {
-  'src/protocol/**': ['**/broker/**', '**/model/**', '**/transport/**', '**/config/**', '**/cli/**', '**/server.js', 'pino'],
-  'src/model/**': ['**/broker/**', '**/transport/**', '**/config/**', '**/cli/**', '**/server.js'],
-  'src/broker/**': ['**/transport/**', '**/cli/**', '**/server.js', 'node:net', 'node:tls', 'node:fs', 'node:fs/promises', 'pino', 'ioredis', '**/cluster/redis.js'],
-  'src/cluster/**': ['**/broker/**', '**/transport/**', '**/config/**', '**/cli/**', '**/server.js', 'pino'],
-  'src/transport/**': ['**/broker/**', '**/protocol/**', '**/model/**', '**/config/**', '**/cli/**'],
+/**
+ * The layers of src/ (docs/architecture.md) and what each may import: other layers (`layers`), the
+ * same only as types (`types`), packages (`packages`, from PACKAGES), and whether Node's I/O modules
+ * are allowed (`io`), single modules of a types-only layer whose values are allowed (`values`). Everything else is refused, so a new import across layers is a decision made here.
+ */
+const LAYERS = {
+  protocol: { layers: [], io: false },
+  model: { layers: ['protocol'], io: false },
+  broker: { layers: ['protocol', 'model'], types: ['persistence', 'cluster', 'config'], io: false },
+  persistence: { layers: ['protocol', 'model'], packages: ['lmdb', 'ioredis'], io: true },
+  cluster: { layers: ['protocol', 'model', 'persistence'], packages: ['ioredis'], io: true },
+  transport: { layers: [], packages: ['ws'], io: true },
+  auth: { layers: ['protocol', 'model', 'config'], types: ['broker'], packages: ['jose'], io: true },
+  http: { layers: ['protocol', 'model', 'transport'], types: ['broker', 'cluster'], values: ['broker/query.js'], packages: ['prom-client'], io: true },
+  sys: { layers: ['protocol', 'model'], types: ['broker'], io: false },
+  client: { layers: ['protocol'], packages: ['ws'], io: true },
+  config: { layers: ['protocol', 'cluster'], io: true },
+  cli: { layers: ['protocol', 'model', 'client', 'config', 'auth', 'persistence'], packages: ['mqtt-packet'], io: true, root: ['server.js'] },
 };
+/** Packages a layer may use only when its entry lists them. */
+const PACKAGES = ['pino', 'ioredis', 'lmdb', 'ws', 'jose', 'prom-client', 'mqtt-packet'];
+/** Node modules that do I/O: not in the pure layers (protocol, model, broker core, $SYS). */
+const IO = ['node:net', 'node:tls', 'node:fs', 'node:fs/promises', 'node:http', 'node:https', 'node:dgram', 'node:child_process'];
+/** Files at the root of src/: the composition root and the public entry, imported by no layer (but cli's `root`). */
+const ROOT = ['server.js', 'web-services.js', 'index.js'];
+
+function boundaryRule(name, layer) {
+  const others = Object.keys(LAYERS).filter((other) => other !== name);
+  const types = layer.types ?? [];
+  const refused = others.filter((other) => !layer.layers.includes(other) && !types.includes(other));
+  const message = `Layer boundary (${name}): see docs/architecture.md and LAYERS in eslint.config.js`;
+  const patterns = [
+    ...refused.map((other) => ({ group: [`**/${other}/**`], message })),
+    ...types.map((other) => ({
+      group: [`**/${other}/**`, ...(layer.values ?? []).filter((file) => file.startsWith(`${other}/`)).map((file) => `!**/${file}`)],
+      message: `${message} (types only)`,
+      allowTypeImports: true,
+    })),
+    ...ROOT.filter((file) => !(layer.root ?? []).includes(file)).map((file) => ({ group: [`**/../${file}`], message })),
+  ];
+  const paths = [
+    ...PACKAGES.filter((pkg) => !(layer.packages ?? []).includes(pkg)).map((pkg) => ({ name: pkg, message })),
+    ...(layer.io ? [] : IO.map((mod) => ({ name: mod, message: `${message} (no I/O in this layer)` }))),
+  ];
+  return {
+    files: [`src/${name}/**`],
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns, paths }] },
+  };
+}
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'data/**'] },
@@ -28,12 +69,7 @@ export default tseslint.config(
       'no-restricted-syntax': ['error', { selector: 'TSEnumDeclaration', message: 'Use `as const` objects and unions, not enum.' }],
     },
   },
-  ...Object.entries(boundaries).map(([files, patterns]) => ({
-    files: [files],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: patterns.map((group) => ({ group: [group], message: 'Layer boundary: see docs/architecture.md' })) }],
-    },
-  })),
+  ...Object.entries(LAYERS).map(([name, layer]) => boundaryRule(name, layer)),
   {
     files: ['test/**', 'bench/**'],
     rules: {

@@ -1,3 +1,4 @@
+/** The composition root: startServer(config) builds the broker, its store, cluster bus, listeners and web services. */
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { pino } from 'pino';

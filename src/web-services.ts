@@ -1,3 +1,4 @@
+/** The web side of a running broker: WebSocket listeners, the HTTP server and $SYS, started and stopped together. */
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Broker } from './broker/broker.js';

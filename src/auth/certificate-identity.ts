@@ -1,3 +1,4 @@
+/** A TLS client certificate as the client's identity (use_identity_as_username): its subject names the user. */
 import type { AuthenticateRequest, AuthenticateResult, BrokerPlugin } from '../broker/hooks.js';
 
 /** Options of CertificateIdentity. */

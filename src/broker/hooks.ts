@@ -1,3 +1,4 @@
+/** The plugin API: authentication, authorization and observer hooks, run in plugin order. */
 import type { QoS } from '../protocol/types.js';
 
 /** Who a client is, as plugins see it. */

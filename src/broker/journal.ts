@@ -1,3 +1,4 @@
+/** The store operations of one event-loop turn (group commit), with message bodies reference-counted by their deliveries. */
 import type { Message } from '../model/message.js';
 import type { StoreOp, StoredMessage, StoredSession } from '../persistence/types.js';
 import type { Session } from './session.js';

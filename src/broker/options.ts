@@ -1,3 +1,4 @@
+/** The limits and behaviour of the broker core (BrokerOptions) and their defaults. */
 import type { QoS } from '../protocol/types.js';
 
 import type { Persistence } from '../persistence/types.js';

@@ -1,3 +1,4 @@
+/** One encoding per wire form (3.1.x | 5.0 × QoS × RETAIN) of the message being routed, shared by its subscribers. */
 import type { Message } from '../model/message.js';
 import { encodePublish, publishPacketIdOffset } from '../protocol/encoder.js';
 import type { Properties, ProtocolVersion, QoS } from '../protocol/types.js';

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+/** The `starling` command: the broker by default, or a subcommand (pub, sub, bench, passwd, data). */
 import { ConfigError, loadConfig, usage } from '../config/config.js';
 import { startServer } from '../server.js';
 

@@ -1,3 +1,4 @@
+/** The configuration of a Starling process: defaults, the JSON file and the command-line flags, validated into one StarlingConfig. */
 import { readFileSync } from 'node:fs';
 import { asBoolean, asChoice, asInteger, asObject, asPort, asString, ConfigError } from './values.js';
 

@@ -1,3 +1,4 @@
+/** The REST API routes over the broker's query view (docs/http-api.md). */
 import type { IncomingMessage } from 'node:http';
 import { CLIENT_SORT_KEYS, type BrokerQuery, type ClientQuery, type ClientSortKey } from '../broker/query.js';
 import { isValidTopicFilter, isValidTopicName } from '../protocol/topic.js';

@@ -1,3 +1,4 @@
+/** The broker's HTTP face: /metrics, /healthz, /readyz, the REST API, the dashboard, MQTT over WebSocket on /mqtt. */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';

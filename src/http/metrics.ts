@@ -1,3 +1,4 @@
+/** Prometheus metrics of the broker, computed at scrape time from its counters and query view. */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { BrokerQuery, BrokerTotals, ClusterView } from '../broker/query.js';
 import type { BrokerStats } from '../broker/stats.js';

@@ -1,3 +1,4 @@
+/** A small HTTP router: method + path patterns with parameters, JSON replies and errors. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** HTTP methods the API uses. */

@@ -1,3 +1,4 @@
+/** Serves the built dashboard: static files with cache and security headers. */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';

@@ -1,3 +1,4 @@
+/** An application message as the broker holds it (not a wire packet), and what the in-process API accepts. */
 import type { Properties, QoS } from '../protocol/types.js';
 
 /** An application message as the broker holds it (not a wire packet). */

@@ -1,3 +1,4 @@
+/** A subscription as a session holds it (filter, granted QoS, MQTT 5 options). */
 import type { QoS } from '../protocol/types.js';
 
 /** One subscription held by a session. */

@@ -1,3 +1,4 @@
+/** The embedded, durable store on LMDB (the default): one file in the data directory, versioned format, group commit. */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';

@@ -1,3 +1,4 @@
+/** The in-memory store: the Persistence port with nothing surviving the process (tests, --store memory semantics). */
 import type { Persistence, StoreOp, StoredDelivery, StoredMessage, StoredRetained, StoredSession, StoredState } from './types.js';
 
 /**

@@ -3,21 +3,14 @@
  * restart or a crash. Backends implement `Persistence`; `test/conformance/persistence.ts` is the
  * suite every backend must pass.
  */
+import type { Message } from '../model/message.js';
 import type { Subscription } from '../model/subscription.js';
-import type { Properties, QoS, Will } from '../protocol/types.js';
+import type { QoS, Will } from '../protocol/types.js';
 
-/** A message body, stored once however many sessions hold it. */
-export interface StoredMessage {
+/** A message body, stored once however many sessions hold it: the broker's Message with a store id. */
+export interface StoredMessage extends Omit<Message, 'clusterId'> {
   /** Broker-assigned, unique within one data directory. */
   id: number;
-  topic: string;
-  payload: Buffer;
-  qos: QoS;
-  retain: boolean;
-  properties?: Properties;
-  origin: string;
-  receivedAt: number;
-  expiresAt?: number;
   /** In a cluster: the message's id across nodes (lets a node recognise a copy it already holds). */
   clusterId?: string;
 }

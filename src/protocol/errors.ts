@@ -1,3 +1,4 @@
+/** The MqttError tree: every protocol error with its stable code and the MQTT 5 reason code it maps to. */
 import { ReasonCode } from './reason-codes.js';
 
 /** Base of every protocol error: a stable `code` and the MQTT 5 reason code it maps to. */

@@ -1,3 +1,4 @@
+/** $SYS topics: broker statistics published periodically, and client connect/disconnect events. */
 import type { Broker } from '../broker/broker.js';
 import type { BrokerPlugin, ClientIdentity } from '../broker/hooks.js';
 import type { BrokerQuery } from '../broker/query.js';

@@ -1,3 +1,4 @@
+/** Binding a server to a host and port, with errors that say which. */
 import type { AddressInfo, Server } from 'node:net';
 
 /** Binds `server` to host:port (0 picks a free port) and resolves with the bound address. */

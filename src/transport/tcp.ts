@@ -1,3 +1,4 @@
+/** The MQTT TCP listener: sockets handed to the broker as (stream, info). */
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Listener, StreamInfo } from './types.js';

@@ -1,3 +1,4 @@
+/** The MQTT over TLS listener: certificates reloadable on SIGHUP, optional client certificates. */
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';

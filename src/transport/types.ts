@@ -1,3 +1,4 @@
+/** The transport port: a Listener turns connections into (Duplex, ConnectionInfo). */
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 

@@ -1,3 +1,4 @@
+/** MQTT over WebSocket: upgrades turned into streams for the broker, behind a trusted proxy if configured. */
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';

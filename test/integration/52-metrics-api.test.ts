@@ -12,6 +12,7 @@ import { HttpServer } from '../../src/http/http-server.js';
 import { silentLogger } from '../../src/broker/logger.js';
 import type { StarlingServer } from '../../src/server.js';
 import { startTestBroker } from '../helpers/broker.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const TOKEN = 'test-token-52';
 const WAIT_MS = 3000;
@@ -338,5 +339,35 @@ describe('52 metrics and REST API', () => {
     assert.ok(!off.help && off.config.http?.enabled === false);
     assert.throws(() => loadConfig(['--ws-tls-cert', 'a.pem']), /both a certificate and a key/);
     assert.throws(() => loadConfig(['--http-port', 'x']), /--http-port/);
+  });
+});
+
+describe('52 a retained message cleared through the REST API stays cleared after a restart', () => {
+  test('DELETE /api/retained/{topic} goes through the store (embedded store, broker restarted)', async (t) => {
+    const dataDir = tempDir('starling-52-retained-');
+    const options = { store: 'embedded' as const, dataDir, http: { enabled: true, host: '127.0.0.1', port: 0, apiToken: TOKEN } };
+    let broker = await startTestBroker(options);
+    t.after(() => broker.close());
+    const publisher = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { clientId: 'api-restart-pub', reconnectPeriod: 0, connectTimeout: WAIT_MS });
+    await publisher.publishAsync('restart/cleared', 'gone soon', { qos: 1, retain: true });
+    await publisher.publishAsync('restart/kept', 'stays', { qos: 1, retain: true });
+    await publisher.endAsync();
+    const api = `http://127.0.0.1:${broker.httpPort}`;
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    assert.equal((await fetch(`${api}/api/retained/${encodeURIComponent('restart/cleared')}`, { method: 'DELETE', headers: auth })).status, 204);
+    await broker.close();
+    broker = await startTestBroker(options);
+    const after = `http://127.0.0.1:${broker.httpPort}`;
+    assert.equal((await fetch(`${after}/api/retained/${encodeURIComponent('restart/cleared')}`, { headers: auth })).status, 404, 'the cleared topic did not come back');
+    assert.equal((await fetch(`${after}/api/retained/${encodeURIComponent('restart/kept')}`, { headers: auth })).status, 200, 'the other retained message survived');
+    // And an MQTT subscriber sees only the one that was kept.
+    const subscriber = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { clientId: 'api-restart-sub', reconnectPeriod: 0, connectTimeout: WAIT_MS });
+    t.after(() => subscriber.endAsync(true));
+    const topics: string[] = [];
+    subscriber.on('message', (topic) => topics.push(topic));
+    await subscriber.subscribeAsync('restart/#', { qos: 1 });
+    await subscriber.publishAsync('restart/marker', 'end', { qos: 1 });
+    await until('the marker', () => topics.includes('restart/marker'));
+    assert.deepEqual(topics.filter((topic) => topic !== 'restart/marker'), ['restart/kept']);
   });
 });
