@@ -193,7 +193,7 @@ describe('80 the npm package, packed and installed', () => {
     assert.equal(stopped.code, 0, stopped.stderr);
   });
 
-  test('an ESM script in the installing project imports starling-mqtt, starling-mqtt/client and starling-mqtt/protocol', async () => {
+  test('an ESM script in the installing project imports starling-mqtt, starling-mqtt/client and starling-mqtt/protocol; the README\'s embedding example runs', async () => {
     writeFileSync(
       join(project, 'check.mjs'),
       `import { startServer } from 'starling-mqtt';
@@ -229,6 +229,13 @@ try {
       'pingreq c000',
       'deep import refused: ERR_PACKAGE_PATH_NOT_EXPORTED',
     ]);
+    // The README's embedding example, verbatim (it is plain JavaScript as well as TypeScript).
+    const example = /## Embedding[\s\S]*?```ts\n([\s\S]*?)```/.exec(readFileSync(join(ROOT, 'README.md'), 'utf8'))?.[1];
+    assert.ok(example?.includes("from 'starling-mqtt'"), 'the README embedding example imports starling-mqtt');
+    writeFileSync(join(project, 'readme-example.mjs'), example ?? '');
+    const readme = await run(process.execPath, ['readme-example.mjs'], project, WAIT_MS);
+    assert.equal(readme.code, 0, readme.stderr);
+    assert.match(readme.stdout, /^listening on \d+\n$/);
     for (const types of ['dist/index.d.ts', 'dist/client/index.d.ts', 'dist/protocol/index.d.ts']) {
       assert.ok(existsSync(join(project, 'node_modules', NAME, types)), `${types} (named by the exports map) is not installed`);
     }
