@@ -241,7 +241,8 @@ describe('53 dashboard in headless Chromium', () => {
 
   test('retained: $SYS topics are hidden by default and shown by the toggle, without a Clear button', async () => {
     // The broker has published its $SYS retained messages by now (sys.interval 2 s; the first at start).
-    assert.ok(server.broker.retained.all().some((m) => m.topic.startsWith('$SYS/')), 'the broker holds $SYS retained messages');
+    const sys = await fetch(`${base}api/retained?filter=${encodeURIComponent('$SYS/#')}&limit=1`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    assert.ok(((await sys.json()) as { total: number }).total > 0, 'the broker holds $SYS retained messages');
     await go('retained');
     await page.fill('input[aria-label="Topic filter"]', '');
     await page.waitForSelector('#retained tbody tr td code');
