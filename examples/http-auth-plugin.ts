@@ -12,10 +12,10 @@
  * The `publish` / `subscribe` lists the service returns (topic filters) are attached to the client
  * and enforced by the plugin's authorize hooks.
  *
- *     import { startServer } from 'starling';
+ *     import { startServer } from 'starling-mqtt';
  *     await startServer({ plugins: [httpAuthPlugin({ url: 'http://127.0.0.1:8080/mqtt/auth' })] });
  */
-import type { AuthenticateRequest, AuthenticateResult, BrokerPlugin, ClientIdentity } from '../src/broker/hooks.js';
+import type { AuthenticateRequest, AuthenticateResult, BrokerPlugin, ClientIdentity } from 'starling-mqtt';
 
 /** Settings of the HTTP authentication plugin. */
 export interface HttpAuthOptions {

@@ -45,6 +45,13 @@ export function query(params: Record<string, string | number | boolean | undefin
   return text === '' ? '' : `?${text}`;
 }
 
+/** GET /api/access: asked before anything else, it never answers 401. */
+export interface Access {
+  access: 'token' | 'open-loopback' | 'disabled';
+  authorized: boolean;
+  reason?: string;
+}
+
 /** A page of results. */
 export interface Page<T> {
   items: T[];

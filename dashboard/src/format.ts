@@ -22,6 +22,16 @@ export function duration(seconds: number): string {
   return `${s}s`;
 }
 
+/** The largest session expiry interval (0xFFFFFFFF): such a session does not expire (MQTT 5.0, 3.1.2.11.2). */
+export const NEVER_EXPIRES = 0xffffffff;
+
+/** A session expiry interval in words: "never", "at disconnect", or a duration with its seconds. */
+export function expiry(seconds: number): string {
+  if (seconds >= NEVER_EXPIRES) return 'never';
+  if (seconds === 0) return 'at disconnect';
+  return seconds < 60 ? `${seconds} s` : `${duration(seconds)} (${count(seconds)} s)`;
+}
+
 /** A rate with a sensible number of digits. */
 export function rate(perSecond: number): string {
   if (perSecond >= 100) return Math.round(perSecond).toLocaleString();

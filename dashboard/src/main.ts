@@ -1,6 +1,6 @@
 /** Starling dashboard: a few views over the REST API and the broker's MQTT over WebSocket. */
 import './style.css';
-import { api, ApiError, setToken, type Overview } from './api.js';
+import { api, ApiError, setToken, token, type Access } from './api.js';
 import { h, replace } from './dom.js';
 import { credentials, Live, setCredentials } from './live.js';
 import type { AppContext, View } from './view.js';
@@ -67,17 +67,29 @@ function login(reason: string): void {
   );
 }
 
+function unavailable(message: string): void {
+  replace(main, h('section', { class: 'panel' }, h('h1', {}, 'Not available'), h('p', {}, message)));
+}
+
 async function start(): Promise<void> {
+  // Asked first, without a token needed: a request that would fail (401) is never made.
+  let access: Access;
   try {
-    await api<Overview>('GET', '/overview');
+    access = await api<Access>('GET', '/access');
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) {
+    unavailable(error instanceof ApiError ? error.message : 'The broker cannot be reached.');
+    return;
+  }
+  if (!access.authorized) {
+    if (access.access === 'token') {
+      const wrong = token() !== null;
       setToken(null);
-      login('This broker needs its API token (http.apiToken or STARLING_API_TOKEN).');
-      return;
+      login(wrong ? 'That token is not this broker\'s API token.' : 'This broker needs its API token (http.apiToken or STARLING_API_TOKEN).');
+    } else if (access.access === 'disabled') {
+      unavailable('The API is disabled: the HTTP server is not on loopback and no API token is set (http.apiToken or STARLING_API_TOKEN).');
+    } else {
+      unavailable('Without an API token the API answers only to loopback names: open the dashboard as http://127.0.0.1:… or http://localhost:…, or set an API token.');
     }
-    const message = error instanceof ApiError ? error.message : 'The broker cannot be reached.';
-    replace(main, h('section', { class: 'panel' }, h('h1', {}, 'Not available'), h('p', {}, message)));
     return;
   }
   context.live.connect();

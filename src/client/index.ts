@@ -1,4 +1,4 @@
-/** Public API of the Starling MQTT client (`starling/client`): MQTT 3.1 / 3.1.1 / 5.0 over TCP, TLS and WebSocket. */
+/** Public API of the Starling MQTT client (`starling-mqtt/client`): MQTT 3.1 / 3.1.1 / 5.0 over TCP, TLS and WebSocket. */
 export {
   MqttClient,
   connect,

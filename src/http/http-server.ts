@@ -30,7 +30,32 @@ export interface HttpServerOptions {
   ready: () => boolean;
 }
 
-const CONTENT_SECURITY_POLICY = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'";
+/** A Host header that can go into a header value as it is: a name or IPv4 address, or [IPv6], and a port. */
+const SAFE_HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+/**
+ * The dashboard's Content-Security-Policy: what the page needs and no more. Its own scripts and
+ * styles (no inline or evaluated code); images of its own or data: URLs (the favicon); MQTT.js's timer
+ * worker, which it starts from a blob: URL (so timers keep running in a background tab); and
+ * connections to its own origin, including the MQTT WebSocket on the host the page came from. 'self'
+ * alone covers ws:/wss: in CSP 3 browsers; the explicit host keeps older ones working.
+ */
+export function contentSecurityPolicy(host: string | undefined): string {
+  const sameHost = host !== undefined && SAFE_HOST.test(host) ? ` ws://${host} wss://${host}` : '';
+  return (
+    "default-src 'self'; img-src 'self' data:; " +
+    `connect-src 'self'${sameHost}; worker-src blob:; ` +
+    "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+  );
+}
+
+/** GET /api/access: how the API is protected, and whether this request may use it (no token needed to ask). */
+export interface ApiAccess {
+  access: 'token' | 'open-loopback' | 'disabled';
+  authorized: boolean;
+  /** Why not, when not authorized: the error code the API would answer. */
+  reason?: string;
+}
 
 /**
  * The broker's HTTP face (node:http): /metrics (Prometheus), /healthz, /readyz, the REST API under
@@ -99,7 +124,7 @@ export class HttpServer {
     }
     if (path === '/api' || path.startsWith('/api/')) return this.handleApi(request, response, method, path, url.searchParams);
     if ((method === 'GET' || method === 'HEAD') && this.files !== undefined) {
-      response.setHeader('content-security-policy', CONTENT_SECURITY_POLICY);
+      response.setHeader('content-security-policy', contentSecurityPolicy(request.headers.host));
       response.setHeader('x-frame-options', 'DENY');
       response.setHeader('referrer-policy', 'no-referrer');
       if (await this.files.serve(path, response, method === 'HEAD', request.headers['accept-encoding'])) return;
@@ -114,6 +139,13 @@ export class HttpServer {
   }
 
   private async handleApi(request: IncomingMessage, response: ServerResponse, method: string, path: string, query: URLSearchParams): Promise<void> {
+    // Answered without a token: the dashboard asks first, so it can show its sign-in without a 401.
+    if (path === '/api/access' && (method === 'GET' || method === 'HEAD')) {
+      const refusal = this.refusal(request);
+      const access: ApiAccess = { access: this.apiMode, authorized: refusal === undefined };
+      if (refusal !== undefined) access.reason = refusal.code;
+      return json(response, 200, access);
+    }
     const match = this.api.match(method, path);
     if (match === undefined) throw new ApiError(404, 'not-found', `no API route ${method} ${path}`);
     if ('allowed' in match) {
@@ -132,19 +164,26 @@ export class HttpServer {
 
   /** Throws unless the request may use the API. */
   private authorize(request: IncomingMessage, response: ServerResponse): void {
+    const refusal = this.refusal(request);
+    if (refusal === undefined) return;
+    if (refusal.status === 401) response.setHeader('www-authenticate', 'Bearer realm="starling"');
+    throw refusal;
+  }
+
+  /** Why the request may not use the API, or undefined when it may. */
+  private refusal(request: IncomingMessage): ApiError | undefined {
     if (this.apiMode === 'disabled') {
-      throw new ApiError(403, 'api-disabled', 'the API needs a token when the HTTP server is not on loopback: set http.apiToken or STARLING_API_TOKEN');
+      return new ApiError(403, 'api-disabled', 'the API needs a token when the HTTP server is not on loopback: set http.apiToken or STARLING_API_TOKEN');
     }
     if (this.apiMode === 'open-loopback') {
       // No token on loopback: still refuse other Host names, so a web page cannot reach us by DNS rebinding.
-      if (!isLoopbackHostHeader(request.headers.host)) throw new ApiError(403, 'bad-host', 'without an API token, only loopback Host names are accepted');
-      return;
+      return isLoopbackHostHeader(request.headers.host) ? undefined : new ApiError(403, 'bad-host', 'without an API token, only loopback Host names are accepted');
     }
     const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
     if (match === null || !timingSafeEqual(digest(match[1]!), this.tokenDigest!)) {
-      response.setHeader('www-authenticate', 'Bearer realm="starling"');
-      throw new ApiError(401, 'unauthorized', 'send the API token as "Authorization: Bearer <token>"');
+      return new ApiError(401, 'unauthorized', 'send the API token as "Authorization: Bearer <token>"');
     }
+    return undefined;
   }
 
   private fail(response: ServerResponse, error: unknown): void {

@@ -134,6 +134,23 @@ export function openApiDocument(version: string): Record<string, unknown> {
         },
       },
       '/api/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1 JSON' } } } },
+      '/api/access': {
+        get: {
+          summary: 'How the API is protected, and whether this request (its bearer token, its Host) may use it; never 401',
+          security: [],
+          responses: {
+            '200': json({
+              type: 'object',
+              required: ['access', 'authorized'],
+              properties: {
+                access: { type: 'string', enum: ['token', 'open-loopback', 'disabled'] },
+                authorized: bool,
+                reason: { type: 'string', enum: ['unauthorized', 'bad-host', 'api-disabled'], description: 'The error code the API would answer, when not authorized' },
+              },
+            }),
+          },
+        },
+      },
     },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'http.apiToken or STARLING_API_TOKEN' } },

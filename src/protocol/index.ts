@@ -1,4 +1,4 @@
-/** Public API of the Starling MQTT codec (`starling/protocol`): pure, Buffer in, Buffer out. */
+/** Public API of the Starling MQTT codec (`starling-mqtt/protocol`): pure, Buffer in, Buffer out. */
 export type {
   AckPacket,
   AuthPacket,

@@ -10,6 +10,7 @@ export const PACKAGES: Readonly<Record<string, string>> = {
   '/usr/bin/redis-server': 'redis-server',
   '/usr/bin/chromium': 'chromium',
   '/usr/bin/openssl': 'openssl',
+  '/usr/bin/systemd-analyze': 'systemd',
 };
 
 /** Returns `path`, or throws one line saying which Debian package provides it. */

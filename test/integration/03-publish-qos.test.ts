@@ -132,6 +132,46 @@ describe('03 publish and QoS', () => {
     assert.equal((await client.expect('pubcomp')).packetId, 999);
   });
 
+  test('MQTT 3.1: a PUBREL resent with DUP=1 (6a 02 …, allowed by the 3.1 spec, 2.1 "DUP") completes the QoS 2 flow; the message is delivered once', async () => {
+    const subscriber = await clients.rawConnected({ clientId: nextId('v31-sub') });
+    await subscriber.subscribe('v31/qos2', 2);
+    const publisher = await clients.rawConnected({ clientId: nextId('v31-pub'), protocolVersion: 3 });
+    publisher.publish('v31/qos2', 'three-one', 2, { packetId: 7 });
+    assert.equal((await publisher.expect('pubrec')).packetId, 7);
+    publisher.send(Buffer.from([0x6a, 0x02, 0x00, 0x07])); // PUBREL, DUP=1, QoS 1
+    assert.equal((await publisher.expect('pubcomp')).packetId, 7);
+    const delivered = await subscriber.expect('publish');
+    assert.equal(delivered.payload.toString(), 'three-one');
+    subscriber.send({ type: 'pubrec', packetId: delivered.packetId as number });
+    assert.equal((await subscriber.expect('pubrel')).packetId, delivered.packetId);
+    subscriber.send({ type: 'pubcomp', packetId: delivered.packetId as number });
+    // The same PUBREL once more (its PUBCOMP lost, say): answered again, nothing delivered twice.
+    publisher.send(Buffer.from([0x6a, 0x02, 0x00, 0x07]));
+    assert.equal((await publisher.expect('pubcomp')).packetId, 7);
+    await subscriber.expectSilence(150);
+  });
+
+  test('MQTT 3.1: SUBSCRIBE and UNSUBSCRIBE resent with DUP=1 (8a …, aa …) are answered with SUBACK and UNSUBACK', async () => {
+    const client = await clients.rawConnected({ clientId: nextId('v31-subdup'), protocolVersion: 3 });
+    client.send(Buffer.from([0x8a, 0x08, 0x00, 0x11, 0x00, 0x03, 0x76, 0x2f, 0x64, 0x01])); // SUBSCRIBE id 17, "v/d" QoS 1
+    const suback = await client.expect('suback');
+    assert.deepEqual([suback.packetId, suback.reasonCodes], [17, [1]]);
+    client.send(Buffer.from([0xaa, 0x07, 0x00, 0x12, 0x00, 0x03, 0x76, 0x2f, 0x64])); // UNSUBSCRIBE id 18, "v/d"
+    assert.equal((await client.expect('unsuback')).packetId, 18);
+  });
+
+  for (const version of [4, 5] as const) {
+    test(`[MQTT-3.6.1-1] MQTT ${version === 4 ? '3.1.1' : '5.0'}: a PUBREL with DUP=1 (6a 02 …) is malformed and closes the connection`, async () => {
+      const client = await clients.rawConnected({ clientId: nextId(`pubrel-dup-v${version}`), protocolVersion: version });
+      client.publish('v311/qos2', 'x', 2, { packetId: 8 });
+      assert.equal((await client.expect('pubrec')).packetId, 8);
+      client.send(Buffer.from([0x6a, 0x02, 0x00, 0x08]));
+      const before = await client.expectClosed(undefined, { allowPackets: true });
+      // 3.1.1 just closes; 5.0 first says why: DISCONNECT 0x81 Malformed Packet.
+      assert.deepEqual(before.map((p) => (p.type === 'disconnect' ? `disconnect ${p.reasonCode}` : p.type)), version === 4 ? [] : ['disconnect 129']);
+    });
+  }
+
   test('PUBACK, PUBREC and PUBCOMP for unknown packet ids are ignored; the connection stays open', async () => {
     const client = await clients.rawConnected({ clientId: nextId('unknown-acks') });
     client.send({ type: 'puback', packetId: 1234 });

@@ -177,6 +177,35 @@ describe('52 metrics and REST API', () => {
     }
   });
 
+  test('GET /api/access answers without a token (never 401): token mode, whether this request is authorized, and why not', async () => {
+    const none = await call('GET', '/api/access', { token: null });
+    assert.equal(none.status, 200);
+    assert.deepEqual(none.body, { access: 'token', authorized: false, reason: 'unauthorized' });
+    assert.deepEqual((await call('GET', '/api/access', { token: 'nope' })).body, { access: 'token', authorized: false, reason: 'unauthorized' });
+    assert.deepEqual((await call('GET', '/api/access')).body, { access: 'token', authorized: true });
+    const doc = await call('GET', '/api/openapi.json', { token: null });
+    assert.ok(doc.body.paths['/api/access']?.get, 'documented in the OpenAPI document');
+  });
+
+  test('the dashboard\'s Content-Security-Policy: own scripts and styles, MQTT.js\'s blob: worker, WebSockets to its own host only', async () => {
+    const response = await fetch(`${base}/`);
+    await response.arrayBuffer();
+    assert.equal(response.status, 200);
+    const host = `127.0.0.1:${server.httpPort}`;
+    assert.equal(
+      response.headers.get('content-security-policy'),
+      `default-src 'self'; img-src 'self' data:; connect-src 'self' ws://${host} wss://${host}; worker-src blob:; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
+    );
+    // A Host header that could inject into the header value is left out, not copied.
+    const policy = await new Promise<string | undefined>((resolve, reject) => {
+      get({ host: '127.0.0.1', port: server.httpPort, path: '/', headers: { host: 'a b;script-src *' } }, (r) => {
+        r.resume();
+        resolve(r.headers['content-security-policy'] as string | undefined);
+      }).once('error', reject);
+    });
+    assert.match(policy ?? '', /connect-src 'self'; worker-src blob:/);
+  });
+
   test('GET /api/overview', async () => {
     const { status, body } = await call('GET', '/api/overview');
     assert.equal(status, 200);
@@ -310,6 +339,15 @@ describe('52 metrics and REST API', () => {
         }).once('error', reject);
       });
       assert.equal(status, 403);
+      const access = await new Promise<string>((resolve, reject) => {
+        get({ host: '127.0.0.1', port: open.httpPort, path: '/api/access', headers: { host: 'attacker.example' } }, (response) => {
+          let body = '';
+          response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          response.on('end', () => resolve(body));
+        }).once('error', reject);
+      });
+      assert.deepEqual(JSON.parse(access), { access: 'open-loopback', authorized: false, reason: 'bad-host' });
+      assert.deepEqual(await (await fetch(`${url}/api/access`)).json(), { access: 'open-loopback', authorized: true });
     } finally {
       await open.close();
     }

@@ -1,15 +1,18 @@
 /**
  * The dashboard end to end in headless Chromium (Debian's, driven by playwright-core): sign-in with
  * the API token, the overview showing an MQTT.js client, a message published from outside appearing
- * in the topic explorer, the publish form reaching an outside subscriber, kicking a client. Writes
- * the screenshots of docs/dashboard.md (docs/images/dashboard-*.png) and checks they are not blank.
+ * in the topic explorer, the publish form reaching an outside subscriber, kicking a client, session
+ * expiry in words, $SYS hidden from the retained list until asked for, and every page on a 390 px
+ * phone without sideways scrolling. Any console error or warning, or uncaught page error, fails the
+ * test during which it happened (a Content-Security-Policy violation is one). Writes the screenshots
+ * of docs/dashboard.md (docs/images/dashboard-*.png) and checks they are not blank.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { BrowserContext, Page } from 'playwright-core';
 import type { StarlingServer } from '../../src/server.js';
@@ -30,6 +33,17 @@ let context: BrowserContext;
 let page: Page;
 let base: string;
 const clients = new Set<MqttClient>();
+/** Console errors and warnings and uncaught errors of every page, since the last test ended. */
+const problems: string[] = [];
+
+/** Records what a page reports as wrong: console errors and warnings, uncaught exceptions. */
+function watch(target: Page, label: string): Page {
+  target.on('console', (message) => {
+    if (message.type() === 'error' || message.type() === 'warning') problems.push(`${label} console ${message.type()}: ${message.text()}`);
+  });
+  target.on('pageerror', (error) => problems.push(`${label} page error: ${error.message}`));
+  return target;
+}
 
 async function connect(clientId: string, options: mqtt.IClientOptions = {}): Promise<MqttClient> {
   const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${server.port}`, { clientId, reconnectPeriod: 0, connectTimeout: WAIT_MS, ...options });
@@ -96,8 +110,11 @@ describe('53 dashboard in headless Chromium', () => {
     base = `http://127.0.0.1:${server.httpPort}/`;
     chromium = await launchBrowser();
     context = await chromium.browser.newContext({ viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 });
-    page = await context.newPage();
+    page = watch(await context.newPage(), 'desktop');
     page.setDefaultTimeout(WAIT_MS);
+  });
+  afterEach(() => {
+    assert.deepEqual(problems.splice(0), [], 'the page reported no error or warning');
   });
   after(async () => {
     for (const client of clients) client.end(true);
@@ -194,7 +211,7 @@ describe('53 dashboard in headless Chromium', () => {
     await page.waitForSelector('tr[data-client="victim-client"]', { state: 'detached' });
   });
 
-  test('subscriptions and retained views; the overview on a phone', async () => {
+  test('subscriptions and retained views', async () => {
     await go('subscriptions');
     await page.waitForSelector('#subscriptions tbody tr td code');
     await screenshot('subscriptions');
@@ -205,16 +222,89 @@ describe('53 dashboard in headless Chromium', () => {
     await page.click('#retained tbody tr:has-text("factory/line-1/temperature")');
     await page.waitForSelector('.detail:not([hidden]) [data-testid=payload]');
     await screenshot('retained');
-    const phone = await context.newPage();
+  });
+
+  test('client detail: session expiry 4294967295 reads "never", 0 "at disconnect"', async () => {
+    await connect('v5-session-forever', { protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 0xffffffff } });
+    await go('clients');
+    for (const [clientId, expected] of [['v5-session-forever', 'never'], ['mqttjs-sensor', 'at disconnect']] as const) {
+      await page.fill('#client-search', clientId);
+      await page.click(`tr[data-client="${clientId}"]`);
+      await waitFor(page, `document.querySelector('#client-detail:not([hidden]) h2')?.textContent === '${clientId}'`);
+      const shown = await page.evaluate<string | undefined>(
+        `[...document.querySelectorAll('#client-detail dt')].find((dt) => dt.textContent === 'Session expiry')?.nextElementSibling?.textContent`,
+      );
+      assert.equal(shown, expected, clientId);
+    }
+    await page.fill('#client-search', '');
+  });
+
+  test('retained: $SYS topics are hidden by default and shown by the toggle, without a Clear button', async () => {
+    // The broker has published its $SYS retained messages by now (sys.interval 2 s; the first at start).
+    const sys = await fetch(`${base}api/retained?filter=${encodeURIComponent('$SYS/#')}&limit=1`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    assert.ok(((await sys.json()) as { total: number }).total > 0, 'the broker holds $SYS retained messages');
+    await go('retained');
+    await page.fill('input[aria-label="Topic filter"]', '');
+    await page.waitForSelector('#retained tbody tr td code');
+    const topics = (): Promise<string[]> => page.evaluate<string[]>(`[...document.querySelectorAll('#retained tbody td code')].map((c) => c.textContent)`);
+    await waitFor(page, `/\\$SYS hidden/.test(document.querySelector('.pager span')?.textContent ?? '')`);
+    assert.deepEqual((await topics()).filter((t) => t.startsWith('$')), [], 'no $SYS row by default');
+    assert.ok((await topics()).includes('factory/line-1/temperature'));
+    await page.check('#retained-show-sys');
+    await waitFor(page, `[...document.querySelectorAll('#retained tbody td code')].some((c) => c.textContent.startsWith('$SYS/'))`);
+    assert.ok((await topics()).includes('factory/line-1/temperature'), 'the others stay');
+    assert.equal(await page.$$eval('#retained tbody tr', (rows) => rows.filter((r) => r.textContent?.startsWith('$SYS/') === true && r.querySelector('button') !== null).length), 0, 'no Clear button on $SYS rows');
+    await page.uncheck('#retained-show-sys');
+    await waitFor(page, `![...document.querySelectorAll('#retained tbody td code')].some((c) => c.textContent.startsWith('$'))`);
+  });
+
+  test('on a 390 px phone every page fits the screen width (no sideways scrolling) and the pagers are whole', async () => {
+    // Long names are what pushed tables wider than a phone.
+    await connect('a-rather-long-client-identifier-of-a-sensor-in-hall-7');
+    server.broker.publish({ topic: 'plant/hall-7/line-3/station-12/sensor-a7/temperature/celsius', payload: '21.5', qos: 1, retain: true });
+    const phone = watch(await context.newPage(), 'phone');
+    phone.setDefaultTimeout(WAIT_MS);
     await phone.setViewportSize({ width: 390, height: 844 });
     await phone.goto(`${base}#/overview`);
     // The token lives in the tab's sessionStorage: a new tab signs in again.
     await phone.fill('#login-token', TOKEN);
     await phone.click('#login button[type=submit]');
     await waitFor(phone, `(document.getElementById('stat-connections')?.textContent ?? '–') !== '–'`);
-    const overflow = await phone.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
-    assert.ok(overflow <= 1, `no sideways scrolling on a phone (overflow ${overflow}px)`);
+    const fits = async (what: string): Promise<void> => {
+      const size = await phone.evaluate<{ scroll: number; client: number; inner: number }>(
+        `({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth, inner: window.innerWidth })`,
+      );
+      assert.ok(size.inner <= 390, `${what}: a 390 px window (innerWidth ${size.inner})`);
+      // clientWidth leaves out a vertical scroll bar, so this is stricter than scrollWidth <= innerWidth.
+      assert.ok(size.scroll <= size.client, `${what}: no sideways scrolling (scrollWidth ${size.scroll} > ${size.client})`);
+    };
+    await fits('overview');
     await screenshot('phone', phone);
+    for (const route of ['clients', 'topics', 'publish', 'subscriptions', 'retained']) {
+      await phone.click(`#nav a[data-route="${route}"]`);
+      await phone.waitForSelector(`#nav a[data-route="${route}"][aria-current="page"]`);
+      if (route === 'clients') await phone.waitForSelector('tr[data-client="a-rather-long-client-identifier-of-a-sensor-in-hall-7"]');
+      if (route === 'retained') await phone.waitForSelector('#retained tbody tr td code');
+      if (route === 'subscriptions') await phone.waitForSelector('#subscriptions tbody tr td code');
+      await fits(route);
+      const pager = await phone.evaluate<boolean | null>(`(() => {
+        const pager = document.querySelector('.pager');
+        if (pager === null) return null;
+        const width = document.documentElement.clientWidth;
+        return [...pager.children].every((child) => {
+          const box = child.getBoundingClientRect();
+          return box.left >= 0 && box.right <= width && box.width > 0;
+        });
+      })()`);
+      if (pager !== null) assert.ok(pager, `${route}: every part of the pager is on screen`);
+      if (route === 'clients') {
+        await phone.click('tr[data-client="a-rather-long-client-identifier-of-a-sensor-in-hall-7"]');
+        await phone.waitForSelector('#client-detail:not([hidden]) dd');
+        await fits('clients with the detail open');
+        await screenshot('phone-clients', phone);
+      }
+      if (route === 'retained') await screenshot('phone-retained', phone);
+    }
     await phone.close();
   });
 });

@@ -1,18 +1,19 @@
 import { api, query, type Client, type ClientDetail, type Page } from '../api.js';
 import { debounce, h, replace, toast } from '../dom.js';
-import { bytes, clock, count } from '../format.js';
+import { bytes, clock, count, expiry } from '../format.js';
 import { every, type View } from '../view.js';
 
 type SortKey = 'clientId' | 'username' | 'remoteAddress' | 'connectedAt' | 'subscriptions' | 'inflight' | 'queued';
 
-const COLUMNS: { key: SortKey; label: string }[] = [
+/** The table's columns; `wide` ones are left out on a phone (the detail panel has them all). */
+const COLUMNS: { key: SortKey; label: string; wide?: true }[] = [
   { key: 'clientId', label: 'Client id' },
-  { key: 'username', label: 'User' },
-  { key: 'remoteAddress', label: 'Address' },
-  { key: 'connectedAt', label: 'Connected' },
+  { key: 'username', label: 'User', wide: true },
+  { key: 'remoteAddress', label: 'Address', wide: true },
+  { key: 'connectedAt', label: 'Connected', wide: true },
   { key: 'subscriptions', label: 'Subs' },
-  { key: 'inflight', label: 'Inflight' },
-  { key: 'queued', label: 'Queued' },
+  { key: 'inflight', label: 'Inflight', wide: true },
+  { key: 'queued', label: 'Queued', wide: true },
 ];
 const PAGE_SIZE = 25;
 
@@ -52,12 +53,12 @@ export function clientsView(): View {
           'tr',
           { class: c.clientId === state.selected ? 'selected' : '', 'data-client': c.clientId, onclick: () => select(c.clientId) },
           h('td', {}, h('span', { class: `dot ${c.connected ? 'on' : 'off'}`, title: c.connected ? 'connected' : 'offline session' }), c.clientId),
-          h('td', {}, c.username ?? ''),
-          h('td', {}, c.remoteAddress ?? ''),
-          h('td', {}, c.connectedAt === null ? '' : clock(new Date(c.connectedAt))),
+          h('td', { class: 'wide' }, c.username ?? ''),
+          h('td', { class: 'wide' }, c.remoteAddress ?? ''),
+          h('td', { class: 'wide' }, c.connectedAt === null ? '' : clock(new Date(c.connectedAt))),
           h('td', { class: 'num' }, String(c.subscriptions)),
-          h('td', { class: 'num' }, String(c.inflight)),
-          h('td', { class: 'num' }, String(c.queued)),
+          h('td', { class: 'num wide' }, String(c.inflight)),
+          h('td', { class: 'num wide' }, String(c.queued)),
           h('td', {}, h('button', { class: 'danger small', 'data-kick': c.clientId, onclick: (e) => kick(e, c.clientId, false) }, 'Kick')),
         );
       const select = (clientId: string): void => {
@@ -67,6 +68,11 @@ export function clientsView(): View {
       };
       const kick = (event: Event, clientId: string, discardSession: boolean): void => {
         event.stopPropagation();
+        if (discardSession && state.selected === clientId) {
+          // The session is about to go: do not ask for its detail again (that would be a 404).
+          state.selected = undefined;
+          detail.hidden = true;
+        }
         api('POST', `/clients/${encodeURIComponent(clientId)}/disconnect`, { discardSession })
           .then(() => {
             toast(`Disconnected ${clientId}`);
@@ -97,7 +103,7 @@ export function clientsView(): View {
             ...field('Listener', d.listener ?? '–'),
             ...field('MQTT', d.protocolVersion === null ? '–' : d.protocolVersion === 5 ? '5.0' : d.protocolVersion === 4 ? '3.1.1' : '3.1'),
             ...field('Keep-alive', d.keepalive === null ? '–' : `${d.keepalive} s`),
-            ...field('Session expiry', `${d.sessionExpiryInterval} s`),
+            ...field('Session expiry', expiry(d.sessionExpiryInterval)),
             ...field('Buffered', bytes(d.bufferedBytes)),
             ...field('Inflight / queued', `${d.inflight} / ${d.queued}`),
             ...field('Dropped (queue full)', String(d.droppedQueueFull)),
@@ -119,7 +125,7 @@ export function clientsView(): View {
           h(
             'th',
             {
-              class: 'sortable',
+              class: column.wide === true ? 'sortable wide' : 'sortable',
               'data-sort': column.key,
               'aria-sort': state.sort === column.key ? (state.order === 'asc' ? 'ascending' : 'descending') : 'none',
               onclick: () => {
@@ -161,7 +167,7 @@ export function clientsView(): View {
             h('option', { value: 'false' }, 'Offline sessions'),
           ),
         ),
-        h('div', { class: 'split' }, h('div', { class: 'scroll grow' }, h('table', { id: 'clients' }, h('thead', {}, head), body), pager), detail),
+        h('div', { class: 'split' }, h('div', { class: 'grow' }, h('div', { class: 'scroll' }, h('table', { id: 'clients' }, h('thead', {}, head), body)), pager), detail),
       );
       stop = every(3000, refresh);
     },

@@ -3,6 +3,7 @@ import { MalformedPacketError } from '../errors.js';
 import { Reader, Writer, packetSize, varintSize } from '../primitives.js';
 import { PropertyContext, decodeProperties, propertiesLength, writeProperties } from '../properties.js';
 import type { AckPacket, ProtocolVersion, PubackPacket, PubcompPacket, PubrecPacket, PubrelPacket } from '../types.js';
+import { expectedQos1Flags, isQos1Flags } from './qos1-flags.js';
 
 /** Names of the four acknowledgement packet types. */
 export type AckType = 'puback' | 'pubrec' | 'pubrel' | 'pubcomp';
@@ -11,9 +12,12 @@ const CODE: Record<AckType, number> = { puback: 4, pubrec: 5, pubrel: 6, pubcomp
 
 function decodeAck<T extends AckType>(type: T, flags: number, buf: Buffer, start: number, end: number,
   version: ProtocolVersion): AckPacket<T> {
-  // PUBREL has flags 0b0010, the others 0 [MQTT-2.2.2-1] [MQTT-3.6.1-1].
-  const expected = type === 'pubrel' ? 0x02 : 0;
-  if (flags !== expected) throw new MalformedPacketError(`${type.toUpperCase()} fixed header flags must be ${expected} [MQTT-2.2.2-1]`);
+  // PUBREL has flags 0010 (1010 allowed in MQTT 3.1), the others 0 [MQTT-2.2.2-1] [MQTT-3.6.1-1].
+  if (type === 'pubrel') {
+    if (!isQos1Flags(flags, version)) throw new MalformedPacketError(`PUBREL fixed header flags must be ${expectedQos1Flags(version)} [MQTT-3.6.1-1]`);
+  } else if (flags !== 0) {
+    throw new MalformedPacketError(`${type.toUpperCase()} fixed header flags must be 0 [MQTT-2.2.2-1]`);
+  }
   const r = new Reader(buf, start, end);
   const packet: AckPacket<T> = { type, packetId: r.packetId() };
   if (version === 5) {

@@ -3,6 +3,7 @@ import { MalformedPacketError, ProtocolViolationError } from '../errors.js';
 import { Reader, Writer, packetSize, utf8Length, varintSize } from '../primitives.js';
 import { PropertyContext, decodeProperties, propertiesLength, writeProperties } from '../properties.js';
 import { validateTopicFilter } from '../topic.js';
+import { expectedQos1Flags, isQos1Flags } from './qos1-flags.js';
 import type { ProtocolVersion, QoS, SubscribePacket, SubscriptionRequest } from '../types.js';
 
 /** Decodes one Subscription Options byte (a requested QoS before MQTT 5). */
@@ -33,7 +34,7 @@ function decodeOptions(topicFilter: string, opts: number, version: ProtocolVersi
 
 /** Decodes a SUBSCRIBE body; v5 subscriptions always carry noLocal, retainAsPublished, retainHandling. */
 export function decodeSubscribe(flags: number, buf: Buffer, start: number, end: number, version: ProtocolVersion): SubscribePacket {
-  if (flags !== 0x02) throw new MalformedPacketError('SUBSCRIBE fixed header flags must be 0010 [MQTT-3.8.1-1]');
+  if (!isQos1Flags(flags, version)) throw new MalformedPacketError(`SUBSCRIBE fixed header flags must be ${expectedQos1Flags(version)} [MQTT-3.8.1-1]`);
   const r = new Reader(buf, start, end);
   const packetId = r.packetId();
   const properties = version === 5 ? decodeProperties(r, PropertyContext.subscribe) : undefined;

@@ -3,11 +3,12 @@ import { MalformedPacketError, ProtocolViolationError } from '../errors.js';
 import { Reader, Writer, packetSize, utf8Length, varintSize } from '../primitives.js';
 import { PropertyContext, decodeProperties, propertiesLength, writeProperties } from '../properties.js';
 import { validateTopicFilter } from '../topic.js';
+import { expectedQos1Flags, isQos1Flags } from './qos1-flags.js';
 import type { ProtocolVersion, UnsubscribePacket } from '../types.js';
 
 /** Decodes an UNSUBSCRIBE body. */
 export function decodeUnsubscribe(flags: number, buf: Buffer, start: number, end: number, version: ProtocolVersion): UnsubscribePacket {
-  if (flags !== 0x02) throw new MalformedPacketError('UNSUBSCRIBE fixed header flags must be 0010 [MQTT-3.10.1-1]');
+  if (!isQos1Flags(flags, version)) throw new MalformedPacketError(`UNSUBSCRIBE fixed header flags must be ${expectedQos1Flags(version)} [MQTT-3.10.1-1]`);
   const r = new Reader(buf, start, end);
   const packetId = r.packetId();
   const properties = version === 5 ? decodeProperties(r, PropertyContext.unsubscribe) : undefined;

@@ -123,6 +123,22 @@ void describe('PacketDecoder framing', () => {
     assert.deepEqual(out[1], publish('', 'z', { properties: { topicAlias: 1 } }));
   });
 
+  void test('[MQTT-3.6.1-1] PUBREL with DUP (6a 02 00 01) is accepted after an MQTT 3.1 CONNECT and refused after a 3.1.1 or 5.0 one', () => {
+    const pubrelDup = hex('6a 02 0001');
+    const connect31 = hex('10 0f 0006 4d5149736470 03 02 000a 0001 63');
+    const connect311 = hex('10 0e 0004 4d515454 04 02 003c 0002 6331');
+    // A decoder that starts at its default level (4) learns level 3 from the CONNECT in the same chunk.
+    const d31 = new PacketDecoder();
+    const out = d31.push(Buffer.concat([connect31, pubrelDup]));
+    assert.equal(d31.version, 3);
+    assert.deepEqual(out[1], { type: 'pubrel', packetId: 1 });
+    for (const connect of [connect311, connect5]) {
+      const d = new PacketDecoder({ version: 3 });
+      assert.throws(() => d.push(Buffer.concat([connect, pubrelDup])), (e: unknown) =>
+        e instanceof MalformedPacketError && /PUBREL fixed header flags must be 0010 \[MQTT-3\.6\.1-1\]/.test(e.message));
+    }
+  });
+
   void test('[MQTT-3.1.2-2] an unsupported level still reports the requested version', () => {
     const bytes = hex('10 0d 0004 4d515454 07 02 003c 0001 63');
     assert.throws(() => new PacketDecoder().push(bytes), (e: unknown) =>
