@@ -37,5 +37,5 @@ test('[MQTT-3.14.4-3] only a normal DISCONNECT keeps the will; server DISCONNECT
 test('docs/errors.md lists every CONNECT refusal code and every server DISCONNECT code', () => {
   const doc = readFileSync(join(import.meta.dirname, '../../../docs/errors.md'), 'utf8').toLowerCase();
   for (const outcome of Object.values(ConnectRefusal)) assert.ok(doc.includes(`0x${outcome.v5.toString(16)}`), `0x${outcome.v5.toString(16)} is documented`);
-  for (const code of Object.values(CLOSE_REASON_CODES)) assert.ok(doc.includes(`0x${code!.toString(16)}`), `0x${code!.toString(16)} is documented`);
+  for (const code of Object.values(CLOSE_REASON_CODES)) assert.ok(doc.includes(`0x${code.toString(16)}`), `0x${code.toString(16)} is documented`);
 });

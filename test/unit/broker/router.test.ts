@@ -94,7 +94,7 @@ describe('Router.route', () => {
     assert.deepEqual(me.sent, []);
     assert.deepEqual(other.sent.map((s) => s.retain), [true]);
     router.route(msg('n/2', 1, 'other', true));
-    assert.deepEqual(me.sent.map((s) => [s.topic, s.retain]), [['n/2', false]], '[MQTT-3.3.1-9] live delivery RETAIN=0');
+    assert.deepEqual(me.sent.map((s: Sent) => [s.topic, s.retain]), [['n/2', false]], '[MQTT-3.3.1-9] live delivery RETAIN=0');
   });
 
   test('MQTT 5 4.8.2: a shared group gets each message once, members in turn; a member that goes away hands its QoS 1 messages on', () => {
