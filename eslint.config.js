@@ -6,10 +6,19 @@ import tseslint from 'typescript-eslint';
 const boundaries = {
   'src/protocol/**': ['**/broker/**', '**/model/**', '**/transport/**', '**/config/**', '**/cli/**', '**/server.js', 'pino'],
   'src/model/**': ['**/broker/**', '**/transport/**', '**/config/**', '**/cli/**', '**/server.js'],
-  'src/broker/**': ['**/transport/**', '**/cli/**', '**/server.js', 'node:net', 'node:tls', 'node:fs', 'node:fs/promises', 'pino', 'ioredis', '**/cluster/redis.js'],
-  'src/cluster/**': ['**/broker/**', '**/transport/**', '**/config/**', '**/cli/**', '**/server.js', 'pino'],
+  'src/broker/**': ['**/transport/**', '**/cli/**', '**/server.js', 'node:net', 'node:tls', 'node:fs', 'node:fs/promises', 'pino', 'ioredis'],
+  // Adapters: the cluster may use the store (it joins the store's transaction), never the reverse.
+  'src/cluster/**': ['**/broker/**', '**/transport/**', '**/config/**', '**/cli/**', '**/http/**', '**/auth/**', '**/sys/**', '**/client/**', '**/server.js', 'pino'],
+  'src/persistence/**': ['**/broker/**', '**/cluster/**', '**/transport/**', '**/config/**', '**/cli/**', '**/http/**', '**/auth/**', '**/sys/**', '**/client/**', '**/server.js', 'pino'],
   'src/transport/**': ['**/broker/**', '**/protocol/**', '**/model/**', '**/config/**', '**/cli/**'],
 };
+
+/** Layers a layer may import types from, but no values (the broker core sees adapters only through their ports). */
+const typeOnly = {
+  'src/broker/**': ['**/cluster/**', '**/persistence/**'],
+};
+
+const boundaryMessage = 'Layer boundary: see docs/architecture.md';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'data/**'] },
@@ -31,7 +40,15 @@ export default tseslint.config(
   ...Object.entries(boundaries).map(([files, patterns]) => ({
     files: [files],
     rules: {
-      'no-restricted-imports': ['error', { patterns: patterns.map((group) => ({ group: [group], message: 'Layer boundary: see docs/architecture.md' })) }],
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            ...patterns.map((group) => ({ group: [group], message: boundaryMessage })),
+            ...(typeOnly[files] ?? []).map((group) => ({ group: [group], allowTypeImports: true, message: `${boundaryMessage} (types only)` })),
+          ],
+        },
+      ],
     },
   })),
   {
