@@ -22,8 +22,6 @@ import { RetainedChannel } from './retained-channel.js';
 import { Routes } from './routes.js';
 import { StreamReader } from './stream-reader.js';
 
-export type { ClusterLogger } from './connections.js';
-
 /** Options of `new RedisBus`. */
 export interface RedisBusOptions {
   /** redis://[user:password@]host:port[/db] (rediss:// for TLS). */
@@ -227,9 +225,10 @@ export class RedisBus implements ClusterBus {
 
   publish(message: Message): ReadonlySet<string> | undefined {
     const table = this.routes.table;
-    const { served, queued } = this.outbox.publish(message, table.match(message.topic), table);
+    const before = this.outbox.queued;
+    const served = this.outbox.publish(message, table.match(message.topic), table);
     // Only traffic that leaves this node joins (and so waits for) the next commit.
-    if (queued) this.handler?.requestCommit();
+    if (this.outbox.queued !== before) this.handler?.requestCommit();
     return served;
   }
 

@@ -22,6 +22,7 @@ import { STREAM_FIELD } from './stream-reader.js';
 export const MAX_PENDING_BYTES = 4 * 1024 * 1024;
 const NO_GROUPS: readonly string[] = [];
 const EMPTY_SET: ReadonlySet<string> = new Set();
+const NO_GROUP_PLAN: GroupPlan = { local: undefined, remote: undefined };
 
 /**
  * XADD to a node's stream, or, when that node was declared dead, to the stream of the node that
@@ -117,38 +118,36 @@ export class Outbox implements TransactionPart {
     this.idPrefix = `${nodeId}/${Date.now().toString(36)}/`;
   }
 
+  /** Envelopes queued since the last commit (a publish that queued something changes it). */
+  get queued(): number {
+    return this.stream.size + this.qos0.size;
+  }
+
   /**
    * Queues `message` for every other node with matching interest; returns the shared groups this node
-   * serves for it (undefined: every group, Redis being away). Returns whether anything was queued.
+   * serves for it (undefined: every group, Redis being away). No allocation when nothing leaves.
    */
-  publish(message: Message, route: ClusterRoute, table: Pick<InterestTable, 'pick'>): { served: ReadonlySet<string> | undefined; queued: boolean } {
-    if (route.nodes.length === 0 && route.groups.size === 0) return { served: EMPTY_SET, queued: false };
+  publish(message: Message, route: ClusterRoute, table: Pick<InterestTable, 'pick'>): ReadonlySet<string> | undefined {
+    if (route.nodes.length === 0 && route.groups.size === 0) return EMPTY_SET;
     const me = this.nodeId;
     if (message.qos === 0 && !this.mayQueueQos0()) {
       // Redis is away or behind: QoS 0 for other nodes is dropped (counted); shared groups are served
       // by local members if there are any.
       for (const node of route.nodes) if (node !== me) this.stats.droppedQos0++;
-      return { served: undefined, queued: false };
+      return undefined;
     }
-    const { local, remote } = planGroups(route, table, me);
+    const { local, remote } = route.groups.size === 0 ? NO_GROUP_PLAN : planGroups(route, table, me);
     const out = message.qos === 0 ? this.qos0 : this.stream;
     message.clusterId ??= this.nextClusterId();
     let plain: Buffer | undefined;
-    let queued = false;
     for (const node of route.nodes) {
       if (node === me) continue;
       const groups = remote?.get(node);
       if (groups !== undefined) remote!.delete(node);
       out.push(node, groups === undefined ? (plain ??= encodeEnvelope(message, NO_GROUPS)) : encodeEnvelope(message, groups));
-      queued = true;
     }
-    if (remote !== undefined) {
-      for (const [node, groups] of remote) {
-        out.push(node, encodeEnvelope(message, groups));
-        queued = true;
-      }
-    }
-    return { served: local ?? EMPTY_SET, queued };
+    if (remote !== undefined) for (const [node, groups] of remote) out.push(node, encodeEnvelope(message, groups));
+    return local ?? EMPTY_SET;
   }
 
   /** Queues a delivery for one session on `node`; false if it was dropped (QoS 0, Redis away or behind). */
