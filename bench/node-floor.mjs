@@ -1,7 +1,9 @@
 // The floor of a Node.js MQTT server: a net server that answers CONNECT with CONNACK, PINGREQ with
 // PINGRESP and holds the sockets, doing nothing else. `node bench/node-floor.mjs PORT`; measured with
 // mqload's conn scenario to document what one idle socket costs in Node before any broker logic.
+import { Buffer } from 'node:buffer';
 import net from 'node:net';
+import process from 'node:process';
 
 const CONNACK = Buffer.from([0x20, 0x02, 0x00, 0x00]);
 const PINGRESP = Buffer.from([0xd0, 0x00]);

@@ -8,7 +8,7 @@ import type { BrokerPlugin } from './broker/hooks.js';
 import type { Logger } from './broker/logger.js';
 import type { PublishInput } from './model/message.js';
 import { defaultNodeId } from './cluster/node-id.js';
-import { RedisCluster } from './cluster/redis.js';
+import { RedisBus } from './cluster/redis/bus.js';
 import { DEFAULT_CONFIG, type ClusterConfig, type FeaturesConfig, type LimitsConfig, type LogLevel, type StarlingConfig } from './config/config.js';
 import { checkSecurity, type AuthConfig, type TlsConfig } from './config/security.js';
 import { LmdbPersistence } from './persistence/lmdb.js';
@@ -217,9 +217,9 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
 }
 
 /** This node of a cluster on Redis; the node id defaults to the host name and MQTT port. */
-function openCluster(cluster: ClusterConfig, port: number, logger: Logger): RedisCluster {
+function openCluster(cluster: ClusterConfig, port: number, logger: Logger): RedisBus {
   const nodeId = cluster.nodeId ?? defaultNodeId(hostname(), port);
-  return new RedisCluster({ url: cluster.redis, nodeId, ...(cluster.prefix === undefined ? {} : { prefix: cluster.prefix }), logger });
+  return new RedisBus({ url: cluster.redis, nodeId, ...(cluster.prefix === undefined ? {} : { prefix: cluster.prefix }), logger });
 }
 
 /** The store the configuration asks for: none for 'memory' (the broker's own memory is the state). */

@@ -148,7 +148,11 @@ export class LmdbPersistence implements Persistence {
       const write = last;
       // With overlapping sync a write resolves at commit; the database's `flushed` promise, taken
       // after that, resolves once everything committed so far is on disk.
-      this.lastWrite = this.sync ? write.then(() => this.root.flushed).then(() => undefined) : write.then(() => undefined);
+      const own = this.sync ? write.then(() => this.root.flushed) : write;
+      // Resolve in call order, as the port promises: lmdb-js can settle a later write's promise
+      // before an earlier one's (seen with the first apply of a burst touching several databases).
+      const previous = this.lastWrite.catch(() => undefined);
+      this.lastWrite = Promise.all([previous, own]).then(() => undefined);
     }
     return this.lastWrite;
   }

@@ -147,7 +147,7 @@ test('kill -9 of node 2 mid-traffic: the will of its client reaches node 3, and 
 });
 
 /**
- * For a failure message: what Redis still holds for the dead node (key names of src/cluster/redis.ts,
+ * For a failure message: what Redis still holds for the dead node (key names of src/persistence/redis/keys.ts,
  * default prefix). Entries left in its stream after the adoption were acknowledged to a publisher
  * and never delivered.
  */

@@ -1,0 +1,139 @@
+/**
+ * Client-id ownership across nodes: a claim takes `owner:{clientId}` (atomic SET … GET) and asks the
+ * previous holder to let go (a control message on its channel, answered once its state is stored);
+ * the wills of the clients connected here, kept in Redis for whoever adopts this node; and the
+ * ownership a clean session gives up when it ends. Wills and releases commit with their turn.
+ */
+import { deserialize, serialize } from 'node:v8';
+import type { Redis } from 'ioredis';
+import type { RedisKeys } from '../../persistence/redis/keys.js';
+import type { RedisStore } from '../../persistence/redis/redis-store.js';
+import type { Transaction, TransactionPart } from '../../persistence/redis/transaction.js';
+import type { StoredState } from '../../persistence/types.js';
+import type { Will } from '../../protocol/types.js';
+import type { ClusterHandler } from '../types.js';
+import type { ClusterLogger } from './connections.js';
+
+/** First byte of a control message on a node channel ("{": JSON); envelopes start with 1, batches with 2. */
+export const CONTROL = 0x7b;
+
+/** A node asks another to let go of a client id, and the answer. */
+export type Control = { t: 'release'; cid: string; from: string; rid: number } | { t: 'released'; rid: number };
+
+/** Deletes the owner key only if it still names this node (a later claim elsewhere stays). */
+const RELEASE_OWNER = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end return 0";
+
+/** Who holds which client id, and the wills of the clients connected here. */
+export class Ownership implements TransactionPart {
+  private handler: ClusterHandler | undefined;
+  private nextRid = 1;
+  private readonly releaseWaiters = new Map<number, () => void>();
+  /** Wills to store (a will) or forget (undefined) at the next commit. */
+  private wills: { cid: string; will: Will | undefined }[] = [];
+  /** Clean sessions that ended: their owner keys go at the next commit. */
+  private released: string[] = [];
+
+  constructor(
+    private readonly nodeId: string,
+    private readonly keys: RedisKeys,
+    private readonly redis: Redis,
+    private readonly store: RedisStore,
+    private readonly log: ClusterLogger,
+    private readonly claimTimeoutMs: number,
+  ) {}
+
+  /** The broker, which lets go of sessions when asked. */
+  setHandler(handler: ClusterHandler): void {
+    this.handler = handler;
+  }
+
+  /**
+   * Takes `clientId` for this node; the node that held it (if alive) lets go first. With `load`,
+   * resolves with the client's stored session state. Throws if another node claimed it meanwhile.
+   */
+  async claim(clientId: string, load: boolean): Promise<StoredState | undefined> {
+    const me = this.nodeId;
+    const previous = (await this.redis.call('SET', this.keys.owner(clientId), me, 'GET')) as string | null;
+    if (previous !== null && previous !== me && (await this.redis.exists(this.keys.alive(previous))) === 1) {
+      await this.requestRelease(previous, clientId);
+    }
+    if (previous !== null && previous !== me) {
+      await this.redis.srem(this.keys.nodeClients(previous), clientId);
+      await this.redis.sadd(this.keys.nodeClients(me), clientId);
+    }
+    const state = load ? await this.store.loadSessions([clientId]) : undefined;
+    // Two connections with one client id on two nodes at once: the later claim wins.
+    if ((await this.redis.get(this.keys.owner(clientId))) !== me) throw new Error('client id claimed by another node meanwhile');
+    return state;
+  }
+
+  private requestRelease(node: string, clientId: string): Promise<void> {
+    const rid = this.nextRid++;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.releaseWaiters.delete(rid);
+        this.log.warn({ clientId, node }, 'cluster: the node holding the session did not let go in time; taking it as stored');
+        resolve();
+      }, this.claimTimeoutMs);
+      this.releaseWaiters.set(rid, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.send(node, { t: 'release', cid: clientId, from: this.nodeId, rid });
+    });
+  }
+
+  /** A control message that arrived on this node's channel. */
+  onControl(payload: Buffer): void {
+    const control = JSON.parse(payload.toString()) as Control;
+    if (control.t === 'released') {
+      this.releaseWaiters.get(control.rid)?.();
+      this.releaseWaiters.delete(control.rid);
+      return;
+    }
+    const answer = (): void => this.send(control.from, { t: 'released', rid: control.rid });
+    if (this.handler === undefined) return answer();
+    this.handler.releaseSession(control.cid, control.from).then(answer, (error: unknown) => {
+      this.log.error({ clientId: control.cid, err: error }, 'cluster: letting go of a session failed');
+      answer();
+    });
+  }
+
+  private send(node: string, control: Control): void {
+    this.redis.publish(this.keys.nodeChannel(node), JSON.stringify(control)).catch(() => undefined);
+  }
+
+  /** A client connected here (with its will, if any). */
+  online(clientId: string, will: Will | undefined): void {
+    this.wills.push({ cid: clientId, will });
+  }
+
+  /** A client connected here went away; a clean session gives its client id up. */
+  offline(clientId: string, persistent: boolean): void {
+    this.wills.push({ cid: clientId, will: undefined });
+    if (!persistent) this.released.push(clientId);
+  }
+
+  write(tx: Transaction): undefined {
+    const wills = this.keys.nodeWills(this.nodeId);
+    for (const { cid, will } of this.wills) {
+      if (will === undefined) tx.hdel(wills, cid);
+      else tx.hset(wills, cid, serialize(will));
+    }
+    for (const cid of this.released) tx.eval(RELEASE_OWNER, 1, this.keys.owner(cid), this.nodeId);
+    this.wills = [];
+    this.released = [];
+    return undefined;
+  }
+
+  /**
+   * The wills of `node`'s clients that were connected when it stopped without closing them (a crash);
+   * with `take`, they are deleted from Redis as they are read (this node's own previous life).
+   */
+  async willsOf(node: string, take: boolean): Promise<[string, Will][]> {
+    const key = this.keys.nodeWills(node);
+    const wills = await this.redis.hgetallBuffer(key);
+    if (take) await this.redis.del(key);
+    return Object.entries(wills).map(([cid, value]) => [cid, deserialize(value) as Will]);
+  }
+}
