@@ -6,9 +6,14 @@ import tseslint from 'typescript-eslint';
 const boundaries = {
   'src/protocol/**': ['**/broker/**', '**/model/**', '**/transport/**', '**/config/**', '**/cli/**', '**/server.js', 'pino'],
   'src/model/**': ['**/broker/**', '**/transport/**', '**/config/**', '**/cli/**', '**/server.js'],
-  'src/broker/**': ['**/transport/**', '**/cli/**', '**/server.js', 'node:net', 'node:tls', 'node:fs', 'node:fs/promises', 'pino', 'ioredis', '**/cluster/redis.js'],
+  // The core takes its defaults from the pure configuration schema and nothing else of config/ (docs/decisions/0001).
+  'src/broker/**': ['**/transport/**', '**/cli/**', '**/server.js', 'node:net', 'node:tls', 'node:fs', 'node:fs/promises', 'pino', 'ioredis', '**/cluster/redis.js', '**/config/**', '!**/config/schema.js', '!**/config/setting.js'],
   'src/cluster/**': ['**/broker/**', '**/transport/**', '**/config/**', '**/cli/**', '**/server.js', 'pino'],
   'src/transport/**': ['**/broker/**', '**/protocol/**', '**/model/**', '**/config/**', '**/cli/**'],
+  'src/config/**': ['**/broker/**', '**/transport/**', '**/http/**', '**/cli/**', '**/server.js', '**/cluster/redis.js', 'pino'],
+  // Pure modules the broker core imports: no I/O, no dependencies.
+  'src/config/{schema,setting}.ts': ['node:*', '**/broker/**', '**/transport/**', '**/http/**', '**/cli/**', '**/server.js', '**/cluster/redis.js', 'pino', 'jsonc-parser', 'ioredis', 'lmdb', 'ws', 'jose', 'prom-client'],
+  'src/bridge/**': ['**/cli/**', '**/server.js', '**/http/**'],
 };
 
 export default tseslint.config(
@@ -31,7 +36,7 @@ export default tseslint.config(
   ...Object.entries(boundaries).map(([files, patterns]) => ({
     files: [files],
     rules: {
-      'no-restricted-imports': ['error', { patterns: patterns.map((group) => ({ group: [group], message: 'Layer boundary: see docs/architecture.md' })) }],
+      'no-restricted-imports': ['error', { patterns: [{ group: patterns, message: 'Layer boundary: see docs/architecture.md' }] }],
     },
   })),
   {

@@ -1,15 +1,17 @@
 #!/usr/bin/env node
+/** `starling`: the broker (default), its client and maintenance subcommands, --version and --help. */
 import { ConfigError, loadConfig, usage } from '../config/config.js';
 import { startServer } from '../server.js';
+import { STARLING_VERSION } from '../web-services.js';
 
-/** `starling`: runs the broker until SIGINT / SIGTERM. */
+/** `starling [options]`: runs the broker until SIGINT / SIGTERM. */
 async function main(argv: string[]): Promise<number> {
   let commandLine;
   try {
     commandLine = loadConfig(argv);
   } catch (error) {
     if (error instanceof ConfigError) {
-      process.stderr.write(`starling: ${error.message}\n`);
+      process.stderr.write(`starling: ${error.errors.length > 1 ? `${error.errors.length} configuration errors:\n  ` : ''}${error.errors.join('\n  ')}\n`);
       return 2;
     }
     throw error;
@@ -18,7 +20,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage());
     return 0;
   }
-  const server = await startServer(commandLine.config);
+  const server = await startServer({ ...commandLine.config, warnings: commandLine.warnings });
   const stop = (signal: NodeJS.Signals): void => {
     server.logger.info({ signal }, 'shutting down');
     server.close().then(
@@ -39,7 +41,7 @@ async function main(argv: string[]): Promise<number> {
   return -1;
 }
 
-/** `starling pub|sub|bench …` runs a client command; anything else (no word, or a leading flag) runs the broker. */
+/** `starling pub|sub|bench|passwd|data|check-config …` runs a subcommand; anything else (no word, or a leading flag) runs the broker. */
 function dispatch(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (first === 'pub' || first === 'sub' || first === 'bench') {
@@ -47,6 +49,11 @@ function dispatch(argv: string[]): Promise<number> {
   }
   if (first === 'passwd') return import('./passwd.js').then((passwd) => passwd.runPasswd(rest));
   if (first === 'data') return import('./data.js').then((data) => data.runData(rest));
+  if (first === 'check-config') return import('./check-config.js').then((check) => check.runCheckConfig(rest));
+  if (first === 'version' || argv.includes('--version') || argv.includes('-V')) {
+    process.stdout.write(`starling ${STARLING_VERSION} (Node.js ${process.versions.node})\n`);
+    return Promise.resolve(0);
+  }
   return main(argv);
 }
 
@@ -56,6 +63,6 @@ dispatch(process.argv.slice(2)).then(
   },
   (error: unknown) => {
     process.stderr.write(`starling: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
+    process.exit(error instanceof ConfigError ? 2 : 1);
   },
 );
