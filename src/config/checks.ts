@@ -43,7 +43,7 @@ function checkListener(l: ListenerConfig, at: string): string[] {
       if (l[key] !== undefined) errors.push(`${at}.${key} is for TLS listeners (protocol mqtts or wss); this one is ${l.protocol}${key === 'certFile' ? ` (set protocol "${web ? 'wss' : 'mqtts'}")` : ''}`);
     }
   } else if (l.certFile === undefined || l.keyFile === undefined) {
-    errors.push(`${at}: a ${l.protocol} listener needs certFile and keyFile (the server certificate and its key)`);
+    errors.push(`${at}: ${l.protocol === 'wss' ? 'a' : 'an'} ${l.protocol} listener needs certFile and keyFile (the server certificate and its key)`);
   }
   if (l.protocol === 'wss') {
     for (const key of CLIENT_CERT_KEYS) if (l[key] !== undefined) errors.push(`${at}.${key} is not supported on wss listeners (only on mqtts)`);
