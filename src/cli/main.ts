@@ -20,23 +20,32 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage());
     return 0;
   }
-  const server = await startServer({ ...commandLine.config, warnings: commandLine.warnings });
+  // Signals are taken from the start: one that arrives while listeners open stops the broker once it is up.
+  const state: { server?: Awaited<ReturnType<typeof startServer>>; pending?: NodeJS.Signals } = {};
   const stop = (signal: NodeJS.Signals): void => {
-    server.logger.info({ signal }, 'shutting down');
-    server.close().then(
+    const running = state.server;
+    if (running === undefined) {
+      state.pending = signal;
+      return;
+    }
+    running.logger.info({ signal }, 'shutting down');
+    running.close().then(
       () => process.exit(0),
       (error: unknown) => {
-        server.logger.error({ err: error }, 'error while shutting down');
+        running.logger.error({ err: error }, 'error while shutting down');
         process.exit(1);
       },
     );
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  const started = await startServer({ ...commandLine.config, warnings: commandLine.warnings });
+  state.server = started;
+  if (state.pending !== undefined) stop(state.pending);
   // SIGHUP re-reads the password, ACL and JWT key files and the TLS certificates; connections stay open.
   process.on('SIGHUP', () => {
-    server.logger.info({ signal: 'SIGHUP' }, 'reloading security files and certificates');
-    void server.reload().catch((error: unknown) => server.logger.error({ err: error }, 'reload failed'));
+    started.logger.info({ signal: 'SIGHUP' }, 'reloading security files and certificates');
+    void started.reload().catch((error: unknown) => started.logger.error({ err: error }, 'reload failed'));
   });
   return -1;
 }
