@@ -33,6 +33,19 @@ export interface Translation {
   warnings: string[];
 }
 
+/** Integer options that set a limit: the limit, the range Mosquitto takes, and how a value maps (undefined: leave the default). */
+const LIMIT_OPTIONS: Readonly<Record<string, { key: string; min: number; max: number; map: (n: number) => number | undefined }>> = {
+  // 0 means "no limit" in Mosquitto: the largest value Starling takes.
+  max_inflight_messages: { key: 'maxInflight', min: 0, max: 65_535, map: (n) => (n === 0 ? 65_535 : n) },
+  max_queued_messages: { key: 'maxQueuedMessages', min: 0, max: 1e9, map: (n) => (n === 0 ? 1e9 : n) },
+  max_keepalive: { key: 'maxKeepAlive', min: 0, max: 65_535, map: (n) => (n === 0 ? 65_535 : n) },
+  // Starling limits whole packets: leave room for the topic and headers around the payload.
+  message_size_limit: { key: 'maxPacketSize', min: 0, max: 268_435_455, map: (n) => (n === 0 ? undefined : Math.min(n + 65_542, 268_435_460)) },
+  max_packet_size: { key: 'maxPacketSize', min: 0, max: 268_435_460, map: (n) => (n === 0 ? undefined : Math.max(n, 16)) },
+  max_qos: { key: 'maxQoS', min: 0, max: 2, map: (n) => n },
+  max_topic_alias: { key: 'topicAliasMaximum', min: 0, max: 65_535, map: (n) => n },
+};
+
 const SECURITY = new Set(['password_file', 'acl_file', 'allow_anonymous']);
 const LISTENER_OPTIONS = new Set(['protocol', 'cafile', 'certfile', 'keyfile', 'require_certificate', 'use_identity_as_username', 'max_connections', 'tls_version', 'ciphers']);
 
@@ -107,6 +120,13 @@ export function translateMosquitto(text: string, file: string): Translation {
       listenerOption(target(), line, fail, flag, integer, warnings);
       continue;
     }
+    const limit = LIMIT_OPTIONS[option];
+    if (limit !== undefined) {
+      const n = integer(limit.min, limit.max);
+      const value = n === undefined ? undefined : limit.map(n);
+      if (value !== undefined) limits[limit.key] = value;
+      continue;
+    }
     switch (option) {
       case 'per_listener_settings':
         flag();
@@ -129,42 +149,6 @@ export function translateMosquitto(text: string, file: string): Translation {
       case 'persistence_location': {
         const dir = word();
         if (dir !== undefined) config['dataDir'] = dir;
-        break;
-      }
-      case 'max_inflight_messages': {
-        const n = integer(0, 65_535);
-        if (n !== undefined) limits['maxInflight'] = n === 0 ? 65_535 : n;
-        break;
-      }
-      case 'max_queued_messages': {
-        const n = integer(0, 1e9);
-        if (n !== undefined) limits['maxQueuedMessages'] = n === 0 ? 1e9 : n;
-        break;
-      }
-      case 'message_size_limit': {
-        // Starling limits whole packets: leave room for the topic and headers around the payload.
-        const n = integer(0, 268_435_455);
-        if (n !== undefined && n > 0) limits['maxPacketSize'] = Math.min(n + 65_542, 268_435_460);
-        break;
-      }
-      case 'max_packet_size': {
-        const n = integer(0, 268_435_460);
-        if (n !== undefined && n > 0) limits['maxPacketSize'] = Math.max(n, 16);
-        break;
-      }
-      case 'max_keepalive': {
-        const n = integer(0, 65_535);
-        if (n !== undefined) limits['maxKeepAlive'] = n === 0 ? 65_535 : n;
-        break;
-      }
-      case 'max_qos': {
-        const n = integer(0, 2);
-        if (n !== undefined) limits['maxQoS'] = n;
-        break;
-      }
-      case 'max_topic_alias': {
-        const n = integer(0, 65_535);
-        if (n !== undefined) limits['topicAliasMaximum'] = n;
         break;
       }
       case 'persistent_client_expiration': {

@@ -26,17 +26,18 @@ function cell(text: string): string {
 
 /** Markdown: the flags table, then one table per top-level section with every key, its type, default and variable. */
 export function configurationReference(): string {
+  const fields: Readonly<Record<string, Setting>> = SCHEMA.fields;
   const flags = new Map(flagTable().map((f) => [f.key, f.flag]));
   const out: string[] = ['| flag | key |', '|---|---|', ...flagTable().map((f) => `| \`${f.flag}\` | \`${f.key}\` |`), ''];
   const sections = new Map<string, Row[]>();
   for (const row of rows(SCHEMA, '', [])) {
     const top = row.key.split(/[.[]/)[0] ?? row.key;
-    const field = SCHEMA.fields[top];
+    const field = fields[top];
     const section = field?.kind === 'obj' || (field?.kind === 'list' && field.of.kind === 'obj') ? top : 'general';
     sections.set(section, [...(sections.get(section) ?? []), row]);
   }
   for (const [section, list] of sections) {
-    const doc = section === 'general' ? 'the process, the plain listener and the store' : (SCHEMA.fields[section]?.doc ?? '');
+    const doc = section === 'general' ? 'the process, the plain listener and the store' : (fields[section]?.doc ?? '');
     out.push(`### ${section === 'general' ? 'General' : `\`${section}\``}`, '', `${doc[0]?.toUpperCase() ?? ''}${doc.slice(1)}.`, '');
     out.push('| key | type | default | meaning |', '|---|---|---|---|');
     for (const row of list) {
