@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
 const boundaries = {
   'src/protocol/**': ['**/broker/**', '**/model/**', '**/transport/**', '**/config/**', '**/cli/**', '**/server.js', 'pino'],
   'src/model/**': ['**/broker/**', '**/transport/**', '**/config/**', '**/cli/**', '**/server.js'],
-  // The core takes its defaults from the pure configuration schema and nothing else of config/ (docs/decisions/0001).
+  // The core takes its defaults from the pure configuration schema and nothing else of config/ (docs/decisions/0014).
   'src/broker/**': ['**/transport/**', '**/cli/**', '**/server.js', 'node:net', 'node:tls', 'node:fs', 'node:fs/promises', 'pino', 'ioredis', '**/cluster/redis.js', '**/config/**', '!**/config/schema.js', '!**/config/setting.js'],
   'src/cluster/**': ['**/broker/**', '**/transport/**', '**/config/**', '**/cli/**', '**/server.js', 'pino'],
   'src/transport/**': ['**/broker/**', '**/protocol/**', '**/model/**', '**/config/**', '**/cli/**'],
