@@ -1,7 +1,7 @@
 /**
- * Several listeners with their own settings (issue 17): two TCP listeners, one with a connection
- * limit and one with its own password file, and a TLS listener with client certificates whose CN is
- * the user name, all in one broker, used by MQTT.js clients. Start-up failures name the setting:
+ * Several listeners with their own settings (issue 17): TCP listeners, one with a connection limit
+ * and one with its own password file, a TLS listener with client certificates whose CN is the user
+ * name, and MQTT over WebSocket with TLS, all in one broker, used by MQTT.js clients. Start-up failures name the setting:
  * a missing certificate, a port in use (with its holder), an HTTP port that was asked for and is taken.
  */
 import assert from 'node:assert/strict';
@@ -40,6 +40,7 @@ describe('46 listeners of every kind, each with its own settings', () => {
         { name: 'limited', protocol: 'mqtt', port: 0, host: '127.0.0.1', maxConnections: 1 },
         { name: 'guarded', protocol: 'mqtt', port: 0, host: '127.0.0.1', auth: { passwordFile: passwd, allowAnonymous: false } },
         { name: 'secure', protocol: 'mqtts', port: 0, host: '127.0.0.1', certFile: certs.server.certFile, keyFile: certs.server.keyFile, caFile: certs.caFile, requireClientCert: true, useIdentityAsUsername: true },
+        { name: 'browsers', protocol: 'wss', port: 0, host: '127.0.0.1', path: '/mqtt', certFile: certs.server.certFile, keyFile: certs.server.keyFile },
       ],
     });
   });
@@ -57,8 +58,10 @@ describe('46 listeners of every kind, each with its own settings', () => {
       ['limited', 'mqtt', '127.0.0.1'],
       ['guarded', 'mqtt', '127.0.0.1'],
       ['secure', 'mqtts', '127.0.0.1'],
+      ['browsers', 'wss', '127.0.0.1'],
     ]);
-    assert.equal(new Set(server.listeners.map((l) => l.port)).size, 4);
+    assert.equal(new Set(server.listeners.map((l) => l.port)).size, 5);
+    assert.equal(server.wsPort, port('browsers'));
     assert.equal(server.port, port('inside'));
     assert.equal(server.tlsPort, port('secure'));
   });
@@ -74,6 +77,16 @@ describe('46 listeners of every kind, each with its own settings', () => {
     const identity = connected.find((c) => c.clientId === 'tls-sub');
     assert.deepEqual([identity?.listener, identity?.username], ['secure', 'device-7']);
     assert.equal(connected.find((c) => c.clientId === 'tcp-pub')?.listener, 'inside');
+  });
+
+  test('MQTT over WebSocket with TLS on its own listener: a browser-style client reaches a TCP subscriber', async () => {
+    const subscriber = await connect(`mqtt://127.0.0.1:${port('inside')}`, { clientId: 'tcp-sub' });
+    await subscriber.subscribeAsync('web/#', { qos: 1 });
+    const got = new Promise<string>((resolve) => subscriber.once('message', (topic, payload) => resolve(`${topic} ${payload.toString()}`)));
+    const browser = await connect(`wss://127.0.0.1:${port('browsers')}/mqtt`, { clientId: 'wss-pub', ca: certs.ca });
+    await browser.publishAsync('web/click', 'ok', { qos: 1 });
+    assert.equal(await got, 'web/click ok');
+    assert.equal(connected.find((c) => c.clientId === 'wss-pub')?.listener, 'browsers');
   });
 
   test('a TLS client without a certificate fails the handshake on the TLS listener only', async () => {

@@ -143,3 +143,39 @@ describe('47 a mosquitto.conf that mosquitto accepts runs Starling with the same
     assert.equal(await starling.exited, 0);
   });
 });
+
+describe('47 per_listener_settings true: each listener keeps its own password file and anonymous policy', () => {
+  let conf: string;
+  let open: number;
+  let guarded: number;
+
+  before(async () => {
+    for (const program of [MOSQUITTO, MOSQUITTO_PUB, MOSQUITTO_PASSWD]) requireProgram(program);
+    const dir = tempDir('starling-47-pls-');
+    [open, guarded] = [await freePort(), await freePort()];
+    const passwd = join(dir, 'passwd');
+    assert.equal((await runProcess(MOSQUITTO_PASSWD, ['-c', '-b', passwd, 'dave', 'dave-pw'])).code, 0);
+    conf = join(dir, 'mosquitto.conf');
+    const root = process.getuid?.() === 0 ? 'user root\n' : '';
+    writeFileSync(conf, `${root}per_listener_settings true\nlog_dest stderr\nlog_type all\n\nlistener ${open} 127.0.0.1\nallow_anonymous true\n\nlistener ${guarded} 127.0.0.1\nallow_anonymous false\npassword_file ${passwd}\n`);
+  });
+
+  after(killAll);
+
+  test('mosquitto accepts the file, and Starling applies it listener by listener', async () => {
+    const mosquitto = startProcess(MOSQUITTO, ['-c', conf]);
+    for (const port of [open, guarded]) await mosquitto.line(new RegExp(`Opening ipv4 listen socket on port ${port}`));
+    mosquitto.child.kill('SIGTERM');
+    await mosquitto.exited;
+
+    const starling = startProcess(process.execPath, [STARLING_CLI, '--config', conf, '--no-http']);
+    await starling.line(new RegExp(`MQTT listening on mqtt://127\\.0\\.0\\.1:${guarded}"`));
+    const pub = (port: number, ...auth: string[]): ReturnType<typeof runProcess> => runProcess(MOSQUITTO_PUB, ['-h', '127.0.0.1', '-p', String(port), ...auth, '-t', 't', '-m', 'x', '-q', '1']);
+    assert.equal((await pub(open)).code, 0, 'anonymous on the open listener');
+    assert.notEqual((await pub(guarded)).code, 0, 'anonymous refused on the guarded listener');
+    assert.notEqual((await pub(guarded, '-u', 'dave', '-P', 'wrong')).code, 0, 'a wrong password refused');
+    assert.equal((await pub(guarded, '-u', 'dave', '-P', 'dave-pw')).code, 0, 'dave with his password');
+    starling.child.kill('SIGTERM');
+    assert.equal(await starling.exited, 0);
+  });
+});
