@@ -10,7 +10,8 @@ import tseslint from 'typescript-eslint';
 const LAYERS = {
   protocol: { layers: [], io: false },
   model: { layers: ['protocol'], io: false },
-  broker: { layers: ['protocol', 'model'], types: ['persistence', 'cluster', 'config'], io: false },
+  // The core takes its defaults from the pure configuration schema and nothing else of config/ (docs/decisions/0014).
+  broker: { layers: ['protocol', 'model'], types: ['persistence', 'cluster', 'config'], values: ['config/schema.js', 'config/setting.js'], io: false },
   persistence: { layers: ['protocol', 'model'], packages: ['lmdb', 'ioredis'], io: true },
   cluster: { layers: ['protocol', 'model', 'persistence'], packages: ['ioredis'], io: true },
   transport: { layers: [], packages: ['ws'], io: true },
@@ -18,15 +19,16 @@ const LAYERS = {
   http: { layers: ['protocol', 'model', 'transport'], types: ['broker', 'cluster'], values: ['broker/query.js'], packages: ['prom-client'], io: true },
   sys: { layers: ['protocol', 'model'], types: ['broker'], io: false },
   client: { layers: ['protocol'], packages: ['ws'], io: true },
-  config: { layers: ['protocol', 'cluster'], io: true },
-  cli: { layers: ['protocol', 'model', 'client', 'config', 'auth', 'persistence'], packages: ['mqtt-packet'], io: true, root: ['server.js'] },
+  config: { layers: ['protocol', 'cluster'], packages: ['jsonc-parser'], io: true },
+  bridge: { layers: ['protocol', 'model', 'client', 'config'], types: ['broker'], io: true },
+  cli: { layers: ['protocol', 'model', 'client', 'config', 'auth', 'persistence'], packages: ['mqtt-packet'], io: true, root: ['server.js', 'web-services.js'] },
 };
 /** Packages a layer may use only when its entry lists them. */
-const PACKAGES = ['pino', 'ioredis', 'lmdb', 'ws', 'jose', 'prom-client', 'mqtt-packet'];
+const PACKAGES = ['pino', 'ioredis', 'lmdb', 'ws', 'jose', 'prom-client', 'mqtt-packet', 'jsonc-parser'];
 /** Node modules that do I/O: not in the pure layers (protocol, model, broker core, $SYS). */
 const IO = ['node:net', 'node:tls', 'node:fs', 'node:fs/promises', 'node:http', 'node:https', 'node:dgram', 'node:child_process'];
 /** Files at the root of src/: the composition root and the public entry, imported by no layer (but cli's `root`). */
-const ROOT = ['server.js', 'web-services.js', 'index.js'];
+const ROOT = ['server.js', 'web-services.js', 'index.js', 'listener-set.js', 'create-logger.js'];
 
 function boundaryRule(name, layer) {
   const others = Object.keys(LAYERS).filter((other) => other !== name);
@@ -70,6 +72,16 @@ export default tseslint.config(
     },
   },
   ...Object.entries(LAYERS).map(([name, layer]) => boundaryRule(name, layer)),
+  {
+    // The configuration modules the broker core imports are pure: no I/O, no packages, nothing of ours but protocol types.
+    files: ['src/config/schema.ts', 'src/config/setting.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['node:*', '**/cluster/redis/**', '**/config.js', '**/env.js', '**/config-file.js'], message: 'config/schema and config/setting are imported by the broker core: keep them pure' }], paths: PACKAGES },
+      ],
+    },
+  },
   {
     files: ['test/**', 'bench/**'],
     rules: {

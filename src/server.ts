@@ -1,23 +1,26 @@
-/** The composition root: startServer(config) builds the broker, its store, cluster bus, listeners and web services. */
+/** startServer(config): the composition root, the only place that wires every layer together. */
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import { pino } from 'pino';
 import { BrokerSecurity } from './auth/broker-security.js';
+import { startBridges } from './bridge/start-bridges.js';
 import { Broker, type BrokerInit } from './broker/broker.js';
 import type { BrokerPlugin } from './broker/hooks.js';
 import type { Logger } from './broker/logger.js';
 import type { PublishInput } from './model/message.js';
 import { defaultNodeId } from './cluster/node-id.js';
 import { RedisBus } from './cluster/redis/bus.js';
-import { DEFAULT_CONFIG, type ClusterConfig, type FeaturesConfig, type LimitsConfig, type LogLevel, type StarlingConfig } from './config/config.js';
-import { checkSecurity, type AuthConfig, type TlsConfig } from './config/security.js';
+import { checkBridgesConfig, ConfigError } from './config/config.js';
+import { crossCheck } from './config/checks.js';
+import { unreadableFiles } from './config/file-check.js';
+import { planListeners } from './config/listeners.js';
+import { schemaDefaults, type AuthConfig, type BridgeConfig, type ClusterConfig, type FeaturesConfig, type HttpConfig, type LimitsConfig, type ListenerConfig, type LogLevel, type StarlingConfig, type SysConfig, type TlsConfig, type WebSocketConfig } from './config/schema.js';
+import { createLogger, type LogFormat } from './create-logger.js';
+import { startListeners, type BoundListener, type ListenerSet } from './listener-set.js';
 import { LmdbPersistence } from './persistence/lmdb.js';
 import type { Persistence } from './persistence/types.js';
-import { TcpListener } from './transport/tcp.js';
-import { TlsListener } from './transport/tls.js';
-import type { Listener } from './transport/types.js';
-import { defaultHttpConfig, defaultSysConfig, defaultWebSocketConfig, type HttpConfig, type SysConfig, type WebSocketConfig } from './config/web.js';
 import { createSysPublisher, startWebServices, type WebServices } from './web-services.js';
+
+export type { BoundListener } from './listener-set.js';
 
 /** What `startServer` accepts: any part of the configuration, plus embedding hooks. */
 export interface ServerOptions {
@@ -26,6 +29,8 @@ export interface ServerOptions {
   host?: string;
   port?: number;
   logLevel?: LogLevel;
+  /** 'json' (default when embedding), 'pretty', or 'auto' (pretty on a terminal). */
+  logFormat?: LogFormat;
   limits?: Partial<LimitsConfig>;
   features?: Partial<FeaturesConfig>;
   /** A logger to use instead of creating one (pino-compatible). */
@@ -38,6 +43,8 @@ export interface ServerOptions {
   dataDir?: string;
   /** 'full' (default): acknowledge only what is on disk; 'relaxed': acknowledge at once. */
   durability?: 'full' | 'relaxed';
+  /** Listeners of every kind with their own settings (docs/configuration.md); given: `port` / `hosts` make no listener. */
+  listeners?: ListenerConfig[];
   /** TLS listener (docs/security.md). */
   tls?: TlsConfig;
   /** Password file, ACL file, JWT, anonymous policy (docs/security.md). */
@@ -52,6 +59,10 @@ export interface ServerOptions {
   sys?: Partial<SysConfig>;
   /** Run as a node of a cluster on Redis (docs/clustering.md). */
   cluster?: ClusterConfig;
+  /** Bridges to other brokers (checked; not running yet: see src/bridge/start-bridges.ts). */
+  bridges?: BridgeConfig[];
+  /** Logged as warnings at start (e.g. Mosquitto options that were not translated). */
+  warnings?: readonly string[];
 }
 
 /** A running Starling: its broker, where it listens, and how to stop it. */
@@ -61,6 +72,8 @@ export interface StarlingServer {
   readonly addresses: AddressInfo[];
   /** The MQTT TCP port actually bound (useful with port 0). */
   readonly port: number;
+  /** Every listener running, one entry per bound address. */
+  readonly listeners: readonly BoundListener[];
   /** The MQTT-over-TLS port actually bound, when TLS is configured. */
   readonly tlsPort: number | undefined;
   /** The MQTT-over-WebSocket port actually bound, when enabled. */
@@ -79,28 +92,34 @@ export interface StarlingServer {
 /** Composition root: builds the broker and its listeners from a configuration and starts them. */
 export async function startServer(options: ServerOptions | StarlingConfig = {}): Promise<StarlingServer> {
   const config = resolve(options);
-  const logger: Logger = ('logger' in options && options.logger) || pino({ level: config.logLevel, base: { name: 'starling' } });
-  checkSecurity(config, 'configuration');
+  const logger: Logger = ('logger' in options && options.logger) || createLogger(config.logLevel, config.logFormat);
+  const problems = [...crossCheck(config, () => 'configuration'), ...unreadableFiles(config)];
+  if (problems.length > 0) throw new ConfigError(problems);
+  for (const warning of 'warnings' in options ? (options.warnings ?? []) : []) logger.warn({}, warning);
+  const planned = planListeners(config);
   const security = await BrokerSecurity.create({
     auth: config.auth,
-    tls: config.tls,
+    listeners: planned.map((l) => ({
+      name: l.name,
+      requireClientCert: l.tls?.requireClientCert === true,
+      ...(l.tls?.usernameField === undefined ? {} : { usernameField: l.tls.usernameField }),
+      ...(l.auth === undefined ? {} : { auth: l.auth }),
+    })),
     plugins: 'plugins' in options ? options.plugins : undefined,
     customAuthenticate: 'authenticate' in options && options.authenticate !== undefined,
     logger,
   });
-  const init: BrokerInit = { ...config.limits, ...config.features, logger, plugins: security.plugins, allowAnonymous: security.allowAnonymous };
+  const maxConnectionsPerListener = { ...config.limits.maxConnectionsPerListener };
+  for (const l of planned) if (l.maxConnections !== undefined) maxConnectionsPerListener[l.name] = l.maxConnections;
+  const init: BrokerInit = { ...config.limits, maxConnectionsPerListener, ...config.features, logger, plugins: security.plugins, allowAnonymous: security.allowAnonymous };
   if ('authenticate' in options && options.authenticate !== undefined) init.authenticate = options.authenticate;
-  const sys = createSysPublisher(config.sys);
+  // $SYS runs only when asked for (the command line always asks).
+  const sys = createSysPublisher(options.sys === undefined ? undefined : config.sys);
   if (sys !== undefined) init.plugins = [...(init.plugins ?? []), sys.plugin];
-  for (const host of config.websocket?.enabled === true ? (config.websocket.hosts ?? config.hosts) : []) {
-    security.checkListener({ name: 'ws', host, port: config.websocket?.port ?? 8083, authenticatesClients: false });
-  }
   // Anonymous policy (docs/security.md): a listener beyond loopback needs authentication or --allow-anonymous.
-  for (const host of config.hosts.length === 0 ? ['127.0.0.1'] : config.hosts) security.checkListener({ name: 'tcp', host, port: config.port, authenticatesClients: false });
-  for (const host of config.tls === undefined ? [] : (config.tls.hosts ?? config.hosts)) {
-    security.checkListener({ name: 'tls', host, port: config.tls?.port ?? 8883, authenticatesClients: config.tls?.requireClientCert === true });
-  }
-  const cluster = config.cluster === undefined ? undefined : openCluster(config.cluster, config.port, logger);
+  for (const l of planned) for (const host of l.hosts) security.checkListener({ name: l.name, host, port: l.port, authenticatesClients: l.tls?.requireClientCert === true });
+  const firstPort = planned[0]?.port ?? config.port;
+  const cluster = config.cluster === undefined ? undefined : openCluster(config.cluster, firstPort, logger);
   const store = cluster?.store ?? openStore(options, config);
   if (cluster !== undefined) {
     init.cluster = cluster;
@@ -126,67 +145,43 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
     throw error;
   }
 
-  const listeners: Listener[] = [];
-  const tlsListeners: TlsListener[] = [];
-  const addresses: AddressInfo[] = [];
-  const onStream = broker.accept.bind(broker);
-  const loopbackOnly = config.hosts.length === 0;
-  const hosts = loopbackOnly ? ['127.0.0.1', '::1'] : config.hosts;
-  let tlsPort: number | undefined;
-  let port = config.port;
+  let listeners: ListenerSet;
   try {
-    for (const host of hosts) {
-      const listener = new TcpListener({ host, port });
-      try {
-        const address = await listener.listen(onStream);
-        listeners.push(listener);
-        addresses.push(address);
-        port = address.port; // with port 0, every host shares the first free port
-      } catch (error) {
-        // A machine without IPv6 has no ::1; the IPv4 loopback is enough.
-        if (loopbackOnly && host === '::1') {
-          logger.debug({ err: (error as Error).message }, 'IPv6 loopback not available');
-          continue;
-        }
-        throw error;
-      }
-    }
-    if (config.tls !== undefined) tlsPort = await listenTls(config.tls, config.tls.hosts ?? hosts, loopbackOnly, onStream, listeners, tlsListeners, logger);
+    listeners = await startListeners(planned, broker.accept.bind(broker), logger);
   } catch (error) {
-    await Promise.all(listeners.map((l) => l.close()));
+    await closeAll(broker, undefined, cluster, store);
     throw error;
   }
-  for (const address of addresses) {
-    logger.info({ listener: 'tcp', host: address.address, port: address.port }, `MQTT listening on ${formatAddress(address)}`);
-  }
-  if (loopbackOnly) {
+  if (planned.some((l) => l.setting === 'port' && l.loopbackDefault)) {
     logger.info({}, 'listening on loopback only: use --host 0.0.0.0 (or "hosts" in the config file) to accept other machines');
   }
   let web: WebServices;
+  let bridges: Awaited<ReturnType<typeof startBridges>>;
   try {
-    const mqttListeners = addresses.map((a) => ({ name: 'tcp', protocol: 'mqtt', address: a.address, port: a.port }));
-    if (tlsPort !== undefined) mqttListeners.push({ name: 'tls', protocol: 'mqtts', address: (config.tls?.hosts ?? hosts)[0] ?? '', port: tlsPort });
+    const trustedProxies = planned.find((l) => l.ws !== undefined)?.ws?.trustedProxies ?? [];
     web = await startWebServices({
       broker,
       logger,
-      mqttHosts: config.hosts,
-      mqttListeners,
-      websocket: config.websocket,
+      mqttListeners: listeners.bound.map(({ name, protocol, address, port }) => ({ name, protocol, address, port })),
+      trustedProxies,
       http: config.http,
       sys,
       ...(cluster === undefined ? {} : { clusterReady: () => cluster.ready }),
     });
+    bridges = await startBridges(config.bridges, { broker, logger });
   } catch (error) {
-    await Promise.all([...listeners.map((l) => l.close()), broker.close()]);
+    await closeAll(broker, listeners, cluster, store);
     throw error;
   }
-
+  const first = (protocols: readonly string[]): BoundListener | undefined => listeners.bound.find((l) => protocols.includes(l.protocol));
+  const plain = listeners.bound.filter((l) => l.protocol === 'mqtt');
   return {
     broker,
-    addresses,
-    port,
-    tlsPort,
-    wsPort: web.wsPort,
+    addresses: plain.map((l) => addressOf(l)),
+    port: (first(['mqtt']) ?? listeners.bound[0])?.port ?? config.port,
+    listeners: listeners.bound,
+    tlsPort: first(['mqtts'])?.port,
+    wsPort: first(['ws', 'wss'])?.port,
     httpPort: web.httpPort,
     logger,
     publish(input: PublishInput) {
@@ -194,7 +189,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
     },
     async reload() {
       let ok = await security.reload();
-      for (const listener of tlsListeners) {
+      for (const listener of listeners.tls) {
         try {
           listener.reload();
           logger.info({ listener: listener.name }, 'TLS certificates reloaded');
@@ -207,7 +202,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
     },
     async close() {
       // net.Server.close() calls back only once every connection has ended: stop accepting, end them, then wait.
-      const stopped = Promise.all([...listeners.map((l) => l.close()), web.close()]);
+      const stopped = Promise.all([listeners.close(), web.close(), bridges.close()]);
       await broker.close();
       await stopped;
       await cluster?.close();
@@ -229,65 +224,45 @@ function openStore(options: ServerOptions | StarlingConfig, config: StarlingConf
   return new LmdbPersistence({ dataDir: config.dataDir, sync: config.durability === 'full' });
 }
 
+/** Stops what started, after a failed start. */
+async function closeAll(broker: Broker, listeners: ListenerSet | undefined, cluster: RedisBus | undefined, store: Persistence | undefined): Promise<void> {
+  await Promise.all([listeners?.close(), broker.close()]).catch(() => undefined);
+  await cluster?.close().catch(() => undefined);
+  await store?.close().catch(() => undefined);
+}
+
+function addressOf(l: BoundListener): AddressInfo {
+  return { address: l.address, port: l.port, family: l.address.includes(':') ? 'IPv6' : 'IPv4' };
+}
+
+/** The full configuration from what an embedding application gave, with the schema's defaults. */
 function resolve(options: ServerOptions | StarlingConfig): StarlingConfig {
-  const hosts = options.hosts ?? ('host' in options && options.host !== undefined ? [options.host] : DEFAULT_CONFIG.hosts);
-  return {
+  const defaults = schemaDefaults();
+  const hosts = options.hosts ?? ('host' in options && options.host !== undefined ? [options.host] : defaults.hosts);
+  const config: StarlingConfig = {
+    ...defaults,
     hosts,
-    port: options.port ?? DEFAULT_CONFIG.port,
-    logLevel: options.logLevel ?? DEFAULT_CONFIG.logLevel,
-    limits: { ...DEFAULT_CONFIG.limits, ...options.limits },
-    features: { ...DEFAULT_CONFIG.features, ...options.features },
+    port: options.port ?? defaults.port,
+    logLevel: options.logLevel ?? defaults.logLevel,
+    // Embedding keeps JSON logs unless asked; the `starling` command passes its own choice.
+    logFormat: options.logFormat ?? 'json',
+    limits: { ...defaults.limits, ...options.limits },
+    features: { ...defaults.features, ...options.features },
     // The embedding API keeps everything in memory unless asked; the `starling` command passes 'embedded'.
     store: typeof options.store === 'string' ? options.store : 'memory',
-    dataDir: options.dataDir ?? DEFAULT_CONFIG.dataDir,
-    durability: options.durability ?? DEFAULT_CONFIG.durability,
-    ...(options.tls === undefined ? {} : { tls: options.tls }),
-    ...(options.auth === undefined ? {} : { auth: options.auth }),
-    ...(options.websocket === undefined ? {} : { websocket: { ...defaultWebSocketConfig(), enabled: true, ...options.websocket } }),
-    ...(options.http === undefined ? {} : { http: { ...defaultHttpConfig(), ...options.http } }),
-    ...(options.sys === undefined ? {} : { sys: { ...defaultSysConfig(), ...options.sys } }),
-    ...(options.cluster === undefined ? {} : { cluster: options.cluster }),
+    dataDir: options.dataDir ?? defaults.dataDir,
+    durability: options.durability ?? defaults.durability,
+    listeners: options.listeners ?? [],
+    bridges: options.bridges === undefined ? [] : checkBridgesConfig(options.bridges),
+    http: { ...defaults.http, enabled: false },
   };
-}
-
-function formatAddress(address: AddressInfo): string {
-  return address.family === 'IPv6' ? `mqtt://[${address.address}]:${address.port}` : `mqtt://${address.address}:${address.port}`;
-}
-
-/** Starts the TLS listener on each host (all on one port, so port 0 picks one free port); returns that port. */
-async function listenTls(
-  tls: TlsConfig,
-  hosts: string[],
-  loopbackOnly: boolean,
-  onStream: Parameters<Listener['listen']>[0],
-  listeners: Listener[],
-  tlsListeners: TlsListener[],
-  logger: Logger,
-): Promise<number> {
-  let port = tls.port ?? 8883;
-  for (const host of hosts) {
-    const listener = new TlsListener({
-      host,
-      port,
-      certFile: tls.certFile as string,
-      keyFile: tls.keyFile as string,
-      ...(tls.caFile === undefined ? {} : { caFile: tls.caFile }),
-      requireClientCert: tls.requireClientCert === true,
-      ...(tls.minVersion === undefined ? {} : { minVersion: tls.minVersion }),
-      ...(tls.ciphers === undefined ? {} : { ciphers: tls.ciphers }),
-      onClientError: (error, remote) => logger.info({ listener: 'tls', remote, err: error.message }, 'TLS handshake failed'),
-    });
-    try {
-      const address = await listener.listen(onStream);
-      listeners.push(listener);
-      tlsListeners.push(listener);
-      port = address.port;
-      const where = address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
-      logger.info({ listener: 'tls', host: address.address, port: address.port, requireClientCert: tls.requireClientCert === true }, `MQTT over TLS listening on mqtts://${where}`);
-    } catch (error) {
-      if (loopbackOnly && host === '::1') continue;
-      throw error;
-    }
-  }
-  return port;
+  delete config.host;
+  if (options.tls !== undefined) config.tls = options.tls;
+  if (options.auth !== undefined) config.auth = options.auth;
+  if (options.cluster !== undefined) config.cluster = options.cluster;
+  if (options.websocket !== undefined) config.websocket = { enabled: true, port: 8083, path: '/mqtt', trustedProxies: [], ...options.websocket };
+  // HTTP and $SYS run only when asked for (the command line has them by default).
+  if (options.http !== undefined) config.http = { ...defaults.http, portIsDefault: options.http.port === undefined, ...options.http };
+  if (options.sys !== undefined) config.sys = { ...defaults.sys, ...options.sys };
+  return config;
 }

@@ -3,12 +3,14 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Broker } from './broker/broker.js';
 import type { Logger } from './broker/logger.js';
-import type { HttpConfig, SysConfig, WebSocketConfig } from './config/web.js';
+import type { HttpConfig, SysConfig } from './config/schema.js';
 import type { ListenerView } from './http/api.js';
 import { HttpServer } from './http/http-server.js';
 import { defaultDashboardDir } from './http/static-files.js';
 import { SysPublisher } from './sys/sys-publisher.js';
-import { WebSocketGateway, WebSocketListener } from './transport/ws.js';
+import { ListenError } from './listener-set.js';
+import { describePortHolder } from './transport/address-in-use.js';
+import { WebSocketGateway } from './transport/ws.js';
 
 /** The version in package.json (one level above both src/ and dist/). */
 export const STARLING_VERSION: string = readVersion();
@@ -32,21 +34,18 @@ export function createSysPublisher(sys: SysConfig | undefined): SysPublisher | u
 export interface WebServicesInput {
   broker: Broker;
   logger: Logger;
-  /** Hosts of the plain MQTT listener (the WebSocket listener's default). */
-  mqttHosts: string[];
-  /** Listeners already running (MQTT over TCP / TLS), for the overview. */
+  /** Listeners already running (MQTT over TCP, TLS, WebSocket), for the overview. */
   mqttListeners: ListenerView[];
-  websocket: WebSocketConfig | undefined;
+  /** Proxies whose X-Forwarded-For the HTTP server's /mqtt believes (those of the WebSocket listener). */
+  trustedProxies: readonly string[];
   http: HttpConfig | undefined;
   sys: SysPublisher | undefined;
   /** In a cluster: whether the node reaches the shared state (Redis); /readyz is 503 while not. */
   clusterReady?: () => boolean;
 }
 
-/** The WebSocket listener, HTTP server and $SYS publisher, running. */
+/** The HTTP server and $SYS publisher, running. */
 export interface WebServices {
-  /** Port of the MQTT-over-WebSocket listener, if enabled. */
-  readonly wsPort: number | undefined;
   /** Port of the HTTP server, if running. */
   readonly httpPort: number | undefined;
   readonly http: HttpServer | undefined;
@@ -55,15 +54,13 @@ export interface WebServices {
 }
 
 /**
- * Starts MQTT over WebSocket, the HTTP server (metrics, API, dashboard, and MQTT over WebSocket on
- * /mqtt) and $SYS for a running broker. On failure, whatever started is stopped again.
+ * Starts the HTTP server (metrics, API, dashboard, and MQTT over WebSocket on /mqtt) and $SYS for a
+ * running broker. On failure, whatever started is stopped again.
  */
 export async function startWebServices(input: WebServicesInput): Promise<WebServices> {
   const { broker, logger } = input;
   const views: ListenerView[] = [...input.mqttListeners];
-  const wsListeners: WebSocketListener[] = [];
   let http: HttpServer | undefined;
-  let wsPort: number | undefined;
   let httpPort: number | undefined;
   let gateway: WebSocketGateway | undefined;
   const onStream = broker.accept.bind(broker);
@@ -71,37 +68,16 @@ export async function startWebServices(input: WebServicesInput): Promise<WebServ
   const stopAll = async (): Promise<void> => {
     ready = false;
     input.sys?.stop();
-    await Promise.all([...wsListeners.map((l) => l.close()), http?.close()]);
+    await http?.close();
     gateway?.terminateAll();
   };
   try {
-    const ws = input.websocket;
-    if (ws !== undefined && ws.enabled) {
-      const tls = ws.certFile !== undefined && ws.keyFile !== undefined ? { cert: ws.certFile, key: ws.keyFile } : undefined;
-      const loopbackOnly = ws.hosts === undefined && input.mqttHosts.length === 0;
-      const hosts = ws.hosts ?? (loopbackOnly ? ['127.0.0.1', '::1'] : input.mqttHosts);
-      let port = ws.port;
-      for (const host of hosts) {
-        const listener = new WebSocketListener({ host, port, path: ws.path, trustedProxies: ws.trustedProxies, ...(tls === undefined ? {} : { tls }) });
-        try {
-          const address = await listener.listen(onStream);
-          wsListeners.push(listener);
-          port = address.port;
-          wsPort = address.port;
-          views.push(view(listener.name, listener.name, address));
-          logger.info({ listener: listener.name, host: address.address, port: address.port }, `MQTT over WebSocket listening on ${url(listener.name, address)}${ws.path}`);
-        } catch (error) {
-          if (loopbackOnly && host === '::1') continue; // no IPv6 loopback here
-          throw error;
-        }
-      }
-    }
     const httpConfig = input.http;
     if (httpConfig !== undefined && httpConfig.enabled) {
       const admin = broker.query;
       const env = process.env['STARLING_API_TOKEN'];
       const apiToken = httpConfig.apiToken ?? (env === undefined || env === '' ? undefined : env);
-      if (httpConfig.mqtt) gateway = new WebSocketGateway({ name: 'http', path: '/mqtt', trustedProxies: ws?.trustedProxies ?? [] });
+      if (httpConfig.mqtt) gateway = new WebSocketGateway({ name: 'http', path: '/mqtt', trustedProxies: input.trustedProxies });
       gateway?.start(onStream);
       const dashboardDir = httpConfig.dashboard ? defaultDashboardDir() : undefined;
       if (httpConfig.dashboard && dashboardDir === undefined) logger.warn({}, 'dashboard not built (npm run build): serving the API and metrics only');
@@ -124,9 +100,13 @@ export async function startWebServices(input: WebServicesInput): Promise<WebServ
         views.push(view('http', 'http', address));
         logger.info({ listener: 'http', host: address.address, port: address.port, api: server.apiAccess }, `HTTP (dashboard, /api, /metrics) on ${url('http', address)}/`);
       } catch (error) {
-        // The default port taken (another Starling?) costs the HTTP side only; an asked-for one is fatal.
-        if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || httpConfig.port !== 18083) throw error;
-        logger.warn({ port: httpConfig.port, err: (error as Error).message }, 'HTTP port in use: running without the HTTP server (set --http-port)');
+        // The default port taken (another Starling?) costs the HTTP side only; a port you asked for is fatal.
+        if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+        const holder = await describePortHolder(httpConfig.port);
+        if (httpConfig.portIsDefault !== true) {
+          throw new ListenError(`http.port: port ${httpConfig.port} on ${httpConfig.host} is already in use (EADDRINUSE), ${holder}; stop that process or choose another port (--http-port, or --no-http)`);
+        }
+        logger.warn({ port: httpConfig.port, err: (error as Error).message }, `HTTP port ${httpConfig.port} (the default) is in use, ${holder}: running without the HTTP server (set --http-port, or --no-http)`);
       }
     }
   } catch (error) {
@@ -135,7 +115,7 @@ export async function startWebServices(input: WebServicesInput): Promise<WebServ
   }
   input.sys?.start(broker);
   ready = true;
-  return { wsPort, httpPort, http, close: stopAll };
+  return { httpPort, http, close: stopAll };
 }
 
 function view(name: string, protocol: string, address: AddressInfo): ListenerView {

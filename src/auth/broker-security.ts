@@ -2,19 +2,32 @@
  * Builds the authentication and authorization plugins from the configuration, decides the
  * anonymous policy, and reloads the files on SIGHUP. Used by server.ts.
  */
-import type { AuthenticateRequest, AuthenticateResult, BrokerPlugin } from '../broker/hooks.js';
+import type { BrokerPlugin } from '../broker/hooks.js';
 import type { Logger } from '../broker/logger.js';
-import type { AuthConfig, TlsConfig } from '../config/security.js';
+import type { AuthConfig, ListenerAuthConfig } from '../config/schema.js';
 import { AclAuthorizer, AclFile } from './acl.js';
 import { CertificateIdentity } from './certificate-identity.js';
 import { JwtAuth, type JwtAuthOptions } from './jwt.js';
+import { anonymousPolicy, scopedPlugin } from './listener-scope.js';
 import { LoginBackoff } from './login-backoff.js';
 import { PasswordFile, PasswordFileAuth } from './password-file.js';
+
+/** A listener as security sees it: client certificates, and its own authentication if it has one. */
+export interface SecuredListener {
+  name: string;
+  /** TLS with client certificates required: every client on it proved a certificate. */
+  requireClientCert: boolean;
+  /** Subject field of the client certificate that becomes the user name (password checks are then skipped). */
+  usernameField?: string;
+  /** Its own password file, ACL file and anonymous policy, instead of the global ones (per-listener settings). */
+  auth?: ListenerAuthConfig;
+}
 
 /** What BrokerSecurity is built from. */
 export interface BrokerSecurityInit {
   auth?: AuthConfig | undefined;
-  tls?: TlsConfig | undefined;
+  /** The listeners (for client certificates and per-listener authentication). */
+  listeners?: readonly SecuredListener[];
   /** Plugins given by an embedding application (run after the built-in ones). */
   plugins?: readonly BrokerPlugin[] | undefined;
   /** Whether the embedding application gave an `authenticate` function. */
@@ -43,24 +56,35 @@ export function isLoopbackHost(host: string): boolean {
   return /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
+/** A password or ACL file in force, for reload. */
+interface LoadedFile<T> {
+  file: string;
+  plugin: { replace(file: T): void };
+}
+
 /** The security plugins in force and the anonymous policy. */
 export class BrokerSecurity {
-  /** Plugins in order: certificate identity, JWT, password file, the application's, ACL. */
+  /** Plugins in order: certificate identity, JWT, password files, the application's, ACLs, per-listener anonymous policy. */
   readonly plugins: BrokerPlugin[] = [];
-  /** True when some authentication (password file, JWT, an application hook) is configured. */
+  /** True when some authentication (password file, JWT, an application hook) is configured globally. */
   readonly authConfigured: boolean;
-  /** Whether clients that no plugin accepted are let in. */
+  /** Whether clients that no plugin accepted are let in (per listener: through the anonymous-per-listener plugin). */
   readonly allowAnonymous: boolean;
 
-  private passwordAuth: PasswordFileAuth | undefined;
-  private acl: AclAuthorizer | undefined;
+  private readonly custom: boolean;
+  private readonly ownAuth = new Map<string, ListenerAuthConfig>();
+  private readonly passwordFiles: Array<LoadedFile<PasswordFile>> = [];
+  private readonly aclFiles: Array<LoadedFile<AclFile>> = [];
   private jwt: JwtAuth | undefined;
 
   private constructor(private readonly init: BrokerSecurityInit) {
     const auth = init.auth ?? {};
-    const custom = init.customAuthenticate === true || (init.plugins ?? []).some((p) => p.authenticate !== undefined);
-    this.authConfigured = auth.passwordFile !== undefined || auth.jwt !== undefined || custom;
-    this.allowAnonymous = auth.allowAnonymous ?? !this.authConfigured;
+    this.custom = init.customAuthenticate === true || (init.plugins ?? []).some((p) => p.authenticate !== undefined);
+    this.authConfigured = auth.passwordFile !== undefined || auth.jwt !== undefined || this.custom;
+    for (const listener of init.listeners ?? []) if (listener.auth !== undefined) this.ownAuth.set(listener.name, listener.auth);
+    const globalAnonymous = auth.allowAnonymous ?? !this.authConfigured;
+    // With per-listener settings the core lets nobody in anonymously; the last plugin decides per listener.
+    this.allowAnonymous = this.ownAuth.size === 0 ? globalAnonymous : false;
   }
 
   /** Loads the configured files; throws (with the file and line) if one cannot be used. */
@@ -72,34 +96,58 @@ export class BrokerSecurity {
 
   private async load(): Promise<void> {
     const auth = this.init.auth ?? {};
-    const tls = this.init.tls;
+    const listeners = this.init.listeners ?? [];
     const backoff = new LoginBackoff(auth.loginBackoff ?? {});
-    let certificate: CertificateIdentity | undefined;
-    if (tls?.requireClientCert === true) {
-      certificate = new CertificateIdentity(tls.usernameField === undefined ? {} : { usernameField: tls.usernameField });
-      this.plugins.push(certificate);
+    const own = (name: string): boolean => this.ownAuth.has(name);
+    for (const listener of listeners.filter((l) => l.requireClientCert)) {
+      const identity = new CertificateIdentity(listener.usernameField === undefined ? {} : { usernameField: listener.usernameField });
+      this.plugins.push(scopedPlugin(identity, (name) => name === listener.name));
     }
     // With the certificate as the user name, a certificate client's CONNECT credentials are not consulted (as Mosquitto's use_identity_as_username).
-    const credentials = (plugin: BrokerPlugin): BrokerPlugin => (certificate?.replacesUsername === true ? exceptCertificateClients(plugin) : plugin);
+    const certificateNames = new Set(listeners.filter((l) => l.usernameField !== undefined).map((l) => l.name));
+    const credentials = (plugin: BrokerPlugin, applies: (name: string) => boolean): BrokerPlugin =>
+      certificateNames.size === 0 && this.ownAuth.size === 0 && applies('*') ? plugin : scopedPlugin(plugin, (name) => applies(name) && !certificateNames.has(name), true);
     if (auth.jwt !== undefined) {
       const options: JwtAuthOptions = { ...auth.jwt, backoff };
       this.jwt = await JwtAuth.load(options);
-      this.plugins.push(credentials(this.jwt));
+      this.plugins.push(credentials(this.jwt, (name) => !own(name)));
     }
-    if (auth.passwordFile !== undefined) {
-      const file = await PasswordFile.load(auth.passwordFile);
-      // With JWT too, a user name the file does not know may still present a token (JWT runs first and abstains on non-tokens).
-      this.passwordAuth = new PasswordFileAuth(file, { backoff, unknownUser: 'refuse' });
-      this.plugins.push(credentials(this.passwordAuth));
-      this.init.logger.info({ file: auth.passwordFile, users: file.entries.size }, 'password file loaded');
+    if (auth.passwordFile !== undefined) this.plugins.push(credentials(await this.loadPasswords(auth.passwordFile, backoff, 'global'), (name) => !own(name)));
+    for (const [name, listenerAuth] of this.ownAuth) {
+      if (listenerAuth.passwordFile !== undefined) this.plugins.push(credentials(await this.loadPasswords(listenerAuth.passwordFile, backoff, name), (n) => n === name));
     }
     if (this.init.plugins !== undefined) this.plugins.push(...this.init.plugins);
     if (auth.aclFile !== undefined) {
-      const file = await AclFile.load(auth.aclFile);
-      this.acl = new AclAuthorizer(file);
-      this.plugins.push(this.acl);
-      this.init.logger.info({ file: auth.aclFile, users: file.users.size, patterns: file.patterns.length }, 'ACL file loaded');
+      const acl = await this.loadAcl(auth.aclFile, 'global');
+      this.plugins.push(this.ownAuth.size === 0 ? acl : scopedPlugin(acl, (name) => !own(name)));
     }
+    for (const [name, listenerAuth] of this.ownAuth) {
+      if (listenerAuth.aclFile !== undefined) this.plugins.push(scopedPlugin(await this.loadAcl(listenerAuth.aclFile, name), (n) => n === name));
+    }
+    if (this.ownAuth.size > 0) {
+      const globalAnonymous = auth.allowAnonymous ?? !this.authConfigured;
+      this.plugins.push(anonymousPolicy((name) => {
+        const listenerAuth = this.ownAuth.get(name);
+        return listenerAuth === undefined ? globalAnonymous : (listenerAuth.allowAnonymous ?? (listenerAuth.passwordFile === undefined && !this.custom));
+      }));
+    }
+  }
+
+  private async loadPasswords(path: string, backoff: LoginBackoff, scope: string): Promise<PasswordFileAuth> {
+    const file = await PasswordFile.load(path);
+    // With JWT too, a user name the file does not know may still present a token (JWT runs first and abstains on non-tokens).
+    const plugin = new PasswordFileAuth(file, { backoff, unknownUser: 'refuse' });
+    this.passwordFiles.push({ file: path, plugin });
+    this.init.logger.info({ file: path, users: file.entries.size, ...(scope === 'global' ? {} : { listener: scope }) }, 'password file loaded');
+    return plugin;
+  }
+
+  private async loadAcl(path: string, scope: string): Promise<AclAuthorizer> {
+    const file = await AclFile.load(path);
+    const plugin = new AclAuthorizer(file);
+    this.aclFiles.push({ file: path, plugin });
+    this.init.logger.info({ file: path, users: file.users.size, patterns: file.patterns.length, ...(scope === 'global' ? {} : { listener: scope }) }, 'ACL file loaded');
+    return plugin;
   }
 
   /**
@@ -108,7 +156,9 @@ export class BrokerSecurity {
    */
   checkListener(listener: ListenerPolicyInput): void {
     if (isLoopbackHost(listener.host)) return;
-    if (this.init.auth?.allowAnonymous === true || this.authConfigured || listener.authenticatesClients) return;
+    const own = this.ownAuth.get(listener.name);
+    const authenticated = own === undefined ? this.init.auth?.allowAnonymous === true || this.authConfigured : own.allowAnonymous === true || own.passwordFile !== undefined || this.custom;
+    if (authenticated || listener.authenticatesClients) return;
     const message =
       `refusing to listen on ${listener.host} port ${listener.port} (${listener.name}): no authentication is configured, so anyone who can reach it could connect. ` +
       'Configure authentication (--password-file FILE, JWT, or a TLS listener with --require-client-cert), ' +
@@ -122,27 +172,26 @@ export class BrokerSecurity {
    * rejected with an error log and the rules already in force stay. Returns false if any failed.
    */
   async reload(): Promise<boolean> {
-    const auth = this.init.auth ?? {};
     const logger = this.init.logger;
     let ok = true;
-    if (this.passwordAuth !== undefined && auth.passwordFile !== undefined) {
+    for (const { file, plugin } of this.passwordFiles) {
       try {
-        const file = await PasswordFile.load(auth.passwordFile);
-        this.passwordAuth.replace(file);
-        logger.info({ file: auth.passwordFile, users: file.entries.size }, 'password file reloaded');
+        const loaded = await PasswordFile.load(file);
+        plugin.replace(loaded);
+        logger.info({ file, users: loaded.entries.size }, 'password file reloaded');
       } catch (error) {
         ok = false;
-        logger.error({ file: auth.passwordFile, err: (error as Error).message }, 'password file not reloaded: the previous users stay in force');
+        logger.error({ file, err: (error as Error).message }, 'password file not reloaded: the previous users stay in force');
       }
     }
-    if (this.acl !== undefined && auth.aclFile !== undefined) {
+    for (const { file, plugin } of this.aclFiles) {
       try {
-        const file = await AclFile.load(auth.aclFile);
-        this.acl.replace(file);
-        logger.info({ file: auth.aclFile, users: file.users.size, patterns: file.patterns.length }, 'ACL file reloaded');
+        const loaded = await AclFile.load(file);
+        plugin.replace(loaded);
+        logger.info({ file, users: loaded.users.size, patterns: loaded.patterns.length }, 'ACL file reloaded');
       } catch (error) {
         ok = false;
-        logger.error({ file: auth.aclFile, err: (error as Error).message }, 'ACL file not reloaded: the previous rules stay in force');
+        logger.error({ file, err: (error as Error).message }, 'ACL file not reloaded: the previous rules stay in force');
       }
     }
     if (this.jwt !== undefined) {
@@ -156,19 +205,4 @@ export class BrokerSecurity {
     }
     return ok;
   }
-}
-
-/** `plugin`, except that its authenticate hook abstains for clients identified by a certificate. */
-function exceptCertificateClients(plugin: BrokerPlugin): BrokerPlugin {
-  const wrapped: BrokerPlugin = {
-    name: plugin.name,
-    authenticate(request: AuthenticateRequest): AuthenticateResult | Promise<AuthenticateResult> {
-      if (request.certificateSubject !== undefined) return undefined;
-      return plugin.authenticate?.(request);
-    },
-  };
-  if (plugin.authorizePublish !== undefined) wrapped.authorizePublish = plugin.authorizePublish.bind(plugin);
-  if (plugin.authorizeSubscribe !== undefined) wrapped.authorizeSubscribe = plugin.authorizeSubscribe.bind(plugin);
-  if (plugin.authorizeReceive !== undefined) wrapped.authorizeReceive = plugin.authorizeReceive.bind(plugin);
-  return wrapped;
 }

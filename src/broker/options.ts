@@ -5,6 +5,7 @@ import type { Persistence } from '../persistence/types.js';
 import type { ClusterBus } from '../cluster/types.js';
 import type { AuthenticateRequest, AuthenticateResult, BrokerPlugin } from './hooks.js';
 import type { QueueFullPolicy } from './session.js';
+import { DEFAULT_FEATURES, DEFAULT_LIMITS } from '../config/schema.js';
 
 export type { AuthenticateRequest, AuthenticateResult } from './hooks.js';
 
@@ -89,36 +90,13 @@ export interface BrokerOptions {
   allowAnonymous: boolean;
 }
 
-/** Defaults chosen to be safe on a small machine and generous enough for real loads. */
+/**
+ * Defaults chosen to be safe on a small machine and generous enough for real loads: the limits and
+ * features come from the one configuration schema (src/config/schema.ts), so they are not written twice.
+ */
 export const DEFAULT_BROKER_OPTIONS: BrokerOptions = {
-  maxQoS: 2,
-  connectTimeout: 10,
-  maxInflight: 100,
-  maxQueuedMessages: 10_000,
-  maxWriteBuffer: 4 * 1024 * 1024,
-  maxPacketSize: 268_435_460,
-  maxConnections: 1_000_000,
-  maxClientIdLength: 65_535,
-  maxConnectionsPerListener: {},
-  maxSessions: 1_000_000,
-  maxSubscriptionsPerClient: 10_000,
-  maxTopicLevels: 128,
-  maxTopicLength: 65_535,
-  maxPublishRate: 0,
-  maxPublishBytesRate: 0,
-  receiveMaximum: 65_535,
-  topicAliasMaximum: 1024,
-  maxSessionExpiry: 0xffff_ffff,
-  maxKeepAlive: 65_535,
-  retainAvailable: true,
-  wildcardSubscriptionAvailable: true,
-  subscriptionIdentifiersAvailable: true,
-  sharedSubscriptionAvailable: true,
-  sharedSubscriptionStrategy: 'round-robin',
-  validateUtf8Payload: false,
+  ...DEFAULT_LIMITS,
+  ...DEFAULT_FEATURES,
   allowAnonymous: true,
-  queueFullPolicy: 'drop-new',
-  maxRetainedMessages: 1_000_000,
-  retainedFullPolicy: 'drop-new',
   durableAcks: true,
 };

@@ -1,16 +1,17 @@
 #!/usr/bin/env node
-/** The `starling` command: the broker by default, or a subcommand (pub, sub, bench, passwd, data). */
+/** `starling`: the broker (default), its client and maintenance subcommands, --version and --help. */
 import { ConfigError, loadConfig, usage } from '../config/config.js';
 import { startServer } from '../server.js';
+import { STARLING_VERSION } from '../web-services.js';
 
-/** `starling`: runs the broker until SIGINT / SIGTERM. */
+/** `starling [options]`: runs the broker until SIGINT / SIGTERM. */
 async function main(argv: string[]): Promise<number> {
   let commandLine;
   try {
     commandLine = loadConfig(argv);
   } catch (error) {
     if (error instanceof ConfigError) {
-      process.stderr.write(`starling: ${error.message}\n`);
+      process.stderr.write(`starling: ${error.errors.length > 1 ? `${error.errors.length} configuration errors:\n  ` : ''}${error.errors.join('\n  ')}\n`);
       return 2;
     }
     throw error;
@@ -19,28 +20,37 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage());
     return 0;
   }
-  const server = await startServer(commandLine.config);
+  // Signals are taken from the start: one that arrives while listeners open stops the broker once it is up.
+  const state: { server?: Awaited<ReturnType<typeof startServer>>; pending?: NodeJS.Signals } = {};
   const stop = (signal: NodeJS.Signals): void => {
-    server.logger.info({ signal }, 'shutting down');
-    server.close().then(
+    const running = state.server;
+    if (running === undefined) {
+      state.pending = signal;
+      return;
+    }
+    running.logger.info({ signal }, 'shutting down');
+    running.close().then(
       () => process.exit(0),
       (error: unknown) => {
-        server.logger.error({ err: error }, 'error while shutting down');
+        running.logger.error({ err: error }, 'error while shutting down');
         process.exit(1);
       },
     );
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  const started = await startServer({ ...commandLine.config, warnings: commandLine.warnings });
+  state.server = started;
+  if (state.pending !== undefined) stop(state.pending);
   // SIGHUP re-reads the password, ACL and JWT key files and the TLS certificates; connections stay open.
   process.on('SIGHUP', () => {
-    server.logger.info({ signal: 'SIGHUP' }, 'reloading security files and certificates');
-    void server.reload().catch((error: unknown) => server.logger.error({ err: error }, 'reload failed'));
+    started.logger.info({ signal: 'SIGHUP' }, 'reloading security files and certificates');
+    void started.reload().catch((error: unknown) => started.logger.error({ err: error }, 'reload failed'));
   });
   return -1;
 }
 
-/** `starling pub|sub|bench …` runs a client command; anything else (no word, or a leading flag) runs the broker. */
+/** `starling pub|sub|bench|passwd|data|check-config …` runs a subcommand; anything else (no word, or a leading flag) runs the broker. */
 function dispatch(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (first === 'pub' || first === 'sub' || first === 'bench') {
@@ -48,6 +58,11 @@ function dispatch(argv: string[]): Promise<number> {
   }
   if (first === 'passwd') return import('./passwd.js').then((passwd) => passwd.runPasswd(rest));
   if (first === 'data') return import('./data.js').then((data) => data.runData(rest));
+  if (first === 'check-config') return import('./check-config.js').then((check) => check.runCheckConfig(rest));
+  if (first === 'version' || argv.includes('--version') || argv.includes('-V')) {
+    process.stdout.write(`starling ${STARLING_VERSION} (Node.js ${process.versions.node})\n`);
+    return Promise.resolve(0);
+  }
   return main(argv);
 }
 
@@ -57,6 +72,6 @@ dispatch(process.argv.slice(2)).then(
   },
   (error: unknown) => {
     process.stderr.write(`starling: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
+    process.exit(error instanceof ConfigError ? 2 : 1);
   },
 );

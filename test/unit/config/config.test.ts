@@ -51,6 +51,6 @@ test('cluster: bad values are refused with the flag or key named', () => {
   assert.throws(() => loadConfig(['--redis', 'http://x']), (e: unknown) => e instanceof ConfigError && /--redis/.test(e.message));
   assert.throws(() => loadConfig(['--node-id', 'n1']), (e: unknown) => e instanceof ConfigError && /--node-id needs --redis/.test(e.message));
   assert.throws(() => loadConfig(['--redis', 'redis://h:1', '--node-id', 'bad id']), (e: unknown) => e instanceof ConfigError && /--node-id/.test(e.message));
-  assert.throws(() => applyConfigObject(DEFAULT_CONFIG, { cluster: { nodeId: 'x' } }, 'f.json'), (e: unknown) => e instanceof ConfigError && /f.json: cluster: "redis"/.test(e.message));
-  assert.throws(() => applyConfigObject(DEFAULT_CONFIG, { cluster: { redis: 'redis://h:1', nodes: 3 } }, 'f.json'), (e: unknown) => e instanceof ConfigError && /unknown key "nodes"/.test(e.message));
+  assert.throws(() => applyConfigObject(DEFAULT_CONFIG, { cluster: { nodeId: 'x' } }, 'f.json'), (e: unknown) => e instanceof ConfigError && /f\.json: cluster\.redis is required/.test(e.message));
+  assert.throws(() => applyConfigObject(DEFAULT_CONFIG, { cluster: { redis: 'redis://h:1', nodes: 3 } }, 'f.json'), (e: unknown) => e instanceof ConfigError && /unknown key "cluster\.nodes"/.test(e.message));
 });
