@@ -155,7 +155,7 @@ describe('81 packaging: Dockerfile and systemd unit', () => {
     const timer = setTimeout(() => without.child.kill('SIGKILL'), WAIT_MS);
     assert.notEqual(await without.exited, 0, 'starts without a password file');
     clearTimeout(timer);
-    assert.match(without.stderr, /cannot read password file .*passwd/);
+    assert.match(without.stderr, /passwordFile: cannot read .*passwd/);
 
     const file = await passwordFile(dir);
     const broker = await checkCommandLine(cmd, { '/var/lib/starling': data, '/etc/starling/passwd': file });

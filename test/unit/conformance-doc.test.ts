@@ -188,8 +188,8 @@ for (const file of JSON.parse(process.env.CONFORMANCE_TEST_FILES)) {
   globalThis.__conformanceTestFile = file;
   await import(pathToFileURL(file).href);
 }
-process.stdout.write(JSON.stringify(globalThis.__conformanceTestNames));
-process.exit(0);
+// A pipe is written asynchronously: exit only once everything is out (a large list was cut off).
+process.stdout.write(JSON.stringify(globalThis.__conformanceTestNames), () => process.exit(0));
 `;
 
 /**
