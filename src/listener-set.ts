@@ -10,7 +10,6 @@ import { describePortHolder } from './transport/address-in-use.js';
 import { TcpListener } from './transport/tcp.js';
 import { TlsListener } from './transport/tls.js';
 import type { Listener } from './transport/types.js';
-import { WebSocketListener } from './transport/ws.js';
 
 /** A listener that is running, on one address. */
 export interface BoundListener extends ListenerView {
@@ -42,7 +41,7 @@ export async function startListeners(planned: readonly PlannedListener[], onStre
     for (const plan of planned) {
       let port = plan.port; // with port 0, every host of one listener shares the first free port
       for (const host of plan.hosts) {
-        const listener = create(plan, host, port, logger);
+        const listener = await create(plan, host, port, logger);
         let address: AddressInfo;
         try {
           address = await listener.listen(onStream);
@@ -68,7 +67,8 @@ export async function startListeners(planned: readonly PlannedListener[], onStre
   return { bound, tls, close: async () => void (await Promise.all(started.map((l) => l.close()))) };
 }
 
-function create(plan: PlannedListener, host: string, port: number, logger: Logger): Listener {
+/** The listener of a plan; the WebSocket engine (ws) is loaded only for a WebSocket listener. */
+async function create(plan: PlannedListener, host: string, port: number, logger: Logger): Promise<Listener> {
   const name = plan.name;
   if (plan.protocol === 'mqtt') return new TcpListener({ name, host, port });
   if (plan.protocol === 'mqtts') {
@@ -88,6 +88,7 @@ function create(plan: PlannedListener, host: string, port: number, logger: Logge
     });
   }
   const ws = plan.ws ?? { path: '/mqtt', trustedProxies: [] };
+  const { WebSocketListener } = await import('./transport/ws.js');
   return new WebSocketListener({ name, host, port, path: ws.path, trustedProxies: ws.trustedProxies, ...(plan.tls === undefined ? {} : { tls: { cert: plan.tls.certFile, key: plan.tls.keyFile } }) });
 }
 

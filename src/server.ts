@@ -8,7 +8,7 @@ import type { BrokerPlugin } from './broker/hooks.js';
 import type { Logger } from './broker/logger.js';
 import type { PublishInput } from './model/message.js';
 import { defaultNodeId } from './cluster/node-id.js';
-import { RedisBus } from './cluster/redis/bus.js';
+import type { RedisBus } from './cluster/redis/bus.js';
 import { checkBridgesConfig, ConfigError } from './config/config.js';
 import { crossCheck } from './config/checks.js';
 import { unreadableFiles } from './config/file-check.js';
@@ -16,7 +16,6 @@ import { planListeners } from './config/listeners.js';
 import { schemaDefaults, type AuthConfig, type BridgeConfig, type ClusterConfig, type FeaturesConfig, type HttpConfig, type LimitsConfig, type ListenerConfig, type LogLevel, type StarlingConfig, type SysConfig, type TlsConfig, type WebSocketConfig } from './config/schema.js';
 import { createLogger, type LogFormat } from './create-logger.js';
 import { startListeners, type BoundListener, type ListenerSet } from './listener-set.js';
-import { LmdbPersistence } from './persistence/lmdb.js';
 import type { Persistence } from './persistence/types.js';
 import { createSysPublisher, startWebServices, type WebServices } from './web-services.js';
 
@@ -85,6 +84,8 @@ export interface StarlingServer {
   reload(): Promise<boolean>;
   /** Publishes a message from the broker itself (same as `broker.publish`). */
   publish(input: PublishInput): void;
+  /** The parts of `close()` not finished yet (for a shutdown that takes long). */
+  closing(): string[];
   /** Stops listening and closes every connection. */
   close(): Promise<void>;
 }
@@ -119,8 +120,8 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
   // Anonymous policy (docs/security.md): a listener beyond loopback needs authentication or --allow-anonymous.
   for (const l of planned) for (const host of l.hosts) security.checkListener({ name: l.name, host, port: l.port, authenticatesClients: l.tls?.requireClientCert === true });
   const firstPort = planned[0]?.port ?? config.port;
-  const cluster = config.cluster === undefined ? undefined : openCluster(config.cluster, firstPort, logger);
-  const store = cluster?.store ?? openStore(options, config);
+  const cluster = config.cluster === undefined ? undefined : await openCluster(config.cluster, firstPort, logger);
+  const store = cluster?.store ?? (await openStore(options, config));
   if (cluster !== undefined) {
     init.cluster = cluster;
     init.durableAcks = true;
@@ -175,6 +176,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
   }
   const first = (protocols: readonly string[]): BoundListener | undefined => listeners.bound.find((l) => protocols.includes(l.protocol));
   const plain = listeners.bound.filter((l) => l.protocol === 'mqtt');
+  const pendingSteps = new Set<string>();
   return {
     broker,
     addresses: plain.map((l) => addressOf(l)),
@@ -202,25 +204,36 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
     },
     async close() {
       // net.Server.close() calls back only once every connection has ended: stop accepting, end them, then wait.
-      const stopped = Promise.all([listeners.close(), web.close(), bridges.close()]);
-      await broker.close();
+      const step = (name: string, work: Promise<void>): Promise<void> => {
+        pendingSteps.add(name);
+        return work.finally(() => pendingSteps.delete(name));
+      };
+      const stopped = Promise.all([step('listeners', listeners.close()), step('web services', web.close()), step('bridges', bridges.close())]);
+      await step('broker', broker.close());
       await stopped;
-      await cluster?.close();
-      await store?.close();
+      if (cluster !== undefined) await step('cluster', cluster.close());
+      if (store !== undefined) await step('store', store.close());
     },
+    closing: () => [...pendingSteps],
   };
 }
 
-/** This node of a cluster on Redis; the node id defaults to the host name and MQTT port. */
-function openCluster(cluster: ClusterConfig, port: number, logger: Logger): RedisBus {
+/**
+ * This node of a cluster on Redis; the node id defaults to the host name and MQTT port. Optional
+ * engines (ioredis, LMDB) are loaded only when the configuration asks for them: each costs
+ * megabytes of memory in every process that loads it.
+ */
+async function openCluster(cluster: ClusterConfig, port: number, logger: Logger): Promise<RedisBus> {
   const nodeId = cluster.nodeId ?? defaultNodeId(hostname(), port);
+  const { RedisBus } = await import('./cluster/redis/bus.js');
   return new RedisBus({ url: cluster.redis, nodeId, ...(cluster.prefix === undefined ? {} : { prefix: cluster.prefix }), logger });
 }
 
 /** The store the configuration asks for: none for 'memory' (the broker's own memory is the state). */
-function openStore(options: ServerOptions | StarlingConfig, config: StarlingConfig): Persistence | undefined {
+async function openStore(options: ServerOptions | StarlingConfig, config: StarlingConfig): Promise<Persistence | undefined> {
   if (typeof options.store === 'object') return options.store;
   if (config.store === 'memory') return undefined;
+  const { LmdbPersistence } = await import('./persistence/lmdb.js');
   return new LmdbPersistence({ dataDir: config.dataDir, sync: config.durability === 'full' });
 }
 

@@ -5,12 +5,12 @@ import type { Broker } from './broker/broker.js';
 import type { Logger } from './broker/logger.js';
 import type { HttpConfig, SysConfig } from './config/schema.js';
 import type { ListenerView } from './http/api.js';
-import { HttpServer } from './http/http-server.js';
+import type { HttpServer } from './http/http-server.js';
 import { defaultDashboardDir } from './http/static-files.js';
 import { SysPublisher } from './sys/sys-publisher.js';
 import { ListenError } from './listener-set.js';
 import { describePortHolder } from './transport/address-in-use.js';
-import { WebSocketGateway } from './transport/ws.js';
+import type { WebSocketGateway } from './transport/ws.js';
 
 /** The version in package.json (one level above both src/ and dist/). */
 export const STARLING_VERSION: string = readVersion();
@@ -77,6 +77,8 @@ export async function startWebServices(input: WebServicesInput): Promise<WebServ
       const admin = broker.query;
       const env = process.env['STARLING_API_TOKEN'];
       const apiToken = httpConfig.apiToken ?? (env === undefined || env === '' ? undefined : env);
+      // The HTTP engines (prom-client, ws) are loaded only when HTTP is on: each costs megabytes.
+      const [{ HttpServer }, { WebSocketGateway }] = await Promise.all([import('./http/http-server.js'), import('./transport/ws.js')]);
       if (httpConfig.mqtt) gateway = new WebSocketGateway({ name: 'http', path: '/mqtt', trustedProxies: input.trustedProxies });
       gateway?.start(onStream);
       const dashboardDir = httpConfig.dashboard ? defaultDashboardDir() : undefined;

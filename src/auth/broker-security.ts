@@ -7,7 +7,7 @@ import type { Logger } from '../broker/logger.js';
 import type { AuthConfig, ListenerAuthConfig } from '../config/schema.js';
 import { AclAuthorizer, AclFile } from './acl.js';
 import { CertificateIdentity } from './certificate-identity.js';
-import { JwtAuth, type JwtAuthOptions } from './jwt.js';
+import type { JwtAuth, JwtAuthOptions } from './jwt.js';
 import { anonymousPolicy, scopedPlugin } from './listener-scope.js';
 import { LoginBackoff } from './login-backoff.js';
 import { PasswordFile, PasswordFileAuth } from './password-file.js';
@@ -109,6 +109,8 @@ export class BrokerSecurity {
       certificateNames.size === 0 && this.ownAuth.size === 0 && applies('*') ? plugin : scopedPlugin(plugin, (name) => applies(name) && !certificateNames.has(name), true);
     if (auth.jwt !== undefined) {
       const options: JwtAuthOptions = { ...auth.jwt, backoff };
+      // jose is loaded only when JWT is configured.
+      const { JwtAuth } = await import('./jwt.js');
       this.jwt = await JwtAuth.load(options);
       this.plugins.push(credentials(this.jwt, (name) => !own(name)));
     }

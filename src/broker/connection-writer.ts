@@ -8,7 +8,7 @@ import { AckQueue, type Held, type HeldSender } from './ack-queue.js';
 import type { Core } from './context.js';
 import { SendResult, type OutgoingFlight, type Route, type SessionLink } from './delivery.js';
 import type { CloseReason } from './outcomes.js';
-import type { PublishEncoder } from './publish-encoder.js';
+import { PublishEncoder } from './publish-encoder.js';
 import type { CommitWaiter, Flushable } from './turn.js';
 
 /** Bytes waiting in the socket beyond which we stop reading from that peer until it drains. */
@@ -27,7 +27,10 @@ export abstract class ConnectionWriter implements SessionLink, Flushable, Commit
   clientId = '';
   /** MQTT 5: the largest packet the client accepts (Maximum Packet Size), Infinity if unlimited. */
   maxPacketSize = Infinity;
-  protected encoder: PublishEncoder | undefined;
+  /** MQTT 5: topic aliases the client accepts from us. */
+  protected topicAliasMaximum = 0;
+  /** Made at the first PUBLISH sent: a device that only publishes never needs one. */
+  private encoder: PublishEncoder | undefined;
   protected readingPaused = false;
   /** Reading is paused by the publish rate limit. */
   protected throttled = false;
@@ -126,7 +129,7 @@ export abstract class ConnectionWriter implements SessionLink, Flushable, Commit
   }
 
   private sendPublish(message: Message, qos: 0 | 1 | 2, retain: boolean, route: Route, packetId: number, dup: boolean, stored: boolean): SendResult {
-    const encoder = this.encoder as PublishEncoder;
+    const encoder = (this.encoder ??= new PublishEncoder(this.core.wire, this.version, this.maxPacketSize, this.topicAliasMaximum));
     const now = message.expiresAt === undefined && this.version !== 5 ? 0 : Date.now();
     // [MQTT-3.3.2-5] an expired message is not sent, whatever the subscriber's version; once a PUBLISH
     // has gone out, expiry no longer applies and a retransmission is sent [MQTT-4.3.3-7].

@@ -10,7 +10,6 @@ import { handlePacket } from './handlers/index.js';
 import type { PendingAuth } from './handlers/auth.js';
 import type { ClientIdentity } from './hooks.js';
 import { CLOSE_REASON_CODES, ConnectRefusal, type CloseReason } from './outcomes.js';
-import { PublishEncoder } from './publish-encoder.js';
 import { PublishRateLimiter } from './rate-limit.js';
 import type { Session } from './session.js';
 import { InboundTopicAliases } from './topic-aliases.js';
@@ -111,7 +110,7 @@ export class Connection extends ConnectionWriter {
     this.identity = accepted.identity;
     this.username = accepted.identity.username;
     this.authMethod = accepted.authMethod;
-    this.encoder = new PublishEncoder(this.core.wire, this.version, this.maxPacketSize, accepted.topicAliasMaximum);
+    this.topicAliasMaximum = accepted.topicAliasMaximum;
     this.keepalive = accepted.keepalive;
     // [MQTT-3.1.2-24] keep-alive is enforced at one and a half times the interval.
     this.keepaliveMs = accepted.keepalive * 1500;
@@ -181,20 +180,31 @@ export class Connection extends ConnectionWriter {
   onData(chunk: Buffer): void {
     if (this.current === 'closed') return;
     this.core.stats.bytesReceived += chunk.length;
-    let packets: Packet[];
+    // Decoded packets go to one array shared by every connection (none per read); a read that runs
+    // while another is being handled (an in-process client answering synchronously) gets its own.
+    const shared = !scratchInUse;
+    const packets = shared ? scratch : [];
+    scratchInUse = true;
     try {
-      packets = this.decoder.push(chunk);
-    } catch (error) {
-      this.fail(error);
-      return;
-    }
-    // Keep-alive counts complete control packets, not bytes [MQTT-3.1.2-24].
-    if (packets.length > 0) this.lastActivity = Date.now();
-    for (let i = 0; i < packets.length; i++) {
-      if (this.isClosed()) return;
-      const packet = packets[i] as Packet;
-      if (this.holds > 0) (this.backlog ??= []).push(packet);
-      else if (!this.handle(packet)) return;
+      try {
+        this.decoder.push(chunk, packets);
+      } catch (error) {
+        this.fail(error);
+        return;
+      }
+      // Keep-alive counts complete control packets, not bytes [MQTT-3.1.2-24].
+      if (packets.length > 0) this.lastActivity = Date.now();
+      for (let i = 0; i < packets.length; i++) {
+        if (this.isClosed()) return;
+        const packet = packets[i] as Packet;
+        if (this.holds > 0) (this.backlog ??= []).push(packet);
+        else if (!this.handle(packet)) return;
+      }
+    } finally {
+      if (shared) {
+        scratch.length = 0;
+        scratchInUse = false;
+      }
     }
   }
 
@@ -289,6 +299,10 @@ export class Connection extends ConnectionWriter {
     if (session !== undefined && session.link === this) lifecycle.disconnected(session, this.identity, reason);
   }
 }
+
+/** The packets of the read being handled (see onData). */
+const scratch: Packet[] = [];
+let scratchInUse = false;
 
 function connectionOf(stream: Duplex): Connection {
   return (stream as LinkedStream)[CONNECTION] as Connection;

@@ -2,33 +2,14 @@
 import type { Message } from '../model/message.js';
 import type { Properties, QoS } from '../protocol/types.js';
 
-/** What a publisher sent, before the broker owns it. */
-export interface Published {
-  topic: string;
-  payload: Buffer;
-  qos: QoS;
-  retain: boolean;
-  /** The publisher's MQTT 5 properties, as received (per-hop ones included). */
-  properties?: Properties | undefined;
-}
-
 /**
  * The broker's Message: the publisher's properties minus the per-hop ones (Topic Alias, Subscription
  * Identifiers, Will Delay Interval), and the Message Expiry Interval turned into an absolute time
  * (re-sent reduced by the time the message waited here [MQTT-3.3.2-6]). `origin`: the publishing
- * client's id ('' for the broker itself).
+ * client's id ('' for the broker itself); `props`: the publisher's MQTT 5 properties as received.
  */
-export function createMessage(published: Published, origin: string, now: number): Message {
-  const message: Message = {
-    topic: published.topic,
-    payload: published.payload,
-    qos: published.qos,
-    retain: published.retain,
-    origin,
-    receivedAt: now,
-    clusterId: undefined,
-  };
-  const props = published.properties;
+export function createMessage(topic: string, payload: Buffer, qos: QoS, retain: boolean, props: Properties | undefined, origin: string, now: number): Message {
+  const message: Message = { topic, payload, qos, retain, origin, receivedAt: now, clusterId: undefined };
   if (props !== undefined) {
     const forwarded = forwardedProperties(props);
     if (forwarded !== undefined) message.properties = forwarded;

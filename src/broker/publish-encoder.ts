@@ -35,18 +35,22 @@ export class PublishEncoder {
     return bytes === undefined || bytes.length > this.maxPacketSize ? undefined : bytes;
   }
 
-  /** The broker-wide encoding of the message, copied and patched only for a packet id or DUP. */
+  /** The broker-wide encoding of the message: itself, or (QoS 1/2) patched with this packet id and DUP — in place for the first taker, in a copy after. */
   private shared(message: Message, qos: QoS, retain: boolean, packetId: number, dup: boolean, now: number): Buffer {
     const wire = this.wire;
-    const form = wire.get(message, this.version, qos, retain, now);
+    const version = this.version;
+    const form = wire.get(message, version, qos, retain, now);
     if (qos === 0) return form;
-    const copy = Buffer.allocUnsafe(form.length);
-    form.copy(copy, 0);
-    const offset = wire.packetIdOffset(this.version, qos, retain);
-    copy[offset] = packetId >> 8;
-    copy[offset + 1] = packetId & 0xff;
-    if (dup) copy[0] = (copy[0] as number) | 0x08;
-    return copy;
+    let bytes = form;
+    if (!wire.take(version, qos, retain)) {
+      bytes = Buffer.allocUnsafe(form.length);
+      form.copy(bytes, 0);
+    }
+    const offset = wire.packetIdOffset(version, qos, retain);
+    bytes[offset] = packetId >> 8;
+    bytes[offset + 1] = packetId & 0xff;
+    bytes[0] = dup ? (bytes[0] as number) | 0x08 : (bytes[0] as number) & 0xf7;
+    return bytes;
   }
 
   /** MQTT 5 encoding for this subscriber alone: its subscription identifiers and topic alias. */

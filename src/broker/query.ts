@@ -123,7 +123,7 @@ export class BrokerQuery {
   publish(input: PublishInput): void {
     validateTopicName(input.topic);
     const payload = input.payload === undefined ? Buffer.alloc(0) : typeof input.payload === 'string' ? Buffer.from(input.payload) : input.payload;
-    this.core.router.route(createMessage({ topic: input.topic, payload, qos: input.qos ?? 0, retain: input.retain ?? false, properties: input.properties }, '', Date.now()));
+    this.core.router.route(createMessage(input.topic, payload, input.qos ?? 0, input.retain ?? false, input.properties, '', Date.now()));
   }
 
   /** True while a client with this id is connected. */

@@ -143,6 +143,6 @@ export class SessionLifecycle {
   }
 
   private publishWill(will: Will, clientId: string): void {
-    this.router.route(createMessage(will, clientId, Date.now()));
+    this.router.route(createMessage(will.topic, will.payload, will.qos, will.retain, will.properties, clientId, Date.now()));
   }
 }

@@ -36,6 +36,8 @@ export class SubscriptionIndex {
   private readonly trie = new TopicTrie<Subscriber, Subscription>();
   private readonly groups = new Map<string, SharedGroup>();
   private cache = new Map<string, Routes>();
+  /** Routes shared by every cached topic that only one subscription matches (see solo). */
+  private readonly soloRoutes = new Map<Subscription, Routes>();
   private readonly collecting = new Map<Session, Subscription[]>();
   private collectingGroups: SharedGroup[] = [];
   private readonly collect = (subscriber: Subscriber, subscription: Subscription): void => {
@@ -126,19 +128,39 @@ export class SubscriptionIndex {
     const cached = this.cache.get(topic);
     if (cached !== undefined) return cached;
     this.trie.match(topic, this.collect);
-    const targets: RouteTarget[] = [];
-    for (const [session, subscriptions] of this.collecting) targets.push(toTarget(session, subscriptions));
-    this.collecting.clear();
-    const groups = this.collectingGroups.length === 0 ? NO_GROUPS : this.collectingGroups;
-    this.collectingGroups = [];
-    const routes = { targets, groups };
+    const routes = this.collectingGroups.length === 0 && this.collecting.size === 1 ? this.solo() : this.collected();
     if (this.cache.size >= MAX_CACHED_TOPICS) this.cache.clear();
     this.cache.set(topic, routes);
     return routes;
   }
 
+  /**
+   * The routes of a topic matched by one subscription of one session (a wildcard subscriber of many
+   * devices' topics): one object shared by every such topic, so the cache costs a map entry per topic.
+   */
+  private solo(): Routes {
+    const [session, subscriptions] = this.collecting.entries().next().value as [Session, Subscription[]];
+    this.collecting.clear();
+    const only = subscriptions.length === 1 ? subscriptions[0]! : undefined;
+    const shared = only === undefined ? undefined : this.soloRoutes.get(only);
+    if (shared !== undefined) return shared;
+    const routes: Routes = { targets: [toTarget(session, subscriptions)], groups: NO_GROUPS };
+    if (only !== undefined) this.soloRoutes.set(only, routes);
+    return routes;
+  }
+
+  private collected(): Routes {
+    const targets: RouteTarget[] = [];
+    for (const [session, subscriptions] of this.collecting) targets.push(toTarget(session, subscriptions));
+    this.collecting.clear();
+    const groups = this.collectingGroups.length === 0 ? NO_GROUPS : this.collectingGroups;
+    this.collectingGroups = [];
+    return { targets, groups };
+  }
+
   private invalidate(): void {
     if (this.cache.size > 0) this.cache = new Map();
+    if (this.soloRoutes.size > 0) this.soloRoutes.clear();
   }
 }
 

@@ -6,28 +6,46 @@ import type { Properties, ProtocolVersion, QoS } from '../protocol/types.js';
 /**
  * Encodes a PUBLISH once per distinct wire form and shares the bytes across subscribers.
  * One slot: the broker routes one message to all its subscribers synchronously, so the
- * message being routed is almost always the one cached. QoS > 0 forms carry packet id 0,
- * which `Connection` patches in its own copy. Forms: (3.1.x | 5.0) × QoS × RETAIN.
+ * message being routed is almost always the one cached. QoS > 0 forms carry packet id 0: the
+ * first subscriber to send a form takes the buffer itself and patches its packet id in place (a
+ * device's message usually has one subscriber: no copy); later ones copy it and patch their own.
+ * Forms: (3.1.x | 5.0) × QoS × RETAIN.
  */
 export class WireCache {
   private message: Message | undefined;
   private readonly forms: (Buffer | undefined)[] = new Array<Buffer | undefined>(12).fill(undefined);
   private readonly offsets: number[] = new Array<number>(12).fill(0);
+  /** Bit per form: encoded for the current message (the slot is stale otherwise). */
+  private filled = 0;
+  /** Bit per form: its buffer was taken by a subscriber (and patched). */
+  private taken = 0;
 
   /** The encoded PUBLISH for (message, version, qos, retain), without per-subscriber properties. */
   get(message: Message, version: ProtocolVersion, qos: QoS, retain: boolean, now: number): Buffer {
     if (this.message !== message) {
       this.message = message;
-      this.forms.fill(undefined);
+      this.filled = 0;
+      this.taken = 0;
     }
     const index = formIndex(version, qos, retain);
-    let form = this.forms[index];
-    if (form === undefined) {
-      form = encodeDelivery(message, version, qos, retain, version === 5 ? publishProperties(message, now) : undefined, message.topic);
-      this.forms[index] = form;
-      if (qos > 0) this.offsets[index] = publishPacketIdOffset(form);
-    }
+    const bit = 1 << index;
+    if ((this.filled & bit) !== 0) return this.forms[index] as Buffer;
+    const form = encodeDelivery(message, version, qos, retain, version === 5 ? publishProperties(message, now) : undefined, message.topic);
+    this.forms[index] = form;
+    this.filled |= bit;
+    if (qos > 0) this.offsets[index] = publishPacketIdOffset(form);
     return form;
+  }
+
+  /**
+   * True the first time a subscriber asks for the form last returned by `get` for (version, qos,
+   * retain): it may patch that buffer in place. Later callers must copy it.
+   */
+  take(version: ProtocolVersion, qos: QoS, retain: boolean): boolean {
+    const bit = 1 << formIndex(version, qos, retain);
+    if ((this.taken & bit) !== 0) return false;
+    this.taken |= bit;
+    return true;
   }
 
   /** Offset of the packet id in the form last returned by `get` for (version, qos, retain). */
@@ -38,7 +56,9 @@ export class WireCache {
   /** Forgets the cached message (so its payload can be collected). */
   reset(): void {
     this.message = undefined;
-    this.forms.fill(undefined);
+    if (this.filled !== 0) this.forms.fill(undefined);
+    this.filled = 0;
+    this.taken = 0;
   }
 }
 

@@ -4,6 +4,9 @@ import { ConfigError, loadConfig, usage } from '../config/config.js';
 import { startServer } from '../server.js';
 import { STARLING_VERSION } from '../web-services.js';
 
+/** How long a clean shutdown may take before the process exits anyway. */
+const SHUTDOWN_GRACE_MS = 15_000;
+
 /** `starling [options]`: runs the broker until SIGINT / SIGTERM. */
 async function main(argv: string[]): Promise<number> {
   let commandLine;
@@ -29,6 +32,13 @@ async function main(argv: string[]): Promise<number> {
       return;
     }
     running.logger.info({ signal }, 'shutting down');
+    // A shutdown that hangs (a peer that never lets go, a store that never answers) still ends, and
+    // says what it waited for.
+    const deadline = setTimeout(() => {
+      running.logger.error({ waitingFor: running.closing() }, `shutdown still not done after ${SHUTDOWN_GRACE_MS / 1000} s: exiting anyway`);
+      process.exit(1);
+    }, SHUTDOWN_GRACE_MS);
+    deadline.unref();
     running.close().then(
       () => process.exit(0),
       (error: unknown) => {

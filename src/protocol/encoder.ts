@@ -14,6 +14,7 @@ import type { Packet, ProtocolVersion } from './types.js';
 
 /** PUBLISH fast paths for the broker: encode once, patch the packet id per subscriber, set DUP on resend. */
 export { encodePublish, publishPacketIdOffset, setDupFlag } from './packets/publish.js';
+export { encodeShortAck } from './packets/ack.js';
 
 /**
  * Encodes `packet` for `version`: fields the version has no room for (properties, reason codes before

@@ -140,7 +140,7 @@ describe('47 a mosquitto.conf that mosquitto accepts runs Starling with the same
 
   test('SIGTERM stops it cleanly', async () => {
     starling.child.kill('SIGTERM');
-    assert.equal(await starling.exited, 0);
+    assert.equal(await starling.exited, 0, starling.lines.slice(-8).join('\n'));
   });
 });
 
@@ -176,6 +176,6 @@ describe('47 per_listener_settings true: each listener keeps its own password fi
     assert.notEqual((await pub(guarded, '-u', 'dave', '-P', 'wrong')).code, 0, 'a wrong password refused');
     assert.equal((await pub(guarded, '-u', 'dave', '-P', 'dave-pw')).code, 0, 'dave with his password');
     starling.child.kill('SIGTERM');
-    assert.equal(await starling.exited, 0);
+    assert.equal(await starling.exited, 0, starling.lines.slice(-8).join('\n'));
   });
 });

@@ -2,6 +2,7 @@
 import { isUtf8 } from 'node:buffer';
 import { ProtocolViolationError } from '../../protocol/errors.js';
 import { ReasonCode } from '../../protocol/reason-codes.js';
+import { encodeShortAck } from '../../protocol/encoder.js';
 import type { PublishPacket } from '../../protocol/types.js';
 import type { Connection } from '../connection.js';
 import type { Core } from '../context.js';
@@ -93,13 +94,12 @@ function accept(core: Core, conn: Connection, session: Session, packet: PublishP
   const qos = packet.qos;
   const journal = core.turn.journal;
   const opsBefore = journal === undefined ? 0 : journal.size;
-  // Payloads that may outlive this read (queued, inflight, retained) are copied out of the socket chunk.
-  const payload = qos > 0 || packet.retain ? Buffer.from(packet.payload) : packet.payload;
-  const published = { topic, payload, qos, retain: packet.retain, properties: packet.properties };
+  const payload = qos > 0 || packet.retain ? keepable(packet.payload) : packet.payload;
   let delivered = -1;
-  if (qos !== 2) delivered = core.router.route(createMessage(published, conn.clientId, Date.now()));
   // [MQTT-4.3.3-2] a QoS 2 PUBLISH whose id awaits PUBREL is a duplicate: acknowledged, not delivered again.
-  else if (session.beginIncomingQos2(packet.packetId as number)) delivered = core.router.route(createMessage(published, conn.clientId, Date.now()));
+  if (qos !== 2 || session.beginIncomingQos2(packet.packetId as number)) {
+    delivered = core.router.route(createMessage(topic, payload, qos, packet.retain, packet.properties, conn.clientId, Date.now()));
+  }
   if (qos === 0) return;
   // Whatever this message changed in the store (a persistent session's copy, a retained message, a
   // QoS 2 id) must be durable before it is acknowledged [MQTT-4.3.2-2] [MQTT-4.3.3-2].
@@ -108,8 +108,21 @@ function accept(core: Core, conn: Connection, session: Session, packet: PublishP
   const type = qos === 1 ? 'puback' : 'pubrec';
   // MQTT 5 may say no one was subscribed (0x10).
   if (delivered === 0 && conn.version === 5) conn.sendAck({ type, packetId, reasonCode: ReasonCode.noMatchingSubscribers }, durable);
-  else conn.sendAck({ type, packetId }, durable);
+  else conn.sendAck(encodeShortAck(type, packetId), durable);
 }
+
+/**
+ * A payload that may outlive this read (queued, inflight, retained). A view keeps its whole read
+ * buffer alive: kept as it is when that buffer is small or mostly this message (a device's read of
+ * one PUBLISH is exactly its size), copied out of a large read that carries many messages.
+ */
+function keepable(payload: Buffer): Buffer {
+  const backing = payload.buffer.byteLength;
+  return backing <= KEEP_VIEW_BYTES || backing <= 2 * payload.length ? payload : Buffer.from(payload);
+}
+
+/** Read buffers up to this size are kept whole by the payloads that view them. */
+const KEEP_VIEW_BYTES = 1024;
 
 /** A PUBLISH the plugins refused: logged, then answered as the outcome table says. */
 function deny(core: Core, conn: Connection, session: Session, packet: PublishPacket, topic: string): void {

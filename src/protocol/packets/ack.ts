@@ -69,3 +69,17 @@ export function encodeAck(p: AckPacket<AckType>, version: ProtocolVersion): Buff
   if (len > 3) writeProperties(w, p.properties, propsLen);
   return w.finish();
 }
+
+/**
+ * The 4 bytes of a successful PUBACK, PUBREC or PUBCOMP (no reason code, no properties): the same in
+ * every protocol version (MQTT 5 omits reason code 0 [MQTT-3.4.2-1]). The broker's hot path sends
+ * these without building a packet object.
+ */
+export function encodeShortAck(type: 'puback' | 'pubrec' | 'pubcomp', packetId: number): Buffer {
+  const bytes = Buffer.allocUnsafe(4);
+  bytes[0] = CODE[type] << 4;
+  bytes[1] = 2;
+  bytes[2] = packetId >> 8;
+  bytes[3] = packetId & 0xff;
+  return bytes;
+}

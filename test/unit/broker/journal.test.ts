@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { fromStoredMessage, Journal, toStoredMessage } from '../../../src/broker/journal.js';
 import { createMessage } from '../../../src/broker/messages.js';
 
-const message = (topic: string) => createMessage({ topic, payload: Buffer.from('p'), qos: 1, retain: false, properties: { contentType: 'text/plain', messageExpiryInterval: 60 } }, 'c', 1000);
+const message = (topic: string) => createMessage(topic, Buffer.from('p'), 1, false, { contentType: 'text/plain', messageExpiryInterval: 60 }, 'c', 1000);
 
 test('a body is stored with its first holder and deleted with its last; ids are stable per message', () => {
   const journal = new Journal(() => undefined);

@@ -70,7 +70,7 @@ function sub(topicFilter: string, qos: QoS, extra: Partial<Subscription> = {}): 
 }
 
 function msg(topic: string, qos: QoS, origin = 'publisher', retain = false, payload = 'x'): Message {
-  return createMessage({ topic, payload: Buffer.from(payload), qos, retain }, origin, Date.now());
+  return createMessage(topic, Buffer.from(payload), qos, retain, undefined, origin, Date.now());
 }
 
 describe('Router.route', () => {
@@ -143,7 +143,7 @@ describe('Router.route', () => {
   test('sendRetained: RETAIN=1 at the effective QoS [MQTT-3.3.1-8]; an expired retained message is removed instead', () => {
     const { router, client, retained } = setup();
     router.route(msg('t/live', 2, 'p', true));
-    const expired = createMessage({ topic: 't/old', payload: Buffer.from('x'), qos: 1, retain: true, properties: { messageExpiryInterval: 1 } }, 'p', Date.now() - 5000);
+    const expired = createMessage('t/old', Buffer.from('x'), 1, true, { messageExpiryInterval: 1 }, 'p', Date.now() - 5000);
     router.route(expired);
     const s = client('s');
     router.sendRetained(s.session, sub('t/#', 1), Date.now());

@@ -8,7 +8,7 @@ import { WireCache } from '../../../src/broker/wire-cache.js';
 import { decodePacket } from '../../../src/protocol/decoder.js';
 import type { PublishPacket } from '../../../src/protocol/types.js';
 
-const message = createMessage({ topic: 'sensors/kitchen', payload: Buffer.from('21.5'), qos: 2, retain: true }, 'c', Date.now());
+const message = createMessage('sensors/kitchen', Buffer.from('21.5'), 2, true, undefined, 'c', Date.now());
 const decode = (bytes: Buffer, version: 4 | 5): PublishPacket => decodePacket(bytes, version) as PublishPacket;
 
 test('one buffer per wire form of the message being routed, until reset', () => {
@@ -21,16 +21,18 @@ test('one buffer per wire form of the message being routed, until reset', () => 
   assert.notEqual(wire.get(message, 4, 1, false, 0), a);
 });
 
-test('QoS 1/2: each subscriber gets a copy with its own packet id (and DUP on a retransmission); the shared form is untouched', () => {
+test('QoS 1/2: the first subscriber takes the form itself, later ones a copy, each with its own packet id (and DUP on a retransmission)', () => {
   const wire = new WireCache();
   const encoder = new PublishEncoder(wire, 4, Infinity, 0);
   const first = encoder.encode(message, 1, false, plainRoute(1), 17, false, 0)!;
   const second = encoder.encode(message, 1, false, plainRoute(1), 0x1234, true, 0)!;
   assert.deepEqual([decode(first, 4).packetId, decode(first, 4).dup], [17, false]);
   assert.deepEqual([decode(second, 4).packetId, decode(second, 4).dup], [0x1234, true]);
-  const shared = wire.get(message, 4, 1, false, 0);
-  const offset = wire.packetIdOffset(4, 1, false);
-  assert.deepEqual([shared[offset], shared[offset + 1]], [0, 0], 'the form shared by every subscriber keeps id 0');
+  assert.equal(first, wire.get(message, 4, 1, false, 0), 'the first taker got the cached buffer itself (no copy)');
+  assert.notEqual(second, first);
+  const third = encoder.encode(message, 1, false, plainRoute(1), 5, false, 0)!;
+  assert.deepEqual([decode(third, 4).packetId, decode(third, 4).dup], [5, false], 'a copy of a DUP-patched form clears DUP');
+  assert.deepEqual([decode(first, 4).packetId, decode(first, 4).dup], [17, false], 'later copies never change the first taker\'s bytes');
   assert.equal(encoder.encode(message, 0, false, plainRoute(0), 0, false, 0), wire.get(message, 4, 0, false, 0), 'QoS 0 is the shared form itself');
 });
 
@@ -47,16 +49,16 @@ test('MQTT 5: subscription identifiers and topic aliases make an encoding of its
 
 test('[MQTT-3.1.2-25] larger than the client accepts: not encoded, and an alias it would have announced is taken back', () => {
   const encoder = new PublishEncoder(new WireCache(), 5, 20, 5);
-  const big = createMessage({ topic: 'big/topic', payload: Buffer.alloc(64), qos: 0, retain: false }, 'c', Date.now());
+  const big = createMessage('big/topic', Buffer.alloc(64), 0, false, undefined, 'c', Date.now());
   assert.equal(encoder.encode(big, 0, false, plainRoute(0), 0, false, Date.now()), undefined);
-  const small = createMessage({ topic: 'big/topic', payload: Buffer.from('x'), qos: 0, retain: false }, 'c', Date.now());
+  const small = createMessage('big/topic', Buffer.from('x'), 0, false, undefined, 'c', Date.now());
   const bytes = encoder.encode(small, 0, false, plainRoute(0), 0, false, Date.now())!;
   assert.equal(decode(bytes, 5).topic, 'big/topic', 'the alias was never learnt, so the topic is sent in full');
 });
 
 test('[MQTT-3.3.2-6] the Message Expiry Interval is sent reduced by the time the message waited', () => {
   const now = Date.now();
-  const expiring = createMessage({ topic: 'e', payload: Buffer.from('x'), qos: 0, retain: false, properties: { messageExpiryInterval: 100 } }, 'c', now - 30_500);
+  const expiring = createMessage('e', Buffer.from('x'), 0, false, { messageExpiryInterval: 100 }, 'c', now - 30_500);
   const packet = decode(new WireCache().get(expiring, 5, 0, false, now), 5);
   assert.equal(packet.properties?.messageExpiryInterval, 70);
 });
