@@ -2,7 +2,7 @@
 import net, { type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Listener, StreamInfo } from './types.js';
-import { listenOn } from './listen.js';
+import { closeServer, listenOn, socketInfo } from './listen.js';
 
 /** Where a TCP listener binds. */
 export interface TcpListenerOptions {
@@ -10,6 +10,8 @@ export interface TcpListenerOptions {
   host: string;
   port: number;
 }
+
+const NONE: ReadonlySet<net.Socket> = new Set();
 
 /** Plain MQTT over TCP. */
 export class TcpListener implements Listener {
@@ -21,23 +23,13 @@ export class TcpListener implements Listener {
   }
 
   listen(onStream: (stream: Duplex, info: StreamInfo) => void): Promise<AddressInfo> {
-    const server = net.createServer({ noDelay: true }, (socket) => {
-      const info: StreamInfo = { listener: this.name };
-      if (socket.remoteAddress !== undefined) info.remoteAddress = socket.remoteAddress;
-      if (socket.remotePort !== undefined) info.remotePort = socket.remotePort;
-      onStream(socket, info);
-    });
+    const server = net.createServer({ noDelay: true }, (socket) => onStream(socket, socketInfo(socket, this.name)));
     this.server = server;
     return listenOn(server, this.options.host, this.options.port);
   }
 
+  /** Stops accepting. Every socket is the broker's from its first byte, and the broker closes them: nothing to track per connection. */
   close(): Promise<void> {
-    const server = this.server;
-    if (server === undefined) return Promise.resolve();
-    return new Promise((resolve) => {
-      server.close(() => {
-        resolve();
-      });
-    });
+    return closeServer(this.server, NONE);
   }
 }

@@ -1,10 +1,10 @@
 /** The MQTT over TLS listener: certificates reloadable on SIGHUP, optional client certificates. */
 import { readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { Listener, StreamInfo } from './types.js';
-import { listenOn } from './listen.js';
+import { closeServer, listenOn, socketInfo, trackConnections } from './listen.js';
 
 /** Where a TLS listener binds and which certificates it uses. */
 export interface TlsListenerOptions {
@@ -36,6 +36,7 @@ export interface TlsListenerOptions {
 export class TlsListener implements Listener {
   readonly name: string;
   private server: tls.Server | undefined;
+  private open: ReadonlySet<Socket> = new Set();
 
   constructor(private readonly options: TlsListenerOptions) {
     this.name = options.name ?? 'tls';
@@ -65,11 +66,10 @@ export class TlsListener implements Listener {
       rejectUnauthorized: requireCert,
       handshakeTimeout: this.options.handshakeTimeoutMs ?? 10_000,
     });
+    this.open = trackConnections(server);
     server.on('secureConnection', (socket: tls.TLSSocket) => {
       socket.setNoDelay(true);
-      const info: StreamInfo = { listener: this.name };
-      if (socket.remoteAddress !== undefined) info.remoteAddress = socket.remoteAddress;
-      if (socket.remotePort !== undefined) info.remotePort = socket.remotePort;
+      const info = socketInfo(socket, this.name);
       if (requireCert && socket.authorized) {
         const subject = subjectOf(socket.getPeerCertificate());
         if (subject !== undefined) info.certificateSubject = subject;
@@ -92,14 +92,9 @@ export class TlsListener implements Listener {
     server?.setSecureContext(context);
   }
 
+  /** Stops accepting; a handshake that never completes does not hold the shutdown up. */
   close(): Promise<void> {
-    const server = this.server;
-    if (server === undefined) return Promise.resolve();
-    return new Promise((resolve) => {
-      server.close(() => {
-        resolve();
-      });
-    });
+    return closeServer(this.server, this.open);
   }
 }
 

@@ -165,7 +165,11 @@ describe('80 the npm package, packed and installed', () => {
     assert.match(readFileSync(join(project, 'node_modules', NAME, 'LICENSE'), 'utf8'), /^MIT License[\s\S]*The Starling authors/);
   });
 
-  test('the installed starling command answers --help', async () => {
+  test('the installed starling command answers --version (the package version) and --help', async () => {
+    const version = await run(bin, ['--version'], project, WAIT_MS);
+    assert.equal(version.code, 0, version.stderr);
+    const ours = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string };
+    assert.match(version.stdout, new RegExp(`^starling ${ours.version.replace(/\./g, '\\.')} `));
     const help = await run(bin, ['--help'], project, WAIT_MS);
     assert.equal(help.code, 0, help.stderr);
     assert.match(help.stdout, /Usage: starling/);
