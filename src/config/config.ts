@@ -10,12 +10,13 @@ import { ConfigError } from './config-error.js';
 import { readConfigFile } from './config-file.js';
 import { envLayer } from './env.js';
 import { brokerUsage, parseFlags } from './flags.js';
+import { checkHttpAuth, checkWebhooks } from './http-services.js';
 import { checkLayer, deepMerge, issueMessage, objectLayer, type Layer } from './layer.js';
-import { SCHEMA, schemaDefaults, type StarlingConfig } from './schema.js';
+import { SCHEMA, schemaDefaults, type HttpAuthConfig, type StarlingConfig } from './schema.js';
 import { check, pathText, type Issue } from './setting.js';
 
 export { ConfigError } from './config-error.js';
-export { LOG_LEVELS, type StarlingConfig, type LogLevel, type LimitsConfig, type FeaturesConfig, type ClusterConfig, type ListenerConfig, type BridgeConfig } from './schema.js';
+export { LOG_LEVELS, type StarlingConfig, type LogLevel, type LimitsConfig, type FeaturesConfig, type ClusterConfig, type ListenerConfig, type BridgeConfig, type WebhookConfig, type HttpAuthConfig } from './schema.js';
 
 /** Every default, from the schema. */
 export const DEFAULT_CONFIG: Readonly<StarlingConfig> = schemaDefaults();
@@ -115,6 +116,26 @@ export function checkBridgesConfig(bridges: unknown): StarlingConfig['bridges'] 
   const checked = check(SCHEMA.fields.bridges, bridges, ['bridges'], issues, true) as StarlingConfig['bridges'];
   const errors = issues.map((i) => `bridges: ${pathText(i.path)} ${i.problem}`);
   if (errors.length === 0) errors.push(...checkBridges(checked, (i) => `bridges[${i}]`));
+  if (errors.length > 0) throw new ConfigError(errors);
+  return checked;
+}
+
+/** Checks a `webhooks` array given in code (startServer) as the loader does for a file. */
+export function checkWebhooksConfig(webhooks: unknown): StarlingConfig['webhooks'] {
+  const issues: Issue[] = [];
+  const checked = check(SCHEMA.fields.webhooks, webhooks, ['webhooks'], issues, true) as StarlingConfig['webhooks'];
+  const errors = issues.map((i) => `${pathText(i.path)} ${i.problem}`);
+  if (errors.length === 0) errors.push(...checkWebhooks(checked, (i) => `webhooks[${i}]`));
+  if (errors.length > 0) throw new ConfigError(errors);
+  return checked;
+}
+
+/** Checks an `auth.http` object given in code (startServer) as the loader does for a file. */
+export function checkHttpAuthConfig(http: unknown): HttpAuthConfig {
+  const issues: Issue[] = [];
+  const checked = check(SCHEMA.fields.auth.fields.http, http, ['auth', 'http'], issues, true) as HttpAuthConfig;
+  const errors = issues.map((i) => `${pathText(i.path)} ${i.problem}`);
+  if (errors.length === 0) errors.push(...checkHttpAuth(checked, 'auth.http'));
   if (errors.length > 0) throw new ConfigError(errors);
   return checked;
 }

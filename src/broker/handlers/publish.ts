@@ -97,9 +97,9 @@ function accept(core: Core, conn: Connection, session: Session, packet: PublishP
   const payload = qos > 0 || packet.retain ? Buffer.from(packet.payload) : packet.payload;
   const published = { topic, payload, qos, retain: packet.retain, properties: packet.properties };
   let delivered = -1;
-  if (qos !== 2) delivered = core.router.route(createMessage(published, conn.clientId, Date.now()));
+  if (qos !== 2) delivered = core.router.route(createMessage(published, conn.clientId, Date.now()), conn.identity);
   // [MQTT-4.3.3-2] a QoS 2 PUBLISH whose id awaits PUBREL is a duplicate: acknowledged, not delivered again.
-  else if (session.beginIncomingQos2(packet.packetId as number)) delivered = core.router.route(createMessage(published, conn.clientId, Date.now()));
+  else if (session.beginIncomingQos2(packet.packetId as number)) delivered = core.router.route(createMessage(published, conn.clientId, Date.now()), conn.identity);
   if (qos === 0) return;
   // Whatever this message changed in the store (a persistent session's copy, a retained message, a
   // QoS 2 id) must be durable before it is acknowledged [MQTT-4.3.2-2] [MQTT-4.3.3-2].
