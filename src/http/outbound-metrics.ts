@@ -41,10 +41,17 @@ export interface OutboundServices {
   webhooks(): readonly WebhookView[];
 }
 
-/** Registers the metrics of auth.http (label `endpoint`: authenticate, publish, subscribe) and webhooks (label `webhook`). */
+/**
+ * Registers the metrics of auth.http (label `endpoint`: authenticate, publish, subscribe) and of
+ * webhooks (label `webhook`), each family only when there is such a service (they are fixed at start).
+ */
 export function registerOutboundMetrics(registry: Registry, services: OutboundServices): void {
+  if (services.httpAuth().length > 0) registerHttpAuth(registry, services);
+  if (services.webhooks().length > 0) registerWebhooks(registry, services);
+}
+
+function registerHttpAuth(registry: Registry, services: OutboundServices): void {
   const auth = (): Array<[string, HttpAuthView]> => services.httpAuth().map((v) => [v.action, v]);
-  const hooks = (): Array<[string, WebhookView]> => services.webhooks().map((v) => [v.name, v]);
 
   labelled(registry, Counter, 'starling_http_auth_requests_total', 'Requests sent to the HTTP authentication service.', 'endpoint', () => auth().map(([k, v]) => [{ endpoint: k }, v.endpoint.requests]));
   labelled(registry, Counter, 'starling_http_auth_failures_total', 'Checks the HTTP authentication service gave no usable answer to (onFailure decided).', 'endpoint', () =>
@@ -58,7 +65,10 @@ export function registerOutboundMetrics(registry: Registry, services: OutboundSe
     auth().map(([k, v]) => [{ endpoint: k }, v.endpoint.up ? 1 : 0]),
   );
   new MirroredHistogram(registry, 'starling_http_auth_request_duration_seconds', 'Duration of requests to the HTTP authentication service.', 'endpoint', () => auth().map(([k, v]) => [k, v.endpoint.latency]));
+}
 
+function registerWebhooks(registry: Registry, services: OutboundServices): void {
+  const hooks = (): Array<[string, WebhookView]> => services.webhooks().map((v) => [v.name, v]);
   labelled(registry, Counter, 'starling_webhook_events_total', 'Events queued for a webhook.', 'webhook', () => hooks().map(([k, v]) => [{ webhook: k }, v.enqueued]));
   labelled(registry, Counter, 'starling_webhook_events_sent_total', 'Events a webhook acknowledged (2xx).', 'webhook', () => hooks().map(([k, v]) => [{ webhook: k }, v.sent]));
   labelled(registry, Counter, 'starling_webhook_events_dropped_total', 'Events dropped, by reason: queue_full, retries_exhausted, rejected (4xx), shutdown.', ['webhook', 'reason'], () =>
@@ -132,9 +142,9 @@ class MirroredHistogram extends Histogram<string> {
       let cumulative = 0;
       latency.bounds.forEach((bound, i) => {
         cumulative += latency.counts[i] ?? 0;
-        values.push({ metricName: `${this.metricName}_bucket`, labels: { [this.label]: key, le: bound }, value: cumulative });
+        values.push({ metricName: `${this.metricName}_bucket`, labels: { le: bound, [this.label]: key }, value: cumulative });
       });
-      values.push({ metricName: `${this.metricName}_bucket`, labels: { [this.label]: key, le: '+Inf' }, value: latency.count });
+      values.push({ metricName: `${this.metricName}_bucket`, labels: { le: '+Inf', [this.label]: key }, value: latency.count });
       values.push({ metricName: `${this.metricName}_sum`, labels: { [this.label]: key }, value: latency.sum });
       values.push({ metricName: `${this.metricName}_count`, labels: { [this.label]: key }, value: latency.count });
     }
