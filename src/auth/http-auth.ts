@@ -81,7 +81,10 @@ export class HttpAuthEndpoint {
     const inFlight = this.pending.get(key);
     if (inFlight !== undefined) {
       this.cacheHits++;
-      return inFlight;
+      return inFlight.then((decision) => {
+        if (decision !== undefined) this.answers[decision.result]++;
+        return decision;
+      });
     }
     const asked = this.endpoint.call(request, (status, body) => interpret(this.action, status, body)).then((outcome) => {
       this.pending.delete(key);
