@@ -72,7 +72,9 @@ export class HttpEndpoint {
   private failedWhileDown = 0;
   private active = 0;
   private readonly waiting: Array<() => void> = [];
-  private readonly closing = new AbortController();
+  /** One controller per call in flight (not a signal shared by all: AbortSignal.any on a long-lived signal leaks in some Node versions). */
+  private readonly calls = new Set<AbortController>();
+  private closed = false;
 
   constructor(readonly options: HttpEndpointOptions) {}
 
@@ -87,27 +89,37 @@ export class HttpEndpoint {
    */
   async call<T>(request: HttpRequest, interpret: (status: number, body: string) => Interpretation<T>): Promise<HttpOutcome<T>> {
     const options = this.options;
-    const signal = AbortSignal.any([AbortSignal.timeout(options.timeoutMs), this.closing.signal]);
+    if (this.closed) return this.failed({ ok: false, status: undefined, reason: 'closed' });
+    const controller = new AbortController();
+    const signal = controller.signal;
+    const timer = setTimeout(() => controller.abort(), options.timeoutMs);
+    this.calls.add(controller);
     const started = performance.now();
-    let outcome: HttpOutcome<T>;
+    let outcome: HttpOutcome<T> | undefined;
     try {
-      await this.acquire(signal);
-    } catch {
-      return this.failed({ ok: false, status: undefined, reason: this.closing.signal.aborted ? 'closed' : `no free request slot within ${options.timeoutMs} ms` });
-    }
-    this.requests++;
-    try {
-      outcome = await this.send(request, signal, interpret);
+      try {
+        await this.acquire(signal);
+      } catch {
+        return this.failed({ ok: false, status: undefined, reason: this.closed ? 'closed' : `no free request slot within ${options.timeoutMs} ms` });
+      }
+      this.requests++;
+      try {
+        outcome = await this.send(request, signal, interpret);
+      } finally {
+        this.release();
+        this.latency.observe((performance.now() - started) / 1000);
+      }
     } finally {
-      this.release();
-      this.latency.observe((performance.now() - started) / 1000);
+      clearTimeout(timer);
+      this.calls.delete(controller);
     }
     return outcome.ok ? this.succeeded(outcome) : this.failed(outcome);
   }
 
   /** Aborts every request in flight and refuses new ones. */
   close(): void {
-    this.closing.abort();
+    this.closed = true;
+    for (const controller of this.calls) controller.abort();
   }
 
   private async send<T>(request: HttpRequest, signal: AbortSignal, interpret: (status: number, body: string) => Interpretation<T>): Promise<HttpOutcome<T>> {
@@ -134,7 +146,7 @@ export class HttpEndpoint {
   }
 
   private reasonOf(error: unknown, signal: AbortSignal): string {
-    if (this.closing.signal.aborted) return 'closed';
+    if (this.closed) return 'closed';
     if (signal.aborted) return `no answer within ${this.options.timeoutMs} ms`;
     // undici reports "fetch failed" with the system error (ECONNREFUSED …) as its cause.
     const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
