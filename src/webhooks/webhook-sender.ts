@@ -121,10 +121,7 @@ export class WebhookSender {
     if (depth >= this.maxEvents || this.maxWaitMs === 0) {
       clearTimeout(this.flushTimer);
       this.flushTimer = undefined;
-      this.running = this.deliver().finally(() => {
-        this.running = undefined;
-        this.schedule();
-      });
+      this.start();
       return;
     }
     if (this.flushTimer !== undefined) return;
@@ -133,11 +130,18 @@ export class WebhookSender {
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined;
       if (this.running !== undefined || this.closing || this.depth === 0) return;
-      this.running = this.deliver().finally(() => {
+      this.start();
+    }, due);
+  }
+
+  /** Runs the delivery loop; when it ends, the next batch is scheduled. */
+  private start(): void {
+    this.running = this.deliver()
+      .catch((error: unknown) => this.logger.error({ webhook: this.config.name, err: error }, 'webhook delivery failed'))
+      .finally(() => {
         this.running = undefined;
         this.schedule();
       });
-    }, due);
   }
 
   /** Sends the oldest batch until it is acknowledged, refused for good, out of attempts, or the webhook closes. */
