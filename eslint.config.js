@@ -15,7 +15,10 @@ const LAYERS = {
   persistence: { layers: ['protocol', 'model'], packages: ['lmdb', 'ioredis'], io: true },
   cluster: { layers: ['protocol', 'model', 'persistence'], packages: ['ioredis'], io: true },
   transport: { layers: [], packages: ['ws'], io: true },
-  auth: { layers: ['protocol', 'model', 'config'], types: ['broker'], packages: ['jose'], io: true },
+  auth: { layers: ['protocol', 'model', 'config', 'outbound'], types: ['broker'], packages: ['jose'], io: true },
+  // Calling HTTP services (auth.http, webhooks): fetch, timeouts, counters; nothing of the broker but its Logger type.
+  outbound: { layers: [], types: ['broker'], io: true },
+  webhooks: { layers: ['protocol', 'model', 'config', 'outbound'], types: ['broker'], io: true },
   http: { layers: ['protocol', 'model', 'transport'], types: ['broker', 'cluster'], values: ['broker/query.js'], packages: ['prom-client'], io: true },
   sys: { layers: ['protocol', 'model'], types: ['broker'], io: false },
   client: { layers: ['protocol'], packages: ['ws'], io: true },

@@ -18,4 +18,4 @@ export type { Subscription } from './model/subscription.js';
 export { MemoryPersistence } from './persistence/memory.js';
 export { LmdbPersistence, StoreFormatError, FORMAT_VERSION } from './persistence/lmdb.js';
 export type { Persistence, StoreOp, StoredState } from './persistence/types.js';
-export { loadConfig, DEFAULT_CONFIG, ConfigError, type StarlingConfig, type LimitsConfig, type FeaturesConfig } from './config/config.js';
+export { loadConfig, DEFAULT_CONFIG, ConfigError, type StarlingConfig, type LimitsConfig, type FeaturesConfig, type HttpAuthConfig, type WebhookConfig } from './config/config.js';

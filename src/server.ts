@@ -9,14 +9,15 @@ import type { Logger } from './broker/logger.js';
 import type { PublishInput } from './model/message.js';
 import { defaultNodeId } from './cluster/node-id.js';
 import type { RedisBus } from './cluster/redis/bus.js';
-import { checkBridgesConfig, ConfigError } from './config/config.js';
+import { checkBridgesConfig, checkHttpAuthConfig, checkWebhooksConfig, ConfigError } from './config/config.js';
 import { crossCheck } from './config/checks.js';
 import { unreadableFiles } from './config/file-check.js';
 import { planListeners } from './config/listeners.js';
-import { schemaDefaults, type AuthConfig, type BridgeConfig, type ClusterConfig, type FeaturesConfig, type HttpConfig, type LimitsConfig, type ListenerConfig, type LogLevel, type StarlingConfig, type SysConfig, type TlsConfig, type WebSocketConfig } from './config/schema.js';
+import { schemaDefaults, type AuthConfig, type BridgeConfig, type ClusterConfig, type FeaturesConfig, type HttpConfig, type LimitsConfig, type ListenerConfig, type LogLevel, type StarlingConfig, type SysConfig, type TlsConfig, type WebhookConfig, type WebSocketConfig } from './config/schema.js';
 import { createLogger, type LogFormat } from './create-logger.js';
 import { startListeners, type BoundListener, type ListenerSet } from './listener-set.js';
 import type { Persistence } from './persistence/types.js';
+import { Webhooks } from './webhooks/webhooks.js';
 import { createSysPublisher, startWebServices, type WebServices } from './web-services.js';
 
 export type { BoundListener } from './listener-set.js';
@@ -46,7 +47,7 @@ export interface ServerOptions {
   listeners?: ListenerConfig[];
   /** TLS listener (docs/security.md). */
   tls?: TlsConfig;
-  /** Password file, ACL file, JWT, anonymous policy (docs/security.md). */
+  /** Password file, ACL file, JWT, HTTP service (auth.http), anonymous policy (docs/security.md). */
   auth?: AuthConfig;
   /** Plugins of the embedding application, run after the built-in authentication ones (docs/hooks.md). */
   plugins?: readonly BrokerPlugin[];
@@ -60,6 +61,8 @@ export interface ServerOptions {
   cluster?: ClusterConfig;
   /** Bridges to other brokers (checked; not running yet: see src/bridge/start-bridges.ts). */
   bridges?: BridgeConfig[];
+  /** HTTP endpoints told of broker events (docs/webhooks.md). */
+  webhooks?: WebhookConfig[];
   /** Logged as warnings at start (e.g. Mosquitto options that were not translated). */
   warnings?: readonly string[];
 }
@@ -117,6 +120,14 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
   // $SYS runs only when asked for (the command line always asks).
   const sys = createSysPublisher(options.sys === undefined ? undefined : config.sys);
   if (sys !== undefined) init.plugins = [...(init.plugins ?? []), sys.plugin];
+  const webhooks = new Webhooks(config.webhooks, logger);
+  if (webhooks.plugin !== undefined) init.plugins = [...(init.plugins ?? []), webhooks.plugin];
+  const outbound = { httpAuth: () => security.httpAuth?.endpoints ?? [], webhooks: () => webhooks.senders };
+  // Stops the HTTP services the broker calls: the HTTP authentication service's requests, the webhooks' last sends.
+  const closeOutbound = async (): Promise<void> => {
+    security.close();
+    await webhooks.close();
+  };
   // Anonymous policy (docs/security.md): a listener beyond loopback needs authentication or --allow-anonymous.
   for (const l of planned) for (const host of l.hosts) security.checkListener({ name: l.name, host, port: l.port, authenticatesClients: l.tls?.requireClientCert === true });
   const firstPort = planned[0]?.port ?? config.port;
@@ -143,6 +154,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
   } catch (error) {
     await broker.close().catch(() => undefined);
     await cluster?.close().catch(() => undefined);
+    await closeOutbound();
     throw error;
   }
 
@@ -151,6 +163,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
     listeners = await startListeners(planned, broker.accept.bind(broker), logger);
   } catch (error) {
     await closeAll(broker, undefined, cluster, store);
+    await closeOutbound();
     throw error;
   }
   if (planned.some((l) => l.setting === 'port' && l.loopbackDefault)) {
@@ -168,10 +181,12 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
       http: config.http,
       sys,
       ...(cluster === undefined ? {} : { clusterReady: () => cluster.ready }),
+      outbound,
     });
     bridges = await startBridges(config.bridges, { broker, logger });
   } catch (error) {
     await closeAll(broker, listeners, cluster, store);
+    await closeOutbound();
     throw error;
   }
   const first = (protocols: readonly string[]): BoundListener | undefined => listeners.bound.find((l) => protocols.includes(l.protocol));
@@ -211,6 +226,8 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
       const stopped = Promise.all([step('listeners', listeners.close()), step('web services', web.close()), step('bridges', bridges.close())]);
       await step('broker', broker.close());
       await stopped;
+      // After the broker: the disconnect events of its shutdown go out with the webhooks' last send.
+      await step('webhooks', closeOutbound());
       if (cluster !== undefined) await step('cluster', cluster.close());
       if (store !== undefined) await step('store', store.close());
     },
@@ -267,11 +284,12 @@ function resolve(options: ServerOptions | StarlingConfig): StarlingConfig {
     durability: options.durability ?? defaults.durability,
     listeners: options.listeners ?? [],
     bridges: options.bridges === undefined ? [] : checkBridgesConfig(options.bridges),
+    webhooks: options.webhooks === undefined ? [] : checkWebhooksConfig(options.webhooks),
     http: { ...defaults.http, enabled: false },
   };
   delete config.host;
   if (options.tls !== undefined) config.tls = options.tls;
-  if (options.auth !== undefined) config.auth = options.auth;
+  if (options.auth !== undefined) config.auth = options.auth.http === undefined ? options.auth : { ...options.auth, http: checkHttpAuthConfig(options.auth.http) };
   if (options.cluster !== undefined) config.cluster = options.cluster;
   if (options.websocket !== undefined) config.websocket = { enabled: true, port: 8083, path: '/mqtt', trustedProxies: [], ...options.websocket };
   // HTTP and $SYS run only when asked for (the command line has them by default).

@@ -5,6 +5,7 @@ import type { Broker } from './broker/broker.js';
 import type { Logger } from './broker/logger.js';
 import type { HttpConfig, SysConfig } from './config/schema.js';
 import type { ListenerView } from './http/api.js';
+import type { OutboundServices } from './http/outbound-metrics.js';
 import type { HttpServer } from './http/http-server.js';
 import { defaultDashboardDir } from './http/static-files.js';
 import { SysPublisher } from './sys/sys-publisher.js';
@@ -42,6 +43,8 @@ export interface WebServicesInput {
   sys: SysPublisher | undefined;
   /** In a cluster: whether the node reaches the shared state (Redis); /readyz is 503 while not. */
   clusterReady?: () => boolean;
+  /** HTTP services the broker calls (auth.http, webhooks), for /metrics. */
+  outbound?: OutboundServices;
 }
 
 /** The HTTP server and $SYS publisher, running. */
@@ -94,6 +97,7 @@ export async function startWebServices(input: WebServicesInput): Promise<WebServ
         listeners: () => views,
         ...(gateway === undefined ? {} : { upgrade: gateway.handleUpgrade.bind(gateway) }),
         ready: () => ready && (input.clusterReady?.() ?? true),
+        ...(input.outbound === undefined ? {} : { outbound: input.outbound }),
       });
       try {
         const address = await server.listen();

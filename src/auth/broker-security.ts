@@ -7,6 +7,8 @@ import type { Logger } from '../broker/logger.js';
 import type { AuthConfig, ListenerAuthConfig } from '../config/schema.js';
 import { AclAuthorizer, AclFile } from './acl.js';
 import { CertificateIdentity } from './certificate-identity.js';
+import { firstAnswer } from './first-answer.js';
+import { HttpAuth } from './http-auth.js';
 import type { JwtAuth, JwtAuthOptions } from './jwt.js';
 import { anonymousPolicy, scopedPlugin } from './listener-scope.js';
 import { LoginBackoff } from './login-backoff.js';
@@ -64,7 +66,7 @@ interface LoadedFile<T> {
 
 /** The security plugins in force and the anonymous policy. */
 export class BrokerSecurity {
-  /** Plugins in order: certificate identity, JWT, password files, the application's, ACLs, per-listener anonymous policy. */
+  /** Plugins in order: certificate identity, JWT, password files (then auth.http's CONNECT check), the application's, ACLs (then auth.http's PUBLISH / SUBSCRIBE checks), per-listener anonymous policy. */
   readonly plugins: BrokerPlugin[] = [];
   /** True when some authentication (password file, JWT, an application hook) is configured globally. */
   readonly authConfigured: boolean;
@@ -76,11 +78,12 @@ export class BrokerSecurity {
   private readonly passwordFiles: Array<LoadedFile<PasswordFile>> = [];
   private readonly aclFiles: Array<LoadedFile<AclFile>> = [];
   private jwt: JwtAuth | undefined;
+  private http: HttpAuth | undefined;
 
   private constructor(private readonly init: BrokerSecurityInit) {
     const auth = init.auth ?? {};
     this.custom = init.customAuthenticate === true || (init.plugins ?? []).some((p) => p.authenticate !== undefined);
-    this.authConfigured = auth.passwordFile !== undefined || auth.jwt !== undefined || this.custom;
+    this.authConfigured = auth.passwordFile !== undefined || auth.jwt !== undefined || auth.http?.authenticateUrl !== undefined || this.custom;
     for (const listener of init.listeners ?? []) if (listener.auth !== undefined) this.ownAuth.set(listener.name, listener.auth);
     const globalAnonymous = auth.allowAnonymous ?? !this.authConfigured;
     // With per-listener settings the core lets nobody in anonymously; the last plugin decides per listener.
@@ -114,7 +117,17 @@ export class BrokerSecurity {
       this.jwt = await JwtAuth.load(options);
       this.plugins.push(credentials(this.jwt, (name) => !own(name)));
     }
-    if (auth.passwordFile !== undefined) this.plugins.push(credentials(await this.loadPasswords(auth.passwordFile, backoff, 'global'), (name) => !own(name)));
+    // auth.http (docs/security.md): its CONNECT check follows the global password file, which then
+    // decides only the users it knows; its PUBLISH / SUBSCRIBE checks follow the global ACL file.
+    const http = auth.http === undefined ? undefined : new HttpAuth(auth.http, this.init.logger, backoff);
+    this.http = http;
+    const httpAuthenticator = http?.authenticator;
+    if (auth.passwordFile !== undefined) {
+      const file = await this.loadPasswords(auth.passwordFile, backoff, 'global', httpAuthenticator === undefined ? 'refuse' : 'abstain');
+      this.plugins.push(credentials(httpAuthenticator === undefined ? file : firstAnswer(file, httpAuthenticator), (name) => !own(name)));
+    } else if (httpAuthenticator !== undefined) {
+      this.plugins.push(credentials(httpAuthenticator, (name) => !own(name)));
+    }
     for (const [name, listenerAuth] of this.ownAuth) {
       if (listenerAuth.passwordFile !== undefined) this.plugins.push(credentials(await this.loadPasswords(listenerAuth.passwordFile, backoff, name), (n) => n === name));
     }
@@ -123,6 +136,7 @@ export class BrokerSecurity {
       const acl = await this.loadAcl(auth.aclFile, 'global');
       this.plugins.push(this.ownAuth.size === 0 ? acl : scopedPlugin(acl, (name) => !own(name)));
     }
+    if (http?.authorizer !== undefined) this.plugins.push(this.ownAuth.size === 0 ? http.authorizer : scopedPlugin(http.authorizer, (name) => !own(name)));
     for (const [name, listenerAuth] of this.ownAuth) {
       if (listenerAuth.aclFile !== undefined) this.plugins.push(scopedPlugin(await this.loadAcl(listenerAuth.aclFile, name), (n) => n === name));
     }
@@ -135,10 +149,11 @@ export class BrokerSecurity {
     }
   }
 
-  private async loadPasswords(path: string, backoff: LoginBackoff, scope: string): Promise<PasswordFileAuth> {
+  private async loadPasswords(path: string, backoff: LoginBackoff, scope: string, unknownUser: 'refuse' | 'abstain' = 'refuse'): Promise<PasswordFileAuth> {
     const file = await PasswordFile.load(path);
     // With JWT too, a user name the file does not know may still present a token (JWT runs first and abstains on non-tokens).
-    const plugin = new PasswordFileAuth(file, { backoff, unknownUser: 'refuse' });
+    // With auth.http, the file abstains on user names it does not know, so the service decides them.
+    const plugin = new PasswordFileAuth(file, { backoff, unknownUser });
     this.passwordFiles.push({ file: path, plugin });
     this.init.logger.info({ file: path, users: file.entries.size, ...(scope === 'global' ? {} : { listener: scope }) }, 'password file loaded');
     return plugin;
@@ -150,6 +165,16 @@ export class BrokerSecurity {
     this.aclFiles.push({ file: path, plugin });
     this.init.logger.info({ file: path, users: file.users.size, patterns: file.patterns.length, ...(scope === 'global' ? {} : { listener: scope }) }, 'ACL file loaded');
     return plugin;
+  }
+
+  /** The HTTP authentication service (auth.http), for metrics; undefined without one. */
+  get httpAuth(): HttpAuth | undefined {
+    return this.http;
+  }
+
+  /** Aborts requests in flight to the HTTP authentication service (the server is closing). */
+  close(): void {
+    this.http?.close();
   }
 
   /**

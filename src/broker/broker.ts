@@ -53,7 +53,8 @@ export class Broker {
     if (authenticate !== undefined) plugins.push({ name: 'authenticate-option', authenticate: (request) => authenticate(request) });
     if (opts.plugins !== undefined) plugins.push(...opts.plugins);
     const stats = new BrokerStats();
-    const hooks = new Hooks(plugins, opts.allowAnonymous);
+    const pluginFailed = (plugin: string, error: unknown): void => this.logger.error({ plugin, err: error }, 'plugin hook failed');
+    const hooks = new Hooks(plugins, opts.allowAnonymous, pluginFailed);
     const index = new SubscriptionIndex(opts.sharedSubscriptionStrategy);
     const retained = new RetainedMessages();
     const wire = new WireCache();
@@ -61,7 +62,6 @@ export class Broker {
     const sessions = new SessionRegistry(index, opts.maxInflight, opts.maxQueuedMessages, opts.queueFullPolicy);
     const router = new Router(index, retained, turn.journal, opts, stats, hooks, this.logger, bus);
     const debugEnabled = this.logger.isLevelEnabled?.('debug') ?? this.logger !== silentLogger;
-    const pluginFailed = (plugin: string, error: unknown): void => this.logger.error({ plugin, err: error }, 'plugin hook failed');
     const lifecycle = new SessionLifecycle(sessions, router, hooks, this.logger, debugEnabled, bus, pluginFailed);
     const clients = new ClientRegistry();
     const journal = turn.journal;

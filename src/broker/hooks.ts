@@ -1,4 +1,5 @@
 /** The plugin API: authentication, authorization and observer hooks, run in plugin order. */
+import type { Message } from '../model/message.js';
 import type { QoS } from '../protocol/types.js';
 
 /** Who a client is, as plugins see it. */
@@ -78,6 +79,17 @@ export interface BrokerPlugin {
   authorizeReceive?(client: ClientIdentity, topic: string): AuthorizeResult;
   onConnect?(client: ClientIdentity): void;
   onDisconnect?(client: ClientIdentity, reason: string): void;
+  /** A subscription was granted (after SUBACK is queued), with the QoS granted. */
+  onSubscribe?(client: ClientIdentity, topicFilter: string, qos: QoS): void;
+  /** A subscription was removed by UNSUBSCRIBE. */
+  onUnsubscribe?(client: ClientIdentity, topicFilter: string): void;
+  /**
+   * A message was published on this node and routed: by a client (`client` is its identity), a
+   * will or the broker itself (`client` undefined; `message.origin` names the will's client). Runs
+   * for every message, so it must be cheap and never wait: queue the work. The message is the
+   * broker's own (its payload may be a view of a socket chunk): copy what you keep.
+   */
+  onPublish?(message: Readonly<Message>, client: ClientIdentity | undefined): void;
 }
 
 /** The outcome of running every authentication plugin. */
@@ -97,17 +109,29 @@ export class Hooks {
   private readonly subscribers: BrokerPlugin[];
   private readonly receivers: BrokerPlugin[];
   private readonly observers: BrokerPlugin[];
+  private readonly subscriptionObservers: BrokerPlugin[];
+  private readonly publishObservers: BrokerPlugin[];
+  /** True when some plugin observes subscriptions (so the handlers call `subscribed` / `unsubscribed`). */
+  readonly observesSubscriptions: boolean;
+  /** True when some plugin observes published messages (so the router calls `published`). */
+  readonly observesPublish: boolean;
 
   constructor(
     readonly plugins: readonly BrokerPlugin[],
     /** Whether a client that no plugin accepted (all abstained) is let in. */
     private readonly allowAnonymous: boolean,
+    /** Reports an observer's exception (logged, never fatal). */
+    private readonly onError: (plugin: string, error: unknown) => void = () => undefined,
   ) {
     this.authenticators = plugins.filter((p) => p.authenticate !== undefined);
     this.publishers = plugins.filter((p) => p.authorizePublish !== undefined);
     this.subscribers = plugins.filter((p) => p.authorizeSubscribe !== undefined);
     this.receivers = plugins.filter((p) => p.authorizeReceive !== undefined);
     this.observers = plugins.filter((p) => p.onConnect !== undefined || p.onDisconnect !== undefined);
+    this.subscriptionObservers = plugins.filter((p) => p.onSubscribe !== undefined || p.onUnsubscribe !== undefined);
+    this.publishObservers = plugins.filter((p) => p.onPublish !== undefined);
+    this.observesSubscriptions = this.subscriptionObservers.length > 0;
+    this.observesPublish = this.publishObservers.length > 0;
   }
 
   /** The plugin that handles an MQTT 5 Authentication Method, if any. */
@@ -190,6 +214,41 @@ export class Hooks {
         plugin.onDisconnect?.(client, reason);
       } catch (error) {
         onError(plugin.name, error);
+      }
+    }
+  }
+
+  /** Tells observers a subscription was granted. */
+  subscribed(client: ClientIdentity, topicFilter: string, qos: QoS): void {
+    for (const plugin of this.subscriptionObservers) {
+      try {
+        plugin.onSubscribe?.(client, topicFilter, qos);
+      } catch (error) {
+        this.onError(plugin.name, error);
+      }
+    }
+  }
+
+  /** Tells observers a subscription was removed. */
+  unsubscribed(client: ClientIdentity, topicFilter: string): void {
+    for (const plugin of this.subscriptionObservers) {
+      try {
+        plugin.onUnsubscribe?.(client, topicFilter);
+      } catch (error) {
+        this.onError(plugin.name, error);
+      }
+    }
+  }
+
+  /** Tells observers a message was published and routed (`client`: the publishing client, if any). */
+  published(message: Readonly<Message>, client: ClientIdentity | undefined): void {
+    const observers = this.publishObservers;
+    for (let i = 0; i < observers.length; i++) {
+      const plugin = observers[i] as BrokerPlugin;
+      try {
+        plugin.onPublish!(message, client);
+      } catch (error) {
+        this.onError(plugin.name, error);
       }
     }
   }

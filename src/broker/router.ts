@@ -3,7 +3,7 @@ import type { ClusterBus } from '../cluster/types.js';
 import type { Message } from '../model/message.js';
 import type { Subscription } from '../model/subscription.js';
 import { liveRetain, routeOf, type Route } from './delivery.js';
-import type { Hooks } from './hooks.js';
+import type { ClientIdentity, Hooks } from './hooks.js';
 import type { Journal } from './journal.js';
 import type { Logger } from './logger.js';
 import type { BrokerOptions } from './options.js';
@@ -33,14 +33,17 @@ export class Router {
 
   /**
    * A message published here (by a client, a will or the API): stored if retained, sent to the other
-   * nodes with matching subscriptions, delivered to the sessions here. Returns how many sessions here
-   * it went to.
+   * nodes with matching subscriptions, delivered to the sessions here, then shown to the plugins that
+   * observe messages (`publisher`: the client that sent it). Returns how many sessions here it went to.
    */
-  route(message: Message): number {
+  route(message: Message, publisher?: ClientIdentity): number {
     // [MQTT-3.3.1-5] a retained message is stored (or cleared by an empty payload) for future subscribers.
     if (message.retain && this.options.retainAvailable) this.retain(message);
     const served = this.bus?.publish(message);
-    return this.deliverLocally(message, served);
+    const delivered = this.deliverLocally(message, served);
+    // Without an observer this is one boolean read per message.
+    if (this.hooks.observesPublish) this.hooks.published(message, publisher);
+    return delivered;
   }
 
   /** A message published on another node, for the sessions here; `groups`: the shared groups this node serves for it. */

@@ -2,6 +2,7 @@
 import { ConfigError, loadConfig, type StarlingConfig } from '../config/config.js';
 import { unreadableFiles } from '../config/file-check.js';
 import { planListeners, type PlannedListener } from '../config/listeners.js';
+import { HTTP_AUTH_DEFAULTS } from '../config/schema.js';
 
 const USAGE = `Usage: starling check-config FILE [broker flags]
        starling check-config --mosquitto-conf FILE
@@ -52,13 +53,20 @@ export function summary(config: StarlingConfig, sources: readonly string[], warn
   lines.push(...planListeners(config).map(listenerLine));
   const auth = config.auth;
   const anonymous = auth?.allowAnonymous === undefined ? 'only without authentication' : auth.allowAnonymous ? 'allowed' : 'refused';
-  lines.push(`auth: ${auth?.passwordFile === undefined ? 'no password file' : `password file ${auth.passwordFile}`}, ${auth?.aclFile === undefined ? 'no ACL file' : `ACL file ${auth.aclFile}`}${auth?.jwt === undefined ? '' : ', JWT'}; anonymous clients ${anonymous}`);
+  lines.push(`auth: ${auth?.passwordFile === undefined ? 'no password file' : `password file ${auth.passwordFile}`}, ${auth?.aclFile === undefined ? 'no ACL file' : `ACL file ${auth.aclFile}`}${auth?.jwt === undefined ? '' : ', JWT'}${httpAuthText(auth?.http)}; anonymous clients ${anonymous}`);
   lines.push(`store: ${config.cluster !== undefined ? `Redis cluster ${config.cluster.redis}` : config.store === 'memory' ? 'memory (nothing survives a restart)' : `embedded in ${config.dataDir} (durability ${config.durability})`}`);
   lines.push(`http: ${config.http.enabled ? `${config.http.host}:${config.http.port}` : 'off'}; $SYS every ${config.sys.interval} s`);
   lines.push(`limits: maxConnections ${config.limits.maxConnections}, maxInflight ${config.limits.maxInflight}, maxQueuedMessages ${config.limits.maxQueuedMessages}, maxPacketSize ${config.limits.maxPacketSize}, maxKeepAlive ${config.limits.maxKeepAlive}`);
   for (const b of config.bridges) lines.push(`bridge ${b.name}: ${b.url}, ${b.topics.map((t) => `${t.pattern} ${t.direction} qos ${t.qos}`).join('; ')} (not running yet: bridges come with issue 15)`);
+  for (const w of config.webhooks) lines.push(`webhook ${w.name}: ${w.url}, ${w.events.join(', ')}${w.topics === undefined || w.topics.length === 0 ? '' : ` on ${w.topics.join(', ')}`}${w.secret === undefined ? '' : ', signed'}`);
   if (warnings.length > 0) lines.push(`warnings (${warnings.length}):`, ...warnings.map((w) => `  ${w}`));
   return `${lines.join('\n')}\n`;
+}
+
+function httpAuthText(http: NonNullable<StarlingConfig['auth']>['http']): string {
+  if (http === undefined) return '';
+  const asks = [http.authenticateUrl === undefined ? '' : 'connect', http.publishUrl === undefined ? '' : 'publish', http.subscribeUrl === undefined ? '' : 'subscribe'].filter((x) => x !== '');
+  return `, HTTP service for ${asks.join(' / ')} (on failure: ${http.onFailure ?? HTTP_AUTH_DEFAULTS.onFailure})`;
 }
 
 function listenerLine(l: PlannedListener): string {

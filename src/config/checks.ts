@@ -1,8 +1,9 @@
 /**
  * Checks that need several keys at once (a certificate with its key, TLS keys only on TLS
- * listeners, unique listener names, bridges). Each message names the source and the key.
+ * listeners, unique listener names, bridges, auth.http and webhooks). Each message names the source and the key.
  */
 import { checkBridges } from './bridges.js';
+import { checkHttpAuth, checkWebhooks } from './http-services.js';
 import { duplicateNames, planListeners } from './listeners.js';
 import type { ListenerConfig, StarlingConfig } from './schema.js';
 
@@ -23,6 +24,7 @@ export function crossCheck(config: StarlingConfig, source: (key: string) => stri
   if (jwt !== undefined && (jwt.keyFile === undefined) === (jwt.jwksFile === undefined)) {
     errors.push(`${source('auth')}: JWT authentication needs exactly one of a key file (--jwt-key, auth.jwt.keyFile) and a JWKS file (--jwt-jwks, auth.jwt.jwksFile)`);
   }
+  if (config.auth?.http !== undefined) errors.push(...checkHttpAuth(config.auth.http, `${source('auth')}: auth.http`));
   const ws = config.websocket;
   if (ws !== undefined && (ws.certFile === undefined) !== (ws.keyFile === undefined)) {
     errors.push(`${source('websocket')}: wss needs both a certificate and a key (--ws-tls-cert and --ws-tls-key, or websocket.certFile and websocket.keyFile)`);
@@ -30,6 +32,7 @@ export function crossCheck(config: StarlingConfig, source: (key: string) => stri
   config.listeners.forEach((listener, i) => errors.push(...checkListener(listener, `${source('listeners')}: listeners[${i}]`)));
   if (errors.length === 0) errors.push(...duplicateNames(planListeners(config)).map((e) => `${source('listeners')}: ${e}`));
   errors.push(...checkBridges(config.bridges, (i) => `${source('bridges')}: bridges[${i}]`));
+  errors.push(...checkWebhooks(config.webhooks, (i) => `${source('webhooks')}: webhooks[${i}]`));
   return errors;
 }
 

@@ -10,12 +10,13 @@ import { ConfigError } from './config-error.js';
 import { readConfigFile } from './config-file.js';
 import { envLayer } from './env.js';
 import { brokerUsage, parseFlags } from './flags.js';
-import { checkLayer, deepMerge, issueMessage, objectLayer, type Layer } from './layer.js';
-import { SCHEMA, schemaDefaults, type StarlingConfig } from './schema.js';
-import { check, pathText, type Issue } from './setting.js';
+import { checkHttpAuth, checkWebhooks } from './http-services.js';
+import { checkLayer, deepMerge, issueMessage, objectLayer, within, type Layer } from './layer.js';
+import { SCHEMA, schemaDefaults, type HttpAuthConfig, type StarlingConfig } from './schema.js';
+import { check, pathText, type Issue, type Path } from './setting.js';
 
 export { ConfigError } from './config-error.js';
-export { LOG_LEVELS, type StarlingConfig, type LogLevel, type LimitsConfig, type FeaturesConfig, type ClusterConfig, type ListenerConfig, type BridgeConfig } from './schema.js';
+export { LOG_LEVELS, type StarlingConfig, type LogLevel, type LimitsConfig, type FeaturesConfig, type ClusterConfig, type ListenerConfig, type BridgeConfig, type WebhookConfig, type HttpAuthConfig } from './schema.js';
 
 /** Every default, from the schema. */
 export const DEFAULT_CONFIG: Readonly<StarlingConfig> = schemaDefaults();
@@ -76,10 +77,12 @@ export function applyConfigObject(base: Readonly<StarlingConfig>, data: unknown,
 export function buildConfig(layers: readonly Layer[]): StarlingConfig {
   const errors: string[] = [];
   const owner = new Map<string, Layer>();
+  const refused: Path[] = [];
   let merged: Record<string, unknown> = {};
   for (const layer of layers) {
-    const { value, errors: found } = checkLayer(layer);
+    const { value, errors: found, paths } = checkLayer(layer);
     errors.push(...found);
+    refused.push(...paths);
     // `host` is a shorthand for `hosts` with one entry.
     if (typeof value['host'] === 'string') {
       value['hosts'] = [value['host']];
@@ -98,6 +101,8 @@ export function buildConfig(layers: readonly Layer[]): StarlingConfig {
   const config = check(SCHEMA, merged, [], issues, true) as StarlingConfig;
   const ownerOf = (key: string | number | undefined): Layer => owner.get(String(key)) ?? layers[layers.length - 1] ?? objectLayer('configuration', {});
   for (const issue of issues) {
+    // A value a layer already refused is left out of the merge: its "is required" or "got undefined" would say it twice.
+    if (refused.some((at) => within(issue.path, at))) continue;
     const message = issueMessage(ownerOf(issue.path[0]), issue);
     if (!errors.includes(message)) errors.push(message);
   }
@@ -115,6 +120,26 @@ export function checkBridgesConfig(bridges: unknown): StarlingConfig['bridges'] 
   const checked = check(SCHEMA.fields.bridges, bridges, ['bridges'], issues, true) as StarlingConfig['bridges'];
   const errors = issues.map((i) => `bridges: ${pathText(i.path)} ${i.problem}`);
   if (errors.length === 0) errors.push(...checkBridges(checked, (i) => `bridges[${i}]`));
+  if (errors.length > 0) throw new ConfigError(errors);
+  return checked;
+}
+
+/** Checks a `webhooks` array given in code (startServer) as the loader does for a file. */
+export function checkWebhooksConfig(webhooks: unknown): StarlingConfig['webhooks'] {
+  const issues: Issue[] = [];
+  const checked = check(SCHEMA.fields.webhooks, webhooks, ['webhooks'], issues, true) as StarlingConfig['webhooks'];
+  const errors = issues.map((i) => `${pathText(i.path)} ${i.problem}`);
+  if (errors.length === 0) errors.push(...checkWebhooks(checked, (i) => `webhooks[${i}]`));
+  if (errors.length > 0) throw new ConfigError(errors);
+  return checked;
+}
+
+/** Checks an `auth.http` object given in code (startServer) as the loader does for a file. */
+export function checkHttpAuthConfig(http: unknown): HttpAuthConfig {
+  const issues: Issue[] = [];
+  const checked = check(SCHEMA.fields.auth.fields.http, http, ['auth', 'http'], issues, true) as HttpAuthConfig;
+  const errors = issues.map((i) => `${pathText(i.path)} ${i.problem}`);
+  if (errors.length === 0) errors.push(...checkHttpAuth(checked, 'auth.http'));
   if (errors.length > 0) throw new ConfigError(errors);
   return checked;
 }

@@ -47,12 +47,17 @@ export function issueMessage(layer: Layer, issue: Issue): string {
   return `${layer.where(issue.path)} ${issue.problem}`;
 }
 
-/** Checks a layer on its own (no defaults, no required keys); returns its valid values and the messages. */
-export function checkLayer(layer: Layer): { value: Record<string, unknown>; errors: string[] } {
+/** Checks a layer on its own (no defaults, no required keys); returns its valid values, the messages and where the problems are. */
+export function checkLayer(layer: Layer): { value: Record<string, unknown>; errors: string[]; paths: Path[] } {
   const issues: Issue[] = [];
   const checked = check(SCHEMA, layer.value, [], issues, false);
   const errors = issues.map((issue) => issueMessage(layer, issue));
-  return { value: (checked ?? {}) as Record<string, unknown>, errors };
+  return { value: (checked ?? {}) as Record<string, unknown>, errors, paths: issues.map((issue) => issue.path) };
+}
+
+/** Whether `path` is `at` or lies under it. */
+export function within(path: Path, at: Path): boolean {
+  return at.length <= path.length && at.every((part, i) => path[i] === part);
 }
 
 /** `over` merged onto `base`: objects key by key, anything else (arrays included) replaced. */

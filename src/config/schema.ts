@@ -4,6 +4,7 @@
  * Pure (no I/O, no Node modules): the broker core takes its default options from it.
  */
 import { isValidNodeId } from '../cluster/node-id.js';
+import { isValidTopicFilter } from '../protocol/topic.js';
 import { bool, defaultOf, int, list, obj, oneOf, record, str, type ObjValue, type ValueOf } from './setting.js';
 
 /** Log levels, as pino names them. */
@@ -21,6 +22,16 @@ const optionalPort = (doc: string, text: string) => int(0, 65_535, { doc, defaul
 const hosts = (doc: string, text: string) => list(str({ doc: 'an interface address' }), { doc, defaultText: text });
 const file = (doc: string) => str({ doc });
 const policy = (doc: string) => oneOf(['drop-new', 'drop-oldest'], { doc, default: 'drop-new' });
+const httpUrl = (value: string): string | undefined => {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? undefined : 'an http:// or https:// URL';
+  } catch {
+    return 'an http:// or https:// URL';
+  }
+};
+const topicFilter = (value: string): string | undefined => (isValidTopicFilter(value) && !value.startsWith('$share/') ? undefined : 'a valid MQTT topic filter (not $share/…)');
+const headers = (doc: string) => record(str({ doc: 'a header value', allowEmpty: true }), { doc, defaultText: '{}' });
 
 const LIMITS = obj(
   {
@@ -140,6 +151,78 @@ const BRIDGE = obj(
   { doc: 'one bridge' },
 );
 
+/**
+ * Defaults of `auth.http`. Applied where the settings are used (not filled in by the schema), so an
+ * application passing `auth.http` to startServer may leave them out; the schema shows them.
+ */
+export const HTTP_AUTH_DEFAULTS = { method: 'POST', bodyFormat: 'json', timeoutMs: 2000, cacheTtlMs: 60_000, cacheMaxEntries: 10_000, onFailure: 'deny', maxConcurrent: 64 } as const;
+
+const HTTP_AUTH = obj(
+  {
+    authenticateUrl: str({ doc: 'URL asked at each CONNECT (client id, user name, password, address)', check: httpUrl }),
+    publishUrl: str({ doc: 'URL asked whether a client may publish to a topic', check: httpUrl }),
+    subscribeUrl: str({ doc: 'URL asked whether a client may subscribe to a topic filter', check: httpUrl }),
+    method: oneOf(['POST', 'GET'], { doc: 'POST: the request in the body; GET: in the query string', defaultText: HTTP_AUTH_DEFAULTS.method }),
+    bodyFormat: oneOf(['json', 'form'], { doc: 'body of a POST: JSON, or form (application/x-www-form-urlencoded)', defaultText: HTTP_AUTH_DEFAULTS.bodyFormat }),
+    headers: headers('headers sent with every request, e.g. {"authorization": "Bearer …"}'),
+    timeoutMs: int(1, 60_000, { doc: 'milliseconds to wait for an answer (waiting for a free request slot included)', defaultText: String(HTTP_AUTH_DEFAULTS.timeoutMs) }),
+    cacheTtlMs: int(0, 86_400_000, { doc: 'milliseconds an answer is reused for the same request (0: no cache)', defaultText: String(HTTP_AUTH_DEFAULTS.cacheTtlMs) }),
+    cacheMaxEntries: int(1, 10_000_000, { doc: 'answers kept per URL (the least recently used go first)', defaultText: String(HTTP_AUTH_DEFAULTS.cacheMaxEntries) }),
+    onFailure: oneOf(['deny', 'allow', 'ignore'], {
+      doc: 'when the service gives no usable answer (down, timeout, another status): deny (CONNACK 3 / 0x88, denied), allow, or ignore (the next source decides)',
+      defaultText: HTTP_AUTH_DEFAULTS.onFailure,
+    }),
+    maxConcurrent: int(1, 10_000, { doc: 'requests in flight at once per URL; more wait for a slot', defaultText: String(HTTP_AUTH_DEFAULTS.maxConcurrent) }),
+  },
+  { doc: 'authentication and authorization by an HTTP service (docs/security.md)' },
+);
+
+/** Broker events a webhook can be told of. */
+export const WEBHOOK_EVENTS = ['client.connected', 'client.disconnected', 'client.subscribed', 'client.unsubscribed', 'message.published'] as const;
+
+/** Defaults of a webhook (applied where used, as HTTP_AUTH_DEFAULTS). */
+export const WEBHOOK_DEFAULTS = {
+  payloadEncoding: 'utf8',
+  maxPayloadBytes: 65_536,
+  signatureHeader: 'x-starling-signature',
+  timeoutMs: 5000,
+  maxQueuedEvents: 10_000,
+  batch: { maxEvents: 100, maxWaitMs: 1000 },
+  retry: { maxAttempts: 5, initialDelayMs: 500, maxDelayMs: 30_000 },
+} as const;
+
+const WEBHOOK = obj(
+  {
+    name: str({ doc: 'name in logs and metrics', required: true, check: (v) => (/^[A-Za-z0-9._-]{1,64}$/.test(v) ? undefined : '1-64 of A-Z a-z 0-9 . _ -') }),
+    url: str({ doc: 'where the events are POSTed (JSON)', required: true, check: httpUrl }),
+    events: list(oneOf(WEBHOOK_EVENTS, { doc: 'an event' }), { doc: 'the events sent (docs/webhooks.md)', required: true }),
+    topics: list(str({ doc: 'a topic filter', check: topicFilter }), { doc: 'topic filters of the message.published events sent', defaultText: '[]' }),
+    payloadEncoding: oneOf(['utf8', 'base64'], { doc: 'how message payloads are written in events', defaultText: WEBHOOK_DEFAULTS.payloadEncoding }),
+    maxPayloadBytes: int(0, 268_435_455, { doc: 'payload bytes put in an event; the rest is cut off (payloadTruncated)', defaultText: String(WEBHOOK_DEFAULTS.maxPayloadBytes) }),
+    headers: headers('headers sent with every request, e.g. {"authorization": "Bearer …"}'),
+    secret: str({ doc: 'key of an HMAC-SHA256 signature of each body, sent as signatureHeader: sha256=<hex>' }),
+    signatureHeader: str({ doc: 'header that carries the signature', defaultText: WEBHOOK_DEFAULTS.signatureHeader }),
+    timeoutMs: int(1, 300_000, { doc: 'milliseconds to wait for an answer to one request', defaultText: String(WEBHOOK_DEFAULTS.timeoutMs) }),
+    maxQueuedEvents: int(1, 10_000_000, { doc: 'events waiting to be sent; beyond it new events are dropped and counted', defaultText: String(WEBHOOK_DEFAULTS.maxQueuedEvents) }),
+    batch: obj(
+      {
+        maxEvents: int(1, 100_000, { doc: 'events in one request', defaultText: String(WEBHOOK_DEFAULTS.batch.maxEvents) }),
+        maxWaitMs: int(0, 3_600_000, { doc: 'milliseconds an event may wait for others to join its request', defaultText: String(WEBHOOK_DEFAULTS.batch.maxWaitMs) }),
+      },
+      { doc: 'batching of events into requests' },
+    ),
+    retry: obj(
+      {
+        maxAttempts: int(1, 1000, { doc: 'attempts per request, the first included; then its events are dropped and counted', defaultText: String(WEBHOOK_DEFAULTS.retry.maxAttempts) }),
+        initialDelayMs: int(1, 3_600_000, { doc: 'delay before the first retry; doubled for each further one', defaultText: String(WEBHOOK_DEFAULTS.retry.initialDelayMs) }),
+        maxDelayMs: int(1, 86_400_000, { doc: 'longest delay between attempts', defaultText: String(WEBHOOK_DEFAULTS.retry.maxDelayMs) }),
+      },
+      { doc: 'retries of a failed request, with exponential back-off' },
+    ),
+  },
+  { doc: 'one webhook' },
+);
+
 /** The whole configuration of a Starling process. */
 export const SCHEMA = obj(
   {
@@ -181,6 +264,7 @@ export const SCHEMA = obj(
           },
           { doc: 'delay of refusals after failed logins, per client address' },
         ),
+        http: HTTP_AUTH,
       },
       { doc: 'authentication and authorization; absent: anonymous on loopback only' },
     ),
@@ -223,6 +307,7 @@ export const SCHEMA = obj(
       { doc: 'cluster on Redis (docs/clustering.md); absent: a single node' },
     ),
     bridges: list(BRIDGE, { doc: 'connections to other MQTT brokers (docs/migrating-from-mosquitto.md)', default: [] }),
+    webhooks: list(WEBHOOK, { doc: 'HTTP endpoints told of broker events (docs/webhooks.md)', default: [] }),
   },
   { doc: 'the configuration', always: true },
 );
@@ -248,6 +333,8 @@ export type ListenerAuthConfig = ObjValue<typeof LISTENER_AUTH.fields>;
 export type TlsConfig = ObjValue<typeof TLS.fields>;
 /** Authentication and authorization. */
 export type AuthConfig = NonNullable<StarlingConfig['auth']>;
+/** Authentication and authorization by an HTTP service. */
+export type HttpAuthConfig = NonNullable<AuthConfig['http']>;
 /** JWT authentication. */
 export type JwtConfig = NonNullable<AuthConfig['jwt']>;
 /** MQTT over WebSocket on its own port. */
@@ -260,6 +347,8 @@ export type SysConfig = StarlingConfig['sys'];
 export type ClusterConfig = NonNullable<StarlingConfig['cluster']>;
 /** One bridge to another broker. */
 export type BridgeConfig = ObjValue<typeof BRIDGE.fields>;
+/** One webhook. */
+export type WebhookConfig = ObjValue<typeof WEBHOOK.fields>;
 /** One topic mapping of a bridge. */
 export type BridgeTopicConfig = ObjValue<typeof BRIDGE_TOPIC.fields>;
 

@@ -181,6 +181,7 @@ export function expected(setting: Setting): string {
 }
 
 function plural(text: string): string {
+  if (text.startsWith('one of ')) return `values among ${text.slice('one of '.length)}`;
   return text.replace(/^(an?|one) /, '').replace(/^integer/, 'integers').replace(/^non-empty string$/, 'non-empty strings').replace(/^string$/, 'strings').replace(/^object$/, 'objects');
 }
 

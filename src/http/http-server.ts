@@ -7,6 +7,7 @@ import type { BrokerQuery } from '../broker/query.js';
 import type { Logger } from '../broker/logger.js';
 import { ApiError, createApiRouter, type ListenerView } from './api.js';
 import { BrokerMetrics } from './metrics.js';
+import type { OutboundServices } from './outbound-metrics.js';
 import type { Router } from './router.js';
 import { StaticFiles } from './static-files.js';
 import { listenOn } from '../transport/listen.js';
@@ -28,6 +29,8 @@ export interface HttpServerOptions {
   upgrade?: (request: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
   /** Whether the broker accepts clients (for /readyz). */
   ready: () => boolean;
+  /** HTTP services the broker calls (auth.http, webhooks), for /metrics. */
+  outbound?: OutboundServices;
 }
 
 /** A Host header that can go into a header value as it is: a name or IPv4 address, or [IPv6], and a port. */
@@ -70,7 +73,7 @@ export class HttpServer {
   private readonly apiMode: 'token' | 'open-loopback' | 'disabled';
 
   constructor(private readonly options: HttpServerOptions) {
-    this.metrics = new BrokerMetrics(options.admin);
+    this.metrics = new BrokerMetrics(options.admin, options.outbound);
     this.api = createApiRouter(options.admin, { version: options.version, listeners: options.listeners });
     this.files = options.dashboardDir === undefined ? undefined : new StaticFiles(options.dashboardDir);
     const token = options.apiToken;

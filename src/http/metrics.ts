@@ -2,6 +2,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { BrokerQuery, BrokerTotals, ClusterView } from '../broker/query.js';
 import type { BrokerStats } from '../broker/stats.js';
+import { registerOutboundMetrics, type OutboundServices } from './outbound-metrics.js';
 
 const QOS_LABELS = ['0', '1', '2'] as const;
 
@@ -15,7 +16,8 @@ export class BrokerMetrics {
   /** Totals computed once per scrape, shared by the gauges that read them. */
   private totals: BrokerTotals | undefined;
 
-  constructor(admin: BrokerQuery) {
+  /** `outbound`: the HTTP services the broker calls (auth.http, webhooks), when there are any. */
+  constructor(admin: BrokerQuery, outbound?: OutboundServices) {
     const registry = this.registry;
     const stats = (): BrokerStats => admin.stats;
     const totals = (): BrokerTotals => (this.totals ??= admin.totals());
@@ -68,6 +70,7 @@ export class BrokerMetrics {
         for (const [listener, count] of Object.entries(totals().byListener)) this.set({ listener }, count);
       },
     });
+    if (outbound !== undefined) registerOutboundMetrics(registry, outbound);
   }
 
   /** The metrics in Prometheus text format. */

@@ -98,7 +98,7 @@ function accept(core: Core, conn: Connection, session: Session, packet: PublishP
   let delivered = -1;
   // [MQTT-4.3.3-2] a QoS 2 PUBLISH whose id awaits PUBREL is a duplicate: acknowledged, not delivered again.
   if (qos !== 2 || session.beginIncomingQos2(packet.packetId as number)) {
-    delivered = core.router.route(createMessage(topic, payload, qos, packet.retain, packet.properties, conn.clientId, Date.now()));
+    delivered = core.router.route(createMessage(topic, payload, qos, packet.retain, packet.properties, conn.clientId, Date.now()), conn.identity);
   }
   if (qos === 0) return;
   // Whatever this message changed in the store (a persistent session's copy, a retained message, a

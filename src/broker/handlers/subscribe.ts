@@ -2,7 +2,7 @@
 import type { Subscription } from '../../model/subscription.js';
 import { ReasonCode } from '../../protocol/reason-codes.js';
 import { parseSharedSubscription } from '../../protocol/topic.js';
-import type { SubscribePacket, SubscriptionRequest, UnsubscribePacket } from '../../protocol/types.js';
+import type { QoS, SubscribePacket, SubscriptionRequest, UnsubscribePacket } from '../../protocol/types.js';
 import type { Connection } from '../connection.js';
 import type { Core } from '../context.js';
 import type { Maybe } from '../hooks.js';
@@ -96,6 +96,13 @@ function applySubscribe(core: Core, conn: Connection, session: Session, packet: 
   // [MQTT-3.3.1-8] messages sent from the retained store carry RETAIN=1, after the SUBACK.
   const now = Date.now();
   for (const subscription of retained) core.router.sendRetained(session, subscription, now);
+  if (core.hooks.observesSubscriptions) {
+    const identity = conn.identity!;
+    for (let i = 0; i < packet.subscriptions.length; i++) {
+      const code = reasonCodes[i] as number;
+      if (code < 0x80) core.hooks.subscribed(identity, (packet.subscriptions[i] as SubscriptionRequest).topicFilter, code as QoS);
+    }
+  }
 }
 
 /** Why a subscription request is refused (an MQTT 5 reason code), or undefined when it is accepted. */
@@ -119,7 +126,10 @@ export function handleUnsubscribe(core: Core, conn: Connection, session: Session
   for (const filter of packet.topicFilters) {
     // [MQTT-3.10.4-1] the filter is compared character by character with existing subscriptions.
     const removed = session.deleteSubscription(filter);
-    if (removed !== undefined) core.index.unsubscribe(session, removed);
+    if (removed !== undefined) {
+      core.index.unsubscribe(session, removed);
+      if (core.hooks.observesSubscriptions) core.hooks.unsubscribed(conn.identity!, filter);
+    }
     reasonCodes.push(removed !== undefined ? ReasonCode.success : ReasonCode.noSubscriptionExisted);
   }
   session.journal?.putSession(session);

@@ -59,3 +59,38 @@ test('observers: an observer that throws is reported and does not stop the other
   assert.deepEqual(seen, ['c']);
   assert.deepEqual(errors, ['bad']);
 });
+
+test('observers of subscriptions and messages: asked only when registered; an exception is reported, the others still run', () => {
+  const errors: string[] = [];
+  const seen: string[] = [];
+  const message = { topic: 't', payload: Buffer.from('x'), qos: 1 as const, retain: false, origin: 'c', receivedAt: 0 };
+  const none = new Hooks([{ name: 'auth-only', authenticate: () => undefined }], true);
+  assert.equal(none.observesPublish, false);
+  assert.equal(none.observesSubscriptions, false);
+  const plugins: BrokerPlugin[] = [
+    {
+      name: 'broken',
+      onPublish: () => {
+        throw new Error('boom');
+      },
+      onSubscribe: () => {
+        throw new Error('boom');
+      },
+    },
+    {
+      name: 'watcher',
+      onPublish: (m, c) => seen.push(`publish ${m.topic} by ${c?.clientId ?? 'nobody'}`),
+      onSubscribe: (c, filter, qos) => seen.push(`subscribe ${c.clientId} ${filter} ${qos}`),
+      onUnsubscribe: (c, filter) => seen.push(`unsubscribe ${c.clientId} ${filter}`),
+    },
+  ];
+  const hooks = new Hooks(plugins, true, (plugin, error) => errors.push(`${plugin}: ${(error as Error).message}`));
+  assert.equal(hooks.observesPublish, true);
+  assert.equal(hooks.observesSubscriptions, true);
+  hooks.published(message, client);
+  hooks.published(message, undefined);
+  hooks.subscribed(client, 'a/#', 1);
+  hooks.unsubscribed(client, 'a/#');
+  assert.deepEqual(seen, ['publish t by c', 'publish t by nobody', 'subscribe c a/# 1', 'unsubscribe c a/#']);
+  assert.deepEqual(errors, ['broken: boom', 'broken: boom', 'broken: boom']);
+});
