@@ -62,8 +62,9 @@ describe('06 keep alive', { concurrency: true }, () => {
   });
 
   test('[MQTT-3.1.2-24] keep-alive: PINGREQs keep the connection open past 1.5x keep alive', async () => {
-    const client = await clients.rawConnected({ clientId: 'pinging', keepalive: 1 });
-    for (let i = 0; i < 5; i++) {
+    // Keep alive 2 s (closed after 3 s of silence), a packet every ~0.5 s for 4 s: slack for a loaded machine.
+    const client = await clients.rawConnected({ clientId: 'pinging', keepalive: 2 });
+    for (let i = 0; i < 8; i++) {
       await sleep(500);
       client.send({ type: 'pingreq' });
       await client.expect('pingresp');
@@ -72,8 +73,8 @@ describe('06 keep alive', { concurrency: true }, () => {
   });
 
   test('[MQTT-3.1.2-24] keep-alive: any control packet from the client counts, not only PINGREQ', async () => {
-    const client = await clients.rawConnected({ clientId: 'publishing', keepalive: 1 });
-    for (let i = 0; i < 5; i++) {
+    const client = await clients.rawConnected({ clientId: 'publishing', keepalive: 2 });
+    for (let i = 0; i < 8; i++) {
       await sleep(500);
       client.publish('keepalive/traffic', `${i}`, 1);
       await client.expect('puback');

@@ -37,7 +37,7 @@ function run(args: string[]): Run {
   return { child, lines, exited };
 }
 
-async function waitForLine(r: Run, pattern: RegExp, timeoutMs = 5000): Promise<string> {
+async function waitForLine(r: Run, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const line = r.lines.find((l) => pattern.test(l));
@@ -47,7 +47,7 @@ async function waitForLine(r: Run, pattern: RegExp, timeoutMs = 5000): Promise<s
   throw new Error(`no line matching ${pattern} within ${timeoutMs} ms; got:\n${r.lines.join('\n')}`);
 }
 
-async function exitCode(r: Run, timeoutMs = 5000): Promise<number | null> {
+async function exitCode(r: Run, timeoutMs = 15_000): Promise<number | null> {
   const timer = setTimeout(() => r.child.kill('SIGKILL'), timeoutMs);
   const code = await r.exited;
   clearTimeout(timer);
