@@ -1,6 +1,12 @@
 /** Bridge tests: waiting for a bridge's state, collecting what a client receives, probing that a path works. */
 import type { MqttClient, Message } from '../../src/client/index.js';
+import type { BridgeConfig } from '../../src/config/schema.js';
 import type { BridgeControl, BridgeState } from '../../src/model/bridge.js';
+
+/** A bridge configuration with the schema's defaults filled in. */
+export function bridgeConfig(partial: Partial<BridgeConfig> & Pick<BridgeConfig, 'name' | 'url' | 'topics'>): BridgeConfig {
+  return { protocolVersion: 4, keepalive: 60, cleanStart: true, tryPrivate: true, ...partial };
+}
 
 /** Resolves once `check()` holds (checked every 20 ms and at once); rejects after `timeoutMs` naming `what`. */
 export function waitUntil(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {

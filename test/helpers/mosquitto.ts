@@ -83,6 +83,8 @@ export function hasMosquitto(): boolean {
 /** Extra listeners: each gets a free port, appended to the config as `listener PORT 127.0.0.1` and its lines. */
 export interface MosquittoOptions {
   extraListeners?: ReadonlyArray<readonly string[]>;
+  /** Global options, before the listeners (e.g. `max_inflight_messages 1000`). */
+  settings?: readonly string[];
 }
 
 /** Starts mosquitto; the caller must `stop()` it (in an `after` hook). `extraPorts` are the ports of `extraListeners`. */
@@ -105,6 +107,7 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
     'persistence true',
     `persistence_location ${dir}/`,
     'log_dest none',
+    ...(options.settings ?? []),
     `listener ${port} 127.0.0.1`,
     `listener ${tlsPort} 127.0.0.1`,
     `cafile ${caFile}`,

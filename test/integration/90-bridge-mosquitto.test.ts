@@ -10,15 +10,10 @@ import type { BridgeConfig } from '../../src/config/schema.js';
 import type { QoS } from '../../src/protocol/types.js';
 import type { StarlingServer } from '../../src/server.js';
 import { startTestBroker } from '../helpers/broker.js';
-import { bridgeState, collect, probe, waitUntil } from '../helpers/bridges.js';
+import { bridgeConfig, bridgeState, collect, probe, waitUntil } from '../helpers/bridges.js';
 import { makeTestCertificates, type TestCertificates } from '../helpers/certs.js';
 import { startMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
 import { tempDir } from '../helpers/temp-dir.js';
-
-/** A bridge configuration with the schema's defaults filled in. */
-export function bridgeConfig(partial: Partial<BridgeConfig> & Pick<BridgeConfig, 'name' | 'url' | 'topics'>): BridgeConfig {
-  return { protocolVersion: 4, keepalive: 60, cleanStart: true, tryPrivate: true, ...partial };
-}
 
 const QOS: readonly QoS[] = [0, 1, 2];
 const COUNT = 20;
