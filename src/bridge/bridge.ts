@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { duplexPair, type Duplex } from 'node:stream';
 import type { Broker } from '../broker/broker.js';
 import type { Logger } from '../broker/logger.js';
-import { MqttClient, RequestRejectedError, resolveOptions, type ConnackInfo, type Message, type ReconnectOptions } from '../client/index.js';
+import { ConnectionRefusedError, MqttClient, RequestRejectedError, resolveOptions, type ConnackInfo, type Message, type ReconnectOptions } from '../client/index.js';
 import type { BridgeConfig } from '../config/schema.js';
 import type { BridgeState, BridgeStatus } from '../model/bridge.js';
 import type { Properties, QoS } from '../protocol/types.js';
@@ -274,6 +274,15 @@ export class Bridge {
   /** A failed attempt to connect: logged when the reason is new, so a long outage is one line. */
   private failed(error: Error): void {
     if (!this.running) return;
+    const remote = this.remote;
+    if (remote?.options.bridge === true && error instanceof ConnectionRefusedError && error.reasonCode === 1) {
+      // Only Mosquitto knows its bridge flag: other brokers refuse the protocol level 0x84. Go on without it.
+      remote.options.bridge = false;
+      this.init.logger.warn(
+        { bridge: this.name, remote: this.url },
+        `bridge "${this.name}": ${this.url} does not take Mosquitto's bridge flag (tryPrivate): connecting as a plain MQTT 3.1.1 client, so a "both" mapping may echo messages back once (use protocolVersion 5 for No Local)`,
+      );
+    }
     this.lastError = error.message;
     if (error.message === this.lastLogged) {
       this.init.logger.debug({ bridge: this.name, remote: this.url, err: error.message }, `bridge "${this.name}": attempt failed again: ${error.message}`);
