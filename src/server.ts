@@ -118,7 +118,10 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
   // The bridges' local sides come in on an internal listener that only they reach: the other plugins abstain there (docs/bridges.md).
   const plugins = config.bridges.length === 0 ? security.plugins : [bridgeAccess(), ...security.plugins.map((p) => scopedPlugin(p, (listener) => listener !== BRIDGE_LISTENER))];
   const init: BrokerInit = { ...config.limits, maxConnectionsPerListener, ...config.features, logger, plugins, allowAnonymous: security.allowAnonymous };
-  if ('authenticate' in options && options.authenticate !== undefined) init.authenticate = options.authenticate;
+  if ('authenticate' in options && options.authenticate !== undefined) {
+    const authenticate = options.authenticate;
+    init.authenticate = config.bridges.length === 0 ? authenticate : (request) => (request.listener === BRIDGE_LISTENER ? undefined : authenticate(request));
+  }
   // $SYS runs only when asked for (the command line always asks).
   const sys = createSysPublisher(options.sys === undefined ? undefined : config.sys);
   if (sys !== undefined) init.plugins = [...(init.plugins ?? []), sys.plugin];
