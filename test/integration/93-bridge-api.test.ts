@@ -63,6 +63,8 @@ test('REST API: list, one bridge, 404; stop keeps messages in the bridge session
   assert.equal(items[0]?.state, 'up');
   assert.equal(items[0]?.localClientId, '$bridge/cloud');
   assert.deepEqual((await api('GET', '/api/bridges/nope')).status, 404);
+  const doc = (await api('GET', '/api/openapi.json')).body as { paths: Record<string, Record<string, unknown>> };
+  for (const path of ['/api/bridges', '/api/bridges/{name}', '/api/bridges/{name}/stop', '/api/bridges/{name}/start']) assert.ok(doc.paths[path] !== undefined, `${path} in the OpenAPI document`);
   assert.equal((await api('POST', '/api/bridges/nope/stop')).status, 404);
 
   const sink = await client(cloud.port);
