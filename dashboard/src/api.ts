@@ -115,3 +115,21 @@ export interface Retained {
   payloadSize: number;
   receivedAt: string;
 }
+
+/** One bridge to another broker (GET /api/bridges). */
+export interface Bridge {
+  name: string;
+  url: string;
+  state: 'connecting' | 'up' | 'down' | 'stopped';
+  protocolVersion: 4 | 5;
+  remoteClientId: string;
+  localClientId: string;
+  since: string;
+  queued: number;
+  messagesIn: number;
+  messagesOut: number;
+  dropped: number;
+  connects: number;
+  lastError: string | null;
+  topics: { pattern: string; direction: 'out' | 'in' | 'both'; qos: 0 | 1 | 2; localPrefix: string; remotePrefix: string }[];
+}
