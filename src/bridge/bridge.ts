@@ -13,7 +13,8 @@ import type { Logger } from '../broker/logger.js';
 import { ConnectionRefusedError, MqttClient, RequestRejectedError, resolveOptions, type ConnackInfo, type Message, type ReconnectOptions } from '../client/index.js';
 import type { BridgeConfig } from '../config/schema.js';
 import type { BridgeState, BridgeStatus } from '../model/bridge.js';
-import type { Properties, QoS } from '../protocol/types.js';
+import { encodePacket } from '../protocol/encoder.js';
+import type { Properties, PublishPacket, QoS } from '../protocol/types.js';
 import { defaultRemoteClientId, describeRemote, remoteOptions } from './remote-options.js';
 import { TopicMap, type BridgeSubscription, type Destination } from './topic-map.js';
 
@@ -85,14 +86,18 @@ export class Bridge {
         manualAck: true,
         stream: () => this.openLocal(),
         host: 'local',
-        reconnect: { initialDelay: 100, maxDelay: 2000 },
+        reconnect: { initialDelay: 100, maxDelay: 2000, retryRefused: true },
       }),
     );
     const remote = new MqttClient(resolveOptions(remoteOptions(config, this.remoteClientId, this.init.reconnect)));
     this.local = local;
     this.remote = remote;
     local.on('message', (m) => this.toRemote(local, remote, m));
-    local.on('error', (error) => this.init.logger.debug({ bridge: this.name, err: error.message }, `bridge "${this.name}": local session interrupted`));
+    local.on('error', (error) => {
+      // A refusal by this broker (a limit, a plugin) is worth an operator's eye; an interruption is not.
+      if (error instanceof ConnectionRefusedError) this.init.logger.error({ bridge: this.name, err: error.message }, `bridge "${this.name}": this broker refused the bridge's session: ${error.message}`);
+      else this.init.logger.debug({ bridge: this.name, err: error.message }, `bridge "${this.name}": local session interrupted`);
+    });
     remote.on('message', (m) => this.toLocal(local, remote, m));
     remote.on('connect', (connack) => this.up(connack));
     remote.on('offline', (error) => this.down(error));
@@ -154,6 +159,13 @@ export class Bridge {
       return;
     }
     const properties = forwarded(m.properties, remote.version);
+    if (tooLarge(remote, destinations, m.payload, properties)) {
+      // Sent anyway, the remote would close the connection and the message would come round again forever.
+      this.droppedHere++;
+      this.init.logger.warn({ bridge: this.name, remote: this.url, topic: m.topic, bytes: m.payload.length }, `bridge "${this.name}": a message on "${m.topic}" is larger than ${this.url} accepts (Maximum Packet Size): dropped`);
+      local.acknowledge(m);
+      return;
+    }
     if (m.qos === 0) {
       // Like Mosquitto (queue_qos0_messages false): QoS 0 is not kept for a remote that is away.
       if (remote.state !== 'connected') {
@@ -298,6 +310,19 @@ export class Bridge {
     this.state = state;
     this.since = Date.now();
   }
+}
+
+/** True when a copy would exceed the Maximum Packet Size the remote announced (MQTT 5) [MQTT-3.1.2-24]. */
+function tooLarge(remote: MqttClient, destinations: readonly Destination[], payload: Buffer, properties: Properties | undefined): boolean {
+  const max = remote.connack.properties?.maximumPacketSize;
+  if (max === undefined) return false;
+  let longest = '';
+  for (const d of destinations) if (d.topic.length > longest.length) longest = d.topic;
+  // Cheap test first: nearly every message is far below the limit.
+  if (properties === undefined && payload.length + 3 * longest.length + 16 < max) return false;
+  const packet: PublishPacket = { type: 'publish', topic: longest, payload, qos: 1, retain: false, dup: false, packetId: 1 };
+  if (properties !== undefined) packet.properties = properties;
+  return encodePacket(packet, remote.version).length > max;
 }
 
 /** The QoS of one copy: the message's, at most the mapping's. */

@@ -119,3 +119,26 @@ test('MQTT 3.1.1 to a Starling remote: the bridge flag refused, it goes on witho
   assert.equal(edge.bridges.get('old')!.messagesOut, messagesOut, 'nothing more goes out: no loop');
   assert.equal(edge.bridges.get('old')!.messagesIn, messagesIn + 1);
 });
+
+test("a message larger than the remote's Maximum Packet Size is dropped and counted; the link stays up and the next message passes", async () => {
+  const cloud = await startTestBroker({ limits: { maxPacketSize: 1024 } });
+  servers.push(cloud);
+  const edge = await startTestBroker({
+    bridges: [bridgeConfig({ name: 'small', url: `mqtt://127.0.0.1:${cloud.port}`, protocolVersion: 5, topics: [{ pattern: 'big/#', direction: 'out', qos: 1, localPrefix: '', remotePrefix: '' }] })],
+  });
+  servers.push(edge);
+  await bridgeState(edge.bridges, 'small', 'up');
+  const atEdge = await client(edge.port);
+  const atCloud = await client(cloud.port);
+  const cloudGot = collect(atCloud);
+  await atCloud.subscribe('big/#', { qos: 1 });
+  await probe(atEdge, 'big/probe', cloudGot, 'big/probe');
+  await atEdge.publish('big/x', Buffer.alloc(4000, 0x61), { qos: 1 });
+  await atEdge.publish('big/x', 'small', { qos: 1 });
+  await cloudGot.count(1, 'big/x');
+  assert.deepEqual(cloudGot.payloads('big/x'), ['small']);
+  const status = edge.bridges.get('small')!;
+  assert.equal(status.dropped, 1);
+  assert.equal(status.connects, 1, 'never disconnected');
+  await waitUntil(() => edge.bridges.get('small')?.queued === 0, 'the bridge session to be empty');
+});
