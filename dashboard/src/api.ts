@@ -116,20 +116,5 @@ export interface Retained {
   receivedAt: string;
 }
 
-/** One bridge to another broker (GET /api/bridges). */
-export interface Bridge {
-  name: string;
-  url: string;
-  state: 'connecting' | 'up' | 'down' | 'stopped';
-  protocolVersion: 4 | 5;
-  remoteClientId: string;
-  localClientId: string;
-  since: string;
-  queued: number;
-  messagesIn: number;
-  messagesOut: number;
-  dropped: number;
-  connects: number;
-  lastError: string | null;
-  topics: { pattern: string; direction: 'out' | 'in' | 'both'; qos: 0 | 1 | 2; localPrefix: string; remotePrefix: string }[];
-}
+/** One bridge to another broker (GET /api/bridges): the broker's own type, as the API sends it. */
+export type { BridgeStatus as Bridge } from '../../src/model/bridge.js';

@@ -27,24 +27,24 @@ async function client(port: number): Promise<MqttClient> {
 
 const N = 50;
 
-test('MQTT 5, both: each message reaches the other side once, none comes back, none loops', async () => {
+/** Two brokers: `cloud`, and `edge` with one `both` bridge `name` on `root/#` to it, up; and the edge's log lines. */
+async function pair(name: string, protocolVersion: 4 | 5, root: string): Promise<{ cloud: StarlingServer; edge: StarlingServer; lines: string[] }> {
   const cloud = await startTestBroker();
   servers.push(cloud);
   const lines: string[] = [];
   const record = (_obj: object, msg: string): number => lines.push(msg);
+  const topics = [{ pattern: `${root}/#`, direction: 'both' as const, qos: 1 as const, localPrefix: '', remotePrefix: '' }];
   const edge = await startTestBroker({
     logger: { debug: record, info: record, warn: record, error: record },
-    bridges: [
-      bridgeConfig({
-        name: 'up',
-        url: `mqtt://127.0.0.1:${cloud.port}`,
-        protocolVersion: 5,
-        topics: [{ pattern: 'shared/#', direction: 'both', qos: 1, localPrefix: '', remotePrefix: '' }],
-      }),
-    ],
+    bridges: [bridgeConfig({ name, url: `mqtt://127.0.0.1:${cloud.port}`, protocolVersion, topics })],
   });
   servers.push(edge);
-  await bridgeState(edge.bridges, 'up', 'up');
+  await bridgeState(edge.bridges, name, 'up');
+  return { cloud, edge, lines };
+}
+
+test('MQTT 5, both: each message reaches the other side once, none comes back, none loops', async () => {
+  const { cloud, edge, lines } = await pair('up', 5, 'shared');
   const atEdge = await client(edge.port);
   const atCloud = await client(cloud.port);
   const edgeGot = collect(atEdge);
@@ -78,23 +78,7 @@ test('MQTT 5, both: each message reaches the other side once, none comes back, n
 });
 
 test('MQTT 3.1.1 to a Starling remote: the bridge flag refused, it goes on without it; messages pass both ways and do not loop', async () => {
-  const cloud = await startTestBroker();
-  servers.push(cloud);
-  const lines: string[] = [];
-  const record = (_obj: object, msg: string): number => lines.push(msg);
-  const edge = await startTestBroker({
-    logger: { debug: record, info: record, warn: record, error: record },
-    bridges: [
-      bridgeConfig({
-        name: 'old',
-        url: `mqtt://127.0.0.1:${cloud.port}`,
-        protocolVersion: 4,
-        topics: [{ pattern: 'both/#', direction: 'both', qos: 1, localPrefix: '', remotePrefix: '' }],
-      }),
-    ],
-  });
-  servers.push(edge);
-  await bridgeState(edge.bridges, 'old', 'up');
+  const { cloud, edge, lines } = await pair('old', 4, 'both');
   assert.ok(lines.some((l) => l.includes("does not take Mosquitto's bridge flag")), lines.join('\n'));
   const atEdge = await client(edge.port);
   const atCloud = await client(cloud.port);
