@@ -15,6 +15,7 @@ import type { BridgeConfig } from '../config/schema.js';
 import type { BridgeState, BridgeStatus } from '../model/bridge.js';
 import { encodePacket } from '../protocol/encoder.js';
 import type { Properties, PublishPacket, QoS } from '../protocol/types.js';
+import { EchoFilter } from './echo-filter.js';
 import { defaultRemoteClientId, describeRemote, remoteOptions } from './remote-options.js';
 import { TopicMap, type BridgeSubscription, type Destination } from './topic-map.js';
 
@@ -47,6 +48,8 @@ export class Bridge {
   private since = Date.now();
   private local: MqttClient | undefined;
   private remote: MqttClient | undefined;
+  /** What went out on topics that also come in, while the remote can hand it back (plain 3.1.1). */
+  private readonly echoes = new EchoFilter();
   private messagesIn = 0;
   private messagesOut = 0;
   /** Dropped here (QoS 0 while down, refused by the remote), besides the session's queue-full drops. */
@@ -172,11 +175,15 @@ export class Bridge {
         this.droppedHere++;
         return;
       }
-      for (const d of destinations) remote.publish(d.topic, m.payload, publishOptions(0, m.retain, properties)).catch(() => undefined);
+      for (const d of destinations) {
+        this.expectEcho(remote, d.topic, m.payload);
+        remote.publish(d.topic, m.payload, publishOptions(0, m.retain, properties)).catch(() => undefined);
+      }
       this.messagesOut++;
       return;
     }
     const payload = Buffer.from(m.payload);
+    for (const d of destinations) this.expectEcho(remote, d.topic, payload);
     Promise.all(destinations.map((d) => remote.publish(d.topic, payload, publishOptions(lower(m.qos, d), m.retain, properties)))).then(
       () => {
         this.messagesOut++;
@@ -195,7 +202,7 @@ export class Bridge {
   /** A message from the remote, published here through the local client (authorized, retained and routed like any). */
   private toLocal(local: MqttClient, remote: MqttClient, m: Message): void {
     const destinations = this.map.toLocal(m.topic);
-    if (destinations.length === 0) {
+    if (destinations.length === 0 || (echoing(remote) && this.echoes.isEcho(m.topic, m.payload))) {
       remote.acknowledge(m);
       return;
     }
@@ -218,6 +225,11 @@ export class Bridge {
         remote.acknowledge(m);
       },
     );
+  }
+
+  /** Remembers a copy that a plain 3.1.1 remote will hand back, when this bridge also takes its topic in. */
+  private expectEcho(remote: MqttClient, topic: string, payload: Buffer): void {
+    if (echoing(remote) && this.map.toLocal(topic).length > 0) this.echoes.sent(topic, Buffer.from(payload));
   }
 
   /** Subscribes the local session to the out/both filters and drops subscriptions no longer configured. */
@@ -323,6 +335,11 @@ function tooLarge(remote: MqttClient, destinations: readonly Destination[], payl
   const packet: PublishPacket = { type: 'publish', topic: longest, payload, qos: 1, retain: false, dup: false, packetId: 1 };
   if (properties !== undefined) packet.properties = properties;
   return encodePacket(packet, remote.version).length > max;
+}
+
+/** True when the remote sends a subscriber its own messages: MQTT 3.1.1 without Mosquitto's bridge flag (no No Local). */
+function echoing(remote: MqttClient): boolean {
+  return remote.version !== 5 && !remote.options.bridge;
 }
 
 /** The QoS of one copy: the message's, at most the mapping's. */
