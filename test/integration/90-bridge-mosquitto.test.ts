@@ -1,7 +1,7 @@
 /**
  * Bridges (issue 15) against a real Mosquitto: messages both ways at QoS 0, 1 and 2 with Mosquitto-style
  * prefixes, in MQTT 3.1.1 (try_private) and 5; retained flags carried both ways; TLS to the remote with
- * a CA, a client certificate and SNI; a TLS failure logged once, never a crash.
+ * a CA, a client certificate and SNI; a TLS failure logged once, never a crash; ws:// to its WebSocket listener.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -164,5 +164,40 @@ describe('bridge over TLS', () => {
     const warnings = lines.filter((l) => l.level === 'warn' && l.msg.includes('"untrusted" cannot connect'));
     assert.equal(warnings.length, 1, `one warning per state change, got: ${warnings.map((w) => w.msg).join(' | ')}`);
     assert.match(warnings[0]!.msg, new RegExp(`mqtts://localhost:${tlsPort}`));
+  });
+});
+
+describe('bridge over WebSocket', () => {
+  test('ws:// to mosquitto\'s WebSocket listener: messages both ways', async () => {
+    const server = await starling(
+      bridgeConfig({
+        name: 'web',
+        url: `ws://127.0.0.1:${mosquitto.wsPort}/mqtt`,
+        clientId: 'edge-ws',
+        protocolVersion: 5,
+        topics: [{ pattern: 'ws/#', direction: 'both', qos: 1, localPrefix: 'here/', remotePrefix: 'there/' }],
+      }),
+    );
+    await bridgeState(server.bridges, 'web', 'up');
+    assert.equal(server.bridges.get('web')?.url, `ws://127.0.0.1:${mosquitto.wsPort}/mqtt`);
+    const local = await client(`mqtt://127.0.0.1:${server.port}`, { protocolVersion: 5 });
+    const remote = await client(`mqtt://127.0.0.1:${mosquitto.port}`, { protocolVersion: 5 });
+    const atLocal = collect(local);
+    const atRemote = collect(remote);
+    await local.subscribe('here/ws/#', { qos: 1 });
+    await remote.subscribe('there/ws/#', { qos: 1 });
+    await probe(local, 'here/ws/probe', atRemote, 'there/ws/probe');
+    await probe(remote, 'there/ws/probe-back', atLocal, 'here/ws/probe-back');
+    for (let i = 0; i < 10; i++) {
+      await local.publish('here/ws/up', `u${i}`, { qos: 1 });
+      await remote.publish('there/ws/down', `d${i}`, { qos: 1 });
+    }
+    await atRemote.count(10, 'there/ws/up');
+    await atLocal.count(10, 'here/ws/down');
+    assert.deepEqual(atRemote.payloads('there/ws/up'), Array.from({ length: 10 }, (_, i) => `u${i}`));
+    assert.deepEqual(atLocal.payloads('here/ws/down'), Array.from({ length: 10 }, (_, i) => `d${i}`));
+    // No Local on both ends: neither side got its own messages back.
+    assert.equal(atLocal.payloads('here/ws/up').length, 10, 'the local subscriber saw its own 10 once');
+    assert.equal(atRemote.payloads('there/ws/down').length, 10);
   });
 });
