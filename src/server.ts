@@ -2,10 +2,12 @@
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { BrokerSecurity } from './auth/broker-security.js';
-import { startBridges } from './bridge/start-bridges.js';
+import { scopedPlugin } from './auth/listener-scope.js';
+import { BRIDGE_LISTENER, bridgeAccess, BridgeSet } from './bridge/bridge-set.js';
 import { Broker, type BrokerInit } from './broker/broker.js';
 import type { BrokerPlugin } from './broker/hooks.js';
 import type { Logger } from './broker/logger.js';
+import type { BridgeControl } from './model/bridge.js';
 import type { PublishInput } from './model/message.js';
 import { defaultNodeId } from './cluster/node-id.js';
 import type { RedisBus } from './cluster/redis/bus.js';
@@ -59,7 +61,7 @@ export interface ServerOptions {
   sys?: Partial<SysConfig>;
   /** Run as a node of a cluster on Redis (docs/clustering.md). */
   cluster?: ClusterConfig;
-  /** Bridges to other brokers (checked; not running yet: see src/bridge/start-bridges.ts). */
+  /** Bridges to other brokers (docs/bridges.md). */
   bridges?: BridgeConfig[];
   /** HTTP endpoints told of broker events (docs/webhooks.md). */
   webhooks?: WebhookConfig[];
@@ -82,6 +84,8 @@ export interface StarlingServer {
   readonly wsPort: number | undefined;
   /** The HTTP port (metrics, API, dashboard) actually bound, when enabled. */
   readonly httpPort: number | undefined;
+  /** The configured bridges: status, start, stop (docs/bridges.md). */
+  readonly bridges: BridgeControl;
   readonly logger: Logger;
   /** Re-reads the password, ACL and JWT key files and the TLS certificates (SIGHUP); false if one was rejected (the old one stays). */
   reload(): Promise<boolean>;
@@ -115,8 +119,13 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
   });
   const maxConnectionsPerListener = { ...config.limits.maxConnectionsPerListener };
   for (const l of planned) if (l.maxConnections !== undefined) maxConnectionsPerListener[l.name] = l.maxConnections;
-  const init: BrokerInit = { ...config.limits, maxConnectionsPerListener, ...config.features, logger, plugins: security.plugins, allowAnonymous: security.allowAnonymous };
-  if ('authenticate' in options && options.authenticate !== undefined) init.authenticate = options.authenticate;
+  // The bridges' local sides come in on an internal listener that only they reach: the other plugins abstain there (docs/bridges.md).
+  const plugins = config.bridges.length === 0 ? security.plugins : [bridgeAccess(), ...security.plugins.map((p) => scopedPlugin(p, (listener) => listener !== BRIDGE_LISTENER))];
+  const init: BrokerInit = { ...config.limits, maxConnectionsPerListener, ...config.features, logger, plugins, allowAnonymous: security.allowAnonymous };
+  if ('authenticate' in options && options.authenticate !== undefined) {
+    const authenticate = options.authenticate;
+    init.authenticate = config.bridges.length === 0 ? authenticate : (request) => (request.listener === BRIDGE_LISTENER ? undefined : authenticate(request));
+  }
   // $SYS runs only when asked for (the command line always asks).
   const sys = createSysPublisher(options.sys === undefined ? undefined : config.sys);
   if (sys !== undefined) init.plugins = [...(init.plugins ?? []), sys.plugin];
@@ -170,7 +179,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
     logger.info({}, 'listening on loopback only: use --host 0.0.0.0 (or "hosts" in the config file) to accept other machines');
   }
   let web: WebServices;
-  let bridges: Awaited<ReturnType<typeof startBridges>>;
+  const bridges = new BridgeSet(config.bridges, { broker, logger });
   try {
     const trustedProxies = planned.find((l) => l.ws !== undefined)?.ws?.trustedProxies ?? [];
     web = await startWebServices({
@@ -180,10 +189,11 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
       trustedProxies,
       http: config.http,
       sys,
+      bridges,
       ...(cluster === undefined ? {} : { clusterReady: () => cluster.ready }),
       outbound,
     });
-    bridges = await startBridges(config.bridges, { broker, logger });
+    bridges.startAll();
   } catch (error) {
     await closeAll(broker, listeners, cluster, store);
     await closeOutbound();
@@ -200,6 +210,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
     tlsPort: first(['mqtts'])?.port,
     wsPort: first(['ws', 'wss'])?.port,
     httpPort: web.httpPort,
+    bridges,
     logger,
     publish(input: PublishInput) {
       broker.publish(input);
@@ -218,12 +229,16 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
       return ok;
     },
     async close() {
+      // Bridges first: their local sessions end cleanly (stored, holding what the remotes have not taken).
+      pendingSteps.add('bridges');
+      await bridges.close();
+      pendingSteps.delete('bridges');
       // net.Server.close() calls back only once every connection has ended: stop accepting, end them, then wait.
       const step = (name: string, work: Promise<void>): Promise<void> => {
         pendingSteps.add(name);
         return work.finally(() => pendingSteps.delete(name));
       };
-      const stopped = Promise.all([step('listeners', listeners.close()), step('web services', web.close()), step('bridges', bridges.close())]);
+      const stopped = Promise.all([step('listeners', listeners.close()), step('web services', web.close())]);
       await step('broker', broker.close());
       await stopped;
       // After the broker: the disconnect events of its shutdown go out with the webhooks' last send.

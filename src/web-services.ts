@@ -7,6 +7,7 @@ import type { HttpConfig, SysConfig } from './config/schema.js';
 import type { ListenerView } from './http/api.js';
 import type { OutboundServices } from './http/outbound-metrics.js';
 import type { HttpServer } from './http/http-server.js';
+import type { BridgeControl } from './model/bridge.js';
 import { defaultDashboardDir } from './http/static-files.js';
 import { SysPublisher } from './sys/sys-publisher.js';
 import { ListenError } from './listener-set.js';
@@ -41,6 +42,8 @@ export interface WebServicesInput {
   trustedProxies: readonly string[];
   http: HttpConfig | undefined;
   sys: SysPublisher | undefined;
+  /** The configured bridges, for the API, the metrics and $SYS. */
+  bridges?: BridgeControl;
   /** In a cluster: whether the node reaches the shared state (Redis); /readyz is 503 while not. */
   clusterReady?: () => boolean;
   /** HTTP services the broker calls (auth.http, webhooks), for /metrics. */
@@ -95,6 +98,7 @@ export async function startWebServices(input: WebServicesInput): Promise<WebServ
         ...(apiToken === undefined ? {} : { apiToken }),
         ...(dashboardDir === undefined ? {} : { dashboardDir }),
         listeners: () => views,
+        ...(input.bridges === undefined ? {} : { bridges: input.bridges }),
         ...(gateway === undefined ? {} : { upgrade: gateway.handleUpgrade.bind(gateway) }),
         ready: () => ready && (input.clusterReady?.() ?? true),
         ...(input.outbound === undefined ? {} : { outbound: input.outbound }),
@@ -119,7 +123,7 @@ export async function startWebServices(input: WebServicesInput): Promise<WebServ
     await stopAll();
     throw error;
   }
-  input.sys?.start(broker);
+  input.sys?.start(broker, input.bridges);
   ready = true;
   return { httpPort, http, close: stopAll };
 }

@@ -115,3 +115,6 @@ export interface Retained {
   payloadSize: number;
   receivedAt: string;
 }
+
+/** One bridge to another broker (GET /api/bridges): the broker's own type, as the API sends it. */
+export type { BridgeStatus as Bridge } from '../../src/model/bridge.js';

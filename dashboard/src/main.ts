@@ -4,6 +4,7 @@ import { api, ApiError, setToken, token, type Access } from './api.js';
 import { h, replace } from './dom.js';
 import { credentials, Live, setCredentials } from './live.js';
 import type { AppContext, View } from './view.js';
+import { bridgesView } from './views/bridges.js';
 import { clientsView } from './views/clients.js';
 import { overviewView } from './views/overview.js';
 import { publishView } from './views/publish.js';
@@ -18,6 +19,7 @@ const ROUTES: Record<string, { title: string; view: () => View }> = {
   publish: { title: 'Publish', view: publishView },
   subscriptions: { title: 'Subscriptions', view: subscriptionsView },
   retained: { title: 'Retained', view: retainedView },
+  bridges: { title: 'Bridges', view: bridgesView },
 };
 
 const main = document.getElementById('main')!;

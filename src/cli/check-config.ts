@@ -57,7 +57,7 @@ export function summary(config: StarlingConfig, sources: readonly string[], warn
   lines.push(`store: ${config.cluster !== undefined ? `Redis cluster ${config.cluster.redis}` : config.store === 'memory' ? 'memory (nothing survives a restart)' : `embedded in ${config.dataDir} (durability ${config.durability})`}`);
   lines.push(`http: ${config.http.enabled ? `${config.http.host}:${config.http.port}` : 'off'}; $SYS every ${config.sys.interval} s`);
   lines.push(`limits: maxConnections ${config.limits.maxConnections}, maxInflight ${config.limits.maxInflight}, maxQueuedMessages ${config.limits.maxQueuedMessages}, maxPacketSize ${config.limits.maxPacketSize}, maxKeepAlive ${config.limits.maxKeepAlive}`);
-  for (const b of config.bridges) lines.push(`bridge ${b.name}: ${b.url}, ${b.topics.map((t) => `${t.pattern} ${t.direction} qos ${t.qos}`).join('; ')} (not running yet: bridges come with issue 15)`);
+  for (const b of config.bridges) lines.push(`bridge ${b.name}: ${b.url}, ${b.topics.map((t) => `${t.pattern} ${t.direction} qos ${t.qos}`).join('; ')}`);
   for (const w of config.webhooks) lines.push(`webhook ${w.name}: ${w.url}, ${w.events.join(', ')}${w.topics === undefined || w.topics.length === 0 ? '' : ` on ${w.topics.join(', ')}`}${w.secret === undefined ? '' : ', signed'}`);
   if (warnings.length > 0) lines.push(`warnings (${warnings.length}):`, ...warnings.map((w) => `  ${w}`));
   return `${lines.join('\n')}\n`;

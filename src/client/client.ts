@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import {
+  type AckPacket,
   type MqttError,
   validateTopicFilter,
   validateTopicName,
@@ -18,6 +19,7 @@ import {
   type SubscriptionRequest,
   type UnsubscribePacket,
 } from '../protocol/index.js';
+import { PendingAcks } from './acknowledgements.js';
 import { Connection } from './connection.js';
 import {
   ClientClosedError,
@@ -119,6 +121,7 @@ export class MqttClient extends EventEmitter<ClientEvents> {
   private pendingConnack: Settle<ConnackPacket> | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private attempts = 0;
+  private readonly pendingAcks = new PendingAcks();
 
   constructor(options: ResolvedOptions) {
     super();
@@ -149,6 +152,15 @@ export class MqttClient extends EventEmitter<ClientEvents> {
     this.emit('connect', this.lastConnack);
   }
 
+  /**
+   * Connects in the background instead: a failed first attempt is retried like a lost connection
+   * (`reconnect` must not be false). Listen for 'connect', 'error' and 'close'.
+   */
+  startInBackground(): void {
+    if (this.currentState !== 'connecting' || this.options.reconnect === false) throw new InvalidArgumentError('startInBackground needs a new client with reconnect on');
+    this.scheduleReconnect(0);
+  }
+
   /** Opens a transport, sends CONNECT and settles on CONNACK. */
   private async connectOnce(): Promise<void> {
     const o = this.options;
@@ -161,7 +173,8 @@ export class MqttClient extends EventEmitter<ClientEvents> {
           conn?.destroy();
         }, o.connectTimeout);
         this.pendingConnack = { resolve, reject };
-        openTransport(o).then((stream) => {
+        const open = o.stream === undefined ? openTransport(o) : Promise.resolve().then(o.stream);
+        open.then((stream) => {
           if (this.pendingConnack === undefined) {
             stream.destroy();
             return;
@@ -197,6 +210,7 @@ export class MqttClient extends EventEmitter<ClientEvents> {
       keepalive: o.keepalive,
       clientId: o.clientId,
     };
+    if (o.bridge) packet.bridge = true;
     if (o.username !== undefined) packet.username = o.username;
     if (o.password !== undefined) packet.password = o.password;
     if (o.properties !== undefined) packet.properties = o.properties;
@@ -221,6 +235,7 @@ export class MqttClient extends EventEmitter<ClientEvents> {
     conn.startKeepAlive(props?.serverKeepAlive ?? this.options.keepalive);
     if (!connack.sessionPresent) {
       this.session.resetForNewSession();
+      this.pendingAcks.newSession();
       for (const group of this.session.subscriptionGroups()) {
         const id = this.session.allocateId();
         if (id === undefined) break;
@@ -283,20 +298,22 @@ export class MqttClient extends EventEmitter<ClientEvents> {
     this.scheduleReconnect();
   }
 
-  private scheduleReconnect(): void {
+  /** Waits (exponential backoff with jitter, or `firstDelay`) and tries to connect again. */
+  private scheduleReconnect(firstDelay?: number): void {
     const r = this.options.reconnect;
-    if (r === false || this.currentState !== 'reconnecting') return;
+    const retrying = (): boolean => this.currentState === 'reconnecting' || this.currentState === 'connecting';
+    if (r === false || !retrying()) return;
     const base = Math.min(r.maxDelay, r.initialDelay * 2 ** Math.min(this.attempts, 30));
-    const delay = Math.round(base / 2 + (Math.random() * base) / 2);
+    const delay = firstDelay ?? Math.round(base / 2 + (Math.random() * base) / 2);
     this.attempts++;
     this.emit('reconnecting', this.attempts, delay);
     this.reconnectTimer = setTimeout(() => {
       this.connectOnce().then(
         () => this.emit('connect', this.lastConnack),
         (error: Error) => {
-          if (this.currentState !== 'reconnecting') return;
+          if (!retrying()) return;
           if (this.listenerCount('error') > 0) this.emit('error', error);
-          const fatal = error instanceof ConnectionRefusedError && FATAL_CONNACK.has(error.reasonCode);
+          const fatal = error instanceof ConnectionRefusedError && FATAL_CONNACK.has(error.reasonCode) && !r.retryRefused;
           if (fatal || this.attempts >= r.maxAttempts) this.shutdown(error);
           else this.scheduleReconnect();
         },
@@ -360,17 +377,39 @@ export class MqttClient extends EventEmitter<ClientEvents> {
     }
     const message: Message = { topic, payload: p.payload, qos: p.qos, retain: p.retain, dup: p.dup };
     if (p.properties !== undefined) message.properties = p.properties;
+    const manual = this.options.manualAck;
     if (p.qos === 2) {
       const id = p.packetId!;
       if (!this.session.incomingQos2.has(id)) {
         this.session.incomingQos2.add(id);
+        if (manual) this.pendingAcks.hold(message, id, 2);
         this.dispatch(message);
       }
-      conn.send({ type: 'pubrec', packetId: id });
+      // A duplicate of a message the application still holds is acknowledged when it is.
+      if (!this.pendingAcks.waiting(id)) conn.send({ type: 'pubrec', packetId: id });
       return;
     }
+    if (p.qos === 1 && manual) this.pendingAcks.hold(message, p.packetId!, 1);
     this.dispatch(message);
-    if (p.qos === 1) conn.send({ type: 'puback', packetId: p.packetId! });
+    if (p.qos === 1 && !manual) conn.send({ type: 'puback', packetId: p.packetId! });
+  }
+
+  /**
+   * With `manualAck`: acknowledges a received QoS 1/2 message (PUBACK, or PUBREC then PUBCOMP on
+   * PUBREL), with an MQTT 5 reason code if given. Returns false when there was nothing to send: QoS 0,
+   * already acknowledged, or the connection is down (the server then sends the message again).
+   */
+  acknowledge(message: Message, reasonCode = 0): boolean {
+    const pending = this.pendingAcks.take(message);
+    if (pending === undefined) return false;
+    const code = this.version === 5 ? reasonCode : 0;
+    if (pending.qos === 2 && code >= 0x80) this.session.incomingQos2.delete(pending.packetId);
+    const conn = this.conn;
+    if (conn === undefined || this.currentState !== 'connected') return false;
+    const packet: AckPacket<'puback' | 'pubrec'> = { type: pending.qos === 1 ? 'puback' : 'pubrec', packetId: pending.packetId };
+    if (code !== 0) packet.reasonCode = code;
+    conn.send(packet);
+    return true;
   }
 
   private onAck(conn: Connection, type: 'puback' | 'pubrec' | 'pubcomp', id: number, code: number, properties: Properties | undefined): void {

@@ -1,5 +1,6 @@
 /** Client options, and how a `mqtt://user:pass@host:port` style URL turns into them. */
 import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import type { Properties, ProtocolVersion, QoS } from '../protocol/index.js';
 import { InvalidArgumentError } from './errors.js';
 
@@ -37,6 +38,8 @@ export interface ReconnectOptions {
   maxDelay?: number;
   /** Give up after this many failed attempts in a row (default: never). */
   maxAttempts?: number;
+  /** Keep retrying after a CONNACK refusal such as bad credentials (default false: such a refusal closes the client). */
+  retryRefused?: boolean;
 }
 
 /** Everything `connect()` accepts; a URL given beside it fills what is not set here. */
@@ -66,6 +69,18 @@ export interface ConnectOptions {
   reconnect?: boolean | ReconnectOptions;
   /** Extra HTTP headers for the WebSocket upgrade request. */
   wsHeaders?: Record<string, string>;
+  /**
+   * Opens the byte stream itself, instead of TCP, TLS or WebSocket (e.g. one end of an in-memory
+   * pair to an embedded broker); protocol, host and port then only name the server in messages.
+   */
+  stream?: () => Duplex | Promise<Duplex>;
+  /**
+   * The application acknowledges each received QoS 1/2 message with `client.acknowledge(message)`:
+   * PUBACK / PUBREC go out only then (default false: at once, on receipt).
+   */
+  manualAck?: boolean;
+  /** Tell the server this client is a bridge (Mosquitto's `try_private`: protocol level | 0x80; MQTT 3.1 / 3.1.1 only). */
+  bridge?: boolean;
 }
 
 /** Options after defaults and URL merging: what the client actually uses. */
@@ -86,6 +101,9 @@ export interface ResolvedOptions {
   connectTimeout: number;
   reconnect: Required<ReconnectOptions> | false;
   wsHeaders: Record<string, string>;
+  stream: (() => Duplex | Promise<Duplex>) | undefined;
+  manualAck: boolean;
+  bridge: boolean;
 }
 
 const DEFAULT_PORTS: Record<TransportProtocol, number> = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 };
@@ -135,7 +153,7 @@ export function resolveOptions(target: string | ConnectOptions | undefined, extr
   if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new InvalidArgumentError(`port must be 1..65535, got ${port}`);
   const version = o.protocolVersion ?? 4;
   if (version !== 3 && version !== 4 && version !== 5) throw new InvalidArgumentError(`protocolVersion must be 3, 4 or 5`);
-  const reconnect = o.reconnect === false ? false : { initialDelay: 100, maxDelay: 30_000, maxAttempts: Infinity, ...(o.reconnect === true ? {} : o.reconnect) };
+  const reconnect = o.reconnect === false ? false : { initialDelay: 100, maxDelay: 30_000, maxAttempts: Infinity, retryRefused: false, ...(o.reconnect === true ? {} : o.reconnect) };
   return {
     protocol,
     host: o.host ?? 'localhost',
@@ -153,5 +171,8 @@ export function resolveOptions(target: string | ConnectOptions | undefined, extr
     connectTimeout: o.connectTimeout ?? 30_000,
     reconnect,
     wsHeaders: o.wsHeaders ?? {},
+    stream: o.stream,
+    manualAck: o.manualAck ?? false,
+    bridge: o.bridge ?? false,
   };
 }

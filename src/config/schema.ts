@@ -306,7 +306,7 @@ export const SCHEMA = obj(
       },
       { doc: 'cluster on Redis (docs/clustering.md); absent: a single node' },
     ),
-    bridges: list(BRIDGE, { doc: 'connections to other MQTT brokers (docs/migrating-from-mosquitto.md)', default: [] }),
+    bridges: list(BRIDGE, { doc: 'connections to other MQTT brokers (docs/bridges.md)', default: [] }),
     webhooks: list(WEBHOOK, { doc: 'HTTP endpoints told of broker events (docs/webhooks.md)', default: [] }),
   },
   { doc: 'the configuration', always: true },

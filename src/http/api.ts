@@ -1,6 +1,7 @@
 /** The REST API routes over the broker's query view (docs/http-api.md). */
 import type { IncomingMessage } from 'node:http';
 import { CLIENT_SORT_KEYS, type BrokerQuery, type ClientQuery, type ClientSortKey } from '../broker/query.js';
+import type { BridgeControl, BridgeStatus } from '../model/bridge.js';
 import { isValidTopicFilter, isValidTopicName } from '../protocol/topic.js';
 import { openApiDocument } from './openapi.js';
 import { Router, type JsonReply } from './router.js';
@@ -21,6 +22,8 @@ export interface ApiOptions {
   version: string;
   /** The broker's listeners (MQTT, WebSocket, HTTP), for the overview. */
   listeners: () => ListenerView[];
+  /** The configured bridges, if any. */
+  bridges?: BridgeControl;
 }
 
 /** A client error with a stable code, answered as JSON. */
@@ -100,6 +103,7 @@ export function createApiRouter(admin: BrokerQuery, options: ApiOptions): Router
     if (!admin.deleteRetained(params['topic']!)) throw new ApiError(404, 'not-found', `no retained message on "${params['topic']}"`);
     return { status: 204, body: undefined };
   });
+  addBridgeRoutes(router, options.bridges);
   router.on('POST', '/api/publish', async ({ request }) => {
     const body = await readJson(request);
     const { topic, payload = '', encoding = 'utf8', qos = 0, retain = false } = body;
@@ -113,6 +117,28 @@ export function createApiRouter(admin: BrokerQuery, options: ApiOptions): Router
     return { status: 202, body: { published: topic, bytes: bytes.length } };
   });
   return router;
+}
+
+/** GET /api/bridges, GET /api/bridges/{name}, POST /api/bridges/{name}/start and /stop. */
+function addBridgeRoutes(router: Router, bridges: BridgeControl | undefined): void {
+  const find = (name: string): BridgeStatus => {
+    const status = bridges?.get(name);
+    if (status === undefined) throw new ApiError(404, 'not-found', `no bridge "${name}"`);
+    return status;
+  };
+  router.on('GET', '/api/bridges', () => {
+    const items = bridges?.list() ?? [];
+    return ok({ items, total: items.length });
+  });
+  router.on('GET', '/api/bridges/:name', ({ params }) => ok(find(params['name']!)));
+  for (const action of ['start', 'stop'] as const) {
+    router.on('POST', `/api/bridges/:name/${action}`, async ({ params }) => {
+      const name = params['name']!;
+      find(name);
+      await bridges![action](name);
+      return ok(find(name));
+    });
+  }
 }
 
 function ok(body: unknown): JsonReply {

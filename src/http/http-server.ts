@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { BrokerQuery } from '../broker/query.js';
 import type { Logger } from '../broker/logger.js';
+import type { BridgeControl } from '../model/bridge.js';
 import { ApiError, createApiRouter, type ListenerView } from './api.js';
 import { BrokerMetrics } from './metrics.js';
 import type { OutboundServices } from './outbound-metrics.js';
@@ -25,6 +26,8 @@ export interface HttpServerOptions {
   dashboardDir?: string;
   /** The broker's listeners, for the overview. */
   listeners: () => ListenerView[];
+  /** The configured bridges (/api/bridges, metrics). */
+  bridges?: BridgeControl;
   /** Takes WebSocket upgrades it knows (MQTT on /mqtt); returns false for others. */
   upgrade?: (request: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
   /** Whether the broker accepts clients (for /readyz). */
@@ -73,8 +76,8 @@ export class HttpServer {
   private readonly apiMode: 'token' | 'open-loopback' | 'disabled';
 
   constructor(private readonly options: HttpServerOptions) {
-    this.metrics = new BrokerMetrics(options.admin, options.outbound);
-    this.api = createApiRouter(options.admin, { version: options.version, listeners: options.listeners });
+    this.metrics = new BrokerMetrics(options.admin, options.outbound, options.bridges);
+    this.api = createApiRouter(options.admin, { version: options.version, listeners: options.listeners, ...(options.bridges === undefined ? {} : { bridges: options.bridges }) });
     this.files = options.dashboardDir === undefined ? undefined : new StaticFiles(options.dashboardDir);
     const token = options.apiToken;
     this.tokenDigest = token === undefined || token === '' ? undefined : digest(token);

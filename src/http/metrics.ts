@@ -3,8 +3,10 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { BrokerQuery, BrokerTotals, ClusterView } from '../broker/query.js';
 import type { BrokerStats } from '../broker/stats.js';
 import { registerOutboundMetrics, type OutboundServices } from './outbound-metrics.js';
+import type { BridgeControl, BridgeState, BridgeStatus } from '../model/bridge.js';
 
 const QOS_LABELS = ['0', '1', '2'] as const;
+const BRIDGE_STATES: readonly BridgeState[] = ['connecting', 'up', 'down', 'stopped'];
 
 /**
  * The broker's Prometheus metrics. Values are read from the broker's counters when scraped, so
@@ -15,9 +17,11 @@ export class BrokerMetrics {
   readonly registry = new Registry();
   /** Totals computed once per scrape, shared by the gauges that read them. */
   private totals: BrokerTotals | undefined;
+  /** Bridge statuses computed once per scrape. */
+  private bridgeStatus: BridgeStatus[] | undefined;
 
-  /** `outbound`: the HTTP services the broker calls (auth.http, webhooks), when there are any. */
-  constructor(admin: BrokerQuery, outbound?: OutboundServices) {
+  /** `outbound`: the HTTP services the broker calls (auth.http, webhooks); `bridges`: the configured bridges; each when there are any. */
+  constructor(admin: BrokerQuery, outbound?: OutboundServices, bridges?: BridgeControl) {
     const registry = this.registry;
     const stats = (): BrokerStats => admin.stats;
     const totals = (): BrokerTotals => (this.totals ??= admin.totals());
@@ -60,6 +64,7 @@ export class BrokerMetrics {
     gauge(registry, 'starling_inflight_messages', 'QoS 1/2 messages sent and not yet acknowledged.', () => totals().inflight);
     gauge(registry, 'starling_queued_messages', 'Messages queued in sessions (offline or waiting for the inflight window).', () => totals().queued);
     gauge(registry, 'starling_uptime_seconds', 'Seconds since the broker started.', () => (Date.now() - stats().startedAt) / 1000);
+    if (bridges !== undefined) this.bridgeMetrics(() => (this.bridgeStatus ??= bridges.list()));
     new Gauge({
       name: 'starling_clients_connected',
       help: 'Connected clients, by listener.',
@@ -73,13 +78,68 @@ export class BrokerMetrics {
     if (outbound !== undefined) registerOutboundMetrics(registry, outbound);
   }
 
+  /** Per bridge: its state (one series per state, 1 for the current one), queue, messages, drops, connects. */
+  private bridgeMetrics(list: () => BridgeStatus[]): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'starling_bridge_state',
+      help: 'State of each bridge: 1 on the series of its current state (connecting, up, down, stopped).',
+      labelNames: ['bridge', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const b of list()) for (const state of BRIDGE_STATES) this.set({ bridge: b.name, state }, b.state === state ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'starling_bridge_queued_messages',
+      help: 'Messages held for the remote of each bridge (its session here: queued plus in flight).',
+      labelNames: ['bridge'],
+      registers,
+      collect() {
+        this.reset();
+        for (const b of list()) this.set({ bridge: b.name }, b.queued);
+      },
+    });
+    new Counter({
+      name: 'starling_bridge_messages_total',
+      help: 'Messages through each bridge: in (from the remote, published here) and out (forwarded to the remote).',
+      labelNames: ['bridge', 'direction'],
+      registers,
+      collect() {
+        this.reset();
+        for (const b of list()) {
+          this.inc({ bridge: b.name, direction: 'in' }, b.messagesIn);
+          this.inc({ bridge: b.name, direction: 'out' }, b.messagesOut);
+        }
+      },
+    });
+    for (const [name, help, read] of [
+      ['starling_bridge_dropped_total', 'Messages for the remote of each bridge not forwarded (queue full, QoS 0 while down, refused by the remote).', (b: BridgeStatus) => b.dropped],
+      ['starling_bridge_connects_total', 'Successful connections of each bridge to its remote.', (b: BridgeStatus) => b.connects],
+    ] as const) {
+      new Counter({
+        name,
+        help,
+        labelNames: ['bridge'],
+        registers,
+        collect() {
+          this.reset();
+          for (const b of list()) this.inc({ bridge: b.name }, read(b));
+        },
+      });
+    }
+  }
+
   /** The metrics in Prometheus text format. */
   async text(): Promise<string> {
     this.totals = undefined;
+    this.bridgeStatus = undefined;
     try {
       return await this.registry.metrics();
     } finally {
       this.totals = undefined;
+      this.bridgeStatus = undefined;
     }
   }
 

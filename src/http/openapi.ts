@@ -33,6 +33,30 @@ const topicParam = {
   schema: str,
 };
 
+const bridgeParam = { name: 'name', in: 'path', required: true, schema: str };
+const bridge: Schema = {
+  type: 'object',
+  properties: {
+    name: str,
+    url: { type: 'string', description: 'the remote, without credentials' },
+    state: { type: 'string', enum: ['connecting', 'up', 'down', 'stopped'] },
+    protocolVersion: { type: 'integer', enum: [4, 5] },
+    remoteClientId: str,
+    localClientId: str,
+    since: { type: 'string', format: 'date-time' },
+    queued: { type: 'integer', description: 'messages for the remote held here (queued plus in flight)' },
+    messagesIn: int,
+    messagesOut: int,
+    dropped: int,
+    connects: int,
+    lastError: nullable('string'),
+    topics: {
+      type: 'array',
+      items: { type: 'object', properties: { pattern: str, direction: { type: 'string', enum: ['out', 'in', 'both'] }, qos, localPrefix: str, remotePrefix: str } },
+    },
+  },
+};
+
 const clientSummary: Schema = {
   type: 'object',
   properties: {
@@ -133,6 +157,12 @@ export function openApiDocument(version: string): Record<string, unknown> {
           responses: { '202': json({ type: 'object', properties: { published: str, bytes: int } }, 'Published'), ...errors },
         },
       },
+      '/api/bridges': { get: { summary: 'The configured bridges to other brokers, with state and counters', responses: { '200': json({ type: 'object', properties: { items: { type: 'array', items: ref('Bridge') }, total: int } }), ...errors } } },
+      '/api/bridges/{name}': { get: { summary: 'One bridge', parameters: [bridgeParam], responses: { '200': json(ref('Bridge')), ...errors, ...notFound } } },
+      '/api/bridges/{name}/stop': {
+        post: { summary: 'Stop a bridge; its session here keeps collecting messages for the remote', parameters: [bridgeParam], responses: { '200': json(ref('Bridge')), ...errors, ...notFound } },
+      },
+      '/api/bridges/{name}/start': { post: { summary: 'Start a stopped bridge', parameters: [bridgeParam], responses: { '200': json(ref('Bridge')), ...errors, ...notFound } } },
       '/api/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1 JSON' } } } },
       '/api/access': {
         get: {
@@ -181,6 +211,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
           type: 'object',
           properties: { topic: str, qos, payloadBase64: { type: 'string', contentEncoding: 'base64' }, payloadSize: int, receivedAt: { type: 'string', format: 'date-time' } },
         },
+        Bridge: bridge,
         Overview: {
           type: 'object',
           properties: {

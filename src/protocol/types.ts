@@ -90,6 +90,8 @@ export interface ConnectPacket {
   username?: string;
   password?: Buffer;
   properties?: Properties;
+  /** Sent only: Mosquitto's bridge flag (its `try_private`), the top bit of the protocol level (0x84 for 3.1.1). */
+  bridge?: boolean;
 }
 
 /** CONNACK: the server's answer to CONNECT. */

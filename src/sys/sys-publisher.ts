@@ -2,6 +2,7 @@
 import type { Broker } from '../broker/broker.js';
 import type { BrokerPlugin, ClientIdentity } from '../broker/hooks.js';
 import type { BrokerQuery } from '../broker/query.js';
+import type { BridgeControl } from '../model/bridge.js';
 
 /** Load windows of Mosquitto's `load/…/{1,5,15}min` topics, in minutes. */
 const LOAD_WINDOWS = [1, 5, 15] as const;
@@ -51,6 +52,7 @@ export class SysPublisher {
   readonly plugin: BrokerPlugin;
   private broker: Broker | undefined;
   private admin: BrokerQuery | undefined;
+  private bridges: BridgeControl | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastSample = 0;
   private readonly published = new Map<string, string>();
@@ -75,9 +77,10 @@ export class SysPublisher {
     };
   }
 
-  /** Starts publishing for `broker` (its plugins must include `this.plugin` for events). */
-  start(broker: Broker): void {
+  /** Starts publishing for `broker` (its plugins must include `this.plugin` for events), and its bridges if given. */
+  start(broker: Broker, bridges?: BridgeControl): void {
     this.broker = broker;
+    this.bridges = bridges;
     this.admin = broker.query;
     this.lastSample = Date.now();
     this.publishAll();
@@ -134,6 +137,10 @@ export class SysPublisher {
       ['heap/maximum', memory.heapTotal],
     ];
     for (const load of Object.values(this.loads)) values.push(...load.entries());
+    for (const b of this.bridges?.list() ?? []) {
+      const at = `bridges/${b.name}/`;
+      values.push([`${at}state`, b.state], [`${at}queued`, b.queued], [`${at}messages/in`, b.messagesIn], [`${at}messages/out`, b.messagesOut], [`${at}dropped`, b.dropped], [`${at}connects`, b.connects]);
+    }
     for (const [suffix, value] of values) this.retain(`$SYS/broker/${suffix}`, String(value));
     // Uptime changes every time: always sent, as Mosquitto does.
     this.retain('$SYS/broker/uptime', `${Math.floor((now - stats.startedAt) / 1000)} seconds`, true);

@@ -24,6 +24,10 @@ export interface MosquittoBroker {
   pid: number;
   /** Stops (SIGTERM, so a persistent session store is written) and starts it again on the same ports. */
   restart(): Promise<void>;
+  /** Stops it (SIGTERM: the persistent store is written) until `resume()`. */
+  pause(): Promise<void>;
+  /** Starts it again on the same ports, after `pause()`. */
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -76,11 +80,25 @@ export function hasMosquitto(): boolean {
   return existsSync(MOSQUITTO);
 }
 
-/** Starts mosquitto; the caller must `stop()` it (in an `after` hook). */
-export async function startMosquitto(): Promise<MosquittoBroker> {
+/** Extra listeners: each gets a free port, appended to the config as `listener PORT 127.0.0.1` and its lines. */
+export interface MosquittoOptions {
+  extraListeners?: ReadonlyArray<readonly string[]>;
+  /** Global options, before the listeners (e.g. `max_inflight_messages 1000`). */
+  settings?: readonly string[];
+}
+
+/** Starts mosquitto; the caller must `stop()` it (in an `after` hook). `extraPorts` are the ports of `extraListeners`. */
+export async function startMosquitto(options: MosquittoOptions = {}): Promise<MosquittoBroker & { extraPorts: number[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'starling-mosquitto-'));
   const { caFile, certFile, keyFile } = makeCertificates(dir);
   const [port, tlsPort, wsPort] = [await freePort(), await freePort(), await freePort()];
+  const extraPorts: number[] = [];
+  const extra: string[] = [];
+  for (const lines of options.extraListeners ?? []) {
+    const extraPort = await freePort();
+    extraPorts.push(extraPort);
+    extra.push(`listener ${extraPort} 127.0.0.1`, ...lines);
+  }
   const config = [
     // As root, mosquitto drops to the "mosquitto" user, who cannot read our 0700 temp directory.
     ...(process.getuid?.() === 0 ? ['user root'] : []),
@@ -89,6 +107,7 @@ export async function startMosquitto(): Promise<MosquittoBroker> {
     'persistence true',
     `persistence_location ${dir}/`,
     'log_dest none',
+    ...(options.settings ?? []),
     `listener ${port} 127.0.0.1`,
     `listener ${tlsPort} 127.0.0.1`,
     `cafile ${caFile}`,
@@ -96,6 +115,7 @@ export async function startMosquitto(): Promise<MosquittoBroker> {
     `keyfile ${keyFile}`,
     `listener ${wsPort} 127.0.0.1`,
     'protocol websockets',
+    ...extra,
     '',
   ].join('\n');
   const configFile = join(dir, 'mosquitto.conf');
@@ -106,7 +126,7 @@ export async function startMosquitto(): Promise<MosquittoBroker> {
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<never>((_resolve, reject) => child.once('exit', (code) => reject(new Error(`mosquitto exited with ${code}: ${stderr}`))));
-    await Promise.race([Promise.all([waitForPort(port, 5000), waitForPort(tlsPort, 5000), waitForPort(wsPort, 5000)]), exited]);
+    await Promise.race([Promise.all([port, tlsPort, wsPort, ...extraPorts].map((p) => waitForPort(p, 5000))), exited]);
     exited.catch(() => undefined);
   };
   const kill = async (signal: NodeJS.Signals): Promise<void> => {
@@ -120,6 +140,7 @@ export async function startMosquitto(): Promise<MosquittoBroker> {
   await launch();
   return {
     port,
+    extraPorts,
     tlsPort,
     wsPort,
     ca: readFileSync(caFile),
@@ -130,6 +151,12 @@ export async function startMosquitto(): Promise<MosquittoBroker> {
     },
     async restart() {
       await kill('SIGTERM');
+      await launch();
+    },
+    async pause() {
+      await kill('SIGTERM');
+    },
+    async resume() {
       await launch();
     },
     async stop() {

@@ -17,6 +17,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import type { BrowserContext, Page } from 'playwright-core';
 import type { StarlingServer } from '../../src/server.js';
 import { launchBrowser, pngSize, type TestBrowser } from '../helpers/browser.js';
+import { bridgeConfig } from '../helpers/bridges.js';
 import { startTestBroker } from '../helpers/broker.js';
 
 const ROOT = join(import.meta.dirname, '../..');
@@ -28,6 +29,8 @@ const TOKEN = 'dashboard-test-token';
 const WAIT_MS = 8000;
 
 let server: StarlingServer;
+/** The broker the dashboard's broker bridges to. */
+let remote: StarlingServer;
 let chromium: TestBrowser;
 let context: BrowserContext;
 let page: Page;
@@ -106,7 +109,20 @@ describe('53 dashboard in headless Chromium', () => {
       const built = spawnSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', join(ROOT, 'dashboard/vite.config.ts'), '--logLevel', 'warn'], { stdio: 'inherit', timeout: 60_000 });
       assert.equal(built.status, 0, 'vite build');
     }
-    server = await startTestBroker({ http: { port: 0, apiToken: TOKEN }, sys: { interval: 2 } });
+    remote = await startTestBroker();
+    server = await startTestBroker({
+      http: { port: 0, apiToken: TOKEN },
+      sys: { interval: 2 },
+      bridges: [
+        bridgeConfig({
+          name: 'cloud',
+          url: `mqtt://127.0.0.1:${remote.port}`,
+          clientId: 'dashboard-edge',
+          protocolVersion: 5,
+          topics: [{ pattern: 'factory/#', direction: 'out', qos: 1, localPrefix: '', remotePrefix: 'edge/' }],
+        }),
+      ],
+    });
     base = `http://127.0.0.1:${server.httpPort}/`;
     chromium = await launchBrowser();
     context = await chromium.browser.newContext({ viewport: { width: 1280, height: 800 }, deviceScaleFactor: 1 });
@@ -121,6 +137,7 @@ describe('53 dashboard in headless Chromium', () => {
     await context?.close().catch(() => undefined);
     await chromium?.close();
     await server?.close();
+    await remote?.close();
   });
 
   test('asks for the API token, then shows the overview with a client connected by MQTT.js', async () => {
@@ -258,6 +275,20 @@ describe('53 dashboard in headless Chromium', () => {
     await waitFor(page, `![...document.querySelectorAll('#retained tbody td code')].some((c) => c.textContent.startsWith('$'))`);
   });
 
+  test('bridges page: state, counters and Stop / Start', async () => {
+    await go('bridges');
+    await page.waitForSelector('#bridges tr[data-bridge="cloud"]');
+    await waitFor(page, `document.querySelector('#bridges tr[data-bridge="cloud"] .bridge-state')?.textContent?.startsWith('up') === true`);
+    assert.match((await page.textContent('#bridges tr[data-bridge="cloud"]')) ?? '', new RegExp(`mqtt://127\\.0\\.0\\.1:${remote.port}`));
+    await screenshot('bridges', page, 0.995);
+    await page.click('#bridges tr[data-bridge="cloud"] button');
+    await waitFor(page, `document.querySelector('#bridges tr[data-bridge="cloud"] .bridge-state')?.textContent?.startsWith('stopped') === true`);
+    assert.equal(server.bridges.get('cloud')?.state, 'stopped');
+    await page.click('#bridges tr[data-bridge="cloud"] button');
+    await waitFor(page, `document.querySelector('#bridges tr[data-bridge="cloud"] .bridge-state')?.textContent?.startsWith('up') === true`);
+    assert.equal(server.bridges.get('cloud')?.state, 'up');
+  });
+
   test('on a 390 px phone every page fits the screen width (no sideways scrolling) and the pagers are whole', async () => {
     // Long names are what pushed tables wider than a phone.
     await connect('a-rather-long-client-identifier-of-a-sensor-in-hall-7');
@@ -280,7 +311,7 @@ describe('53 dashboard in headless Chromium', () => {
     };
     await fits('overview');
     await screenshot('phone', phone);
-    for (const route of ['clients', 'topics', 'publish', 'subscriptions', 'retained']) {
+    for (const route of ['clients', 'topics', 'publish', 'subscriptions', 'retained', 'bridges']) {
       await phone.click(`#nav a[data-route="${route}"]`);
       await phone.waitForSelector(`#nav a[data-route="${route}"][aria-current="page"]`);
       if (route === 'clients') await phone.waitForSelector('tr[data-client="a-rather-long-client-identifier-of-a-sensor-in-hall-7"]');

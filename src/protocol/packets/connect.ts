@@ -110,7 +110,8 @@ export function encodeConnect(p: ConnectPacket, _version?: ProtocolVersion): Buf
   const w = new Writer(packetSize(len));
   w.header(0x10, len);
   w.utf8(p.protocolName, nameLen);
-  w.u8(p.protocolVersion);
+  // A Mosquitto bridge marks itself with the level's top bit (0x83 / 0x84), so the remote treats it as one.
+  w.u8(p.bridge === true && !v5 ? p.protocolVersion | 0x80 : p.protocolVersion);
   w.u8(flags);
   w.u16(p.keepalive);
   if (v5) writeProperties(w, p.properties, propsLen);

@@ -1,6 +1,6 @@
 /** The client against a scripted fake server (our codec on a real loopback socket): flows the real brokers hide. */
 import assert from 'node:assert/strict';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import {
   ConnectionRefusedError,
@@ -8,8 +8,10 @@ import {
   ServerDisconnectError,
   TimeoutError,
   connect,
+  MqttClient,
   reasonName,
-  type MqttClient,
+  resolveOptions,
+  type Message,
 } from '../../../src/client/index.js';
 import { PacketDecoder, encodePacket, type Packet, type ProtocolVersion } from '../../../src/protocol/index.js';
 
@@ -233,5 +235,92 @@ describe('client (fake server)', () => {
     await s.next('puback');
     assert.deepEqual(topics, ['long/topic', 'long/topic']);
     await client.end();
+  });
+
+  test('manualAck, QoS 1: no PUBACK until acknowledge(), then one', async () => {
+    const fake = await fakeServer(async (s) => accept(s));
+    servers.push(fake.server);
+    const client = await connect({ host: '127.0.0.1', port: fake.port, manualAck: true, reconnect: false });
+    clients.push(client);
+    const received = new Promise<Message>((resolve) => client.once('message', resolve));
+    const s = fake.sessions[0]!;
+    s.send({ type: 'publish', topic: 't', payload: Buffer.from('x'), qos: 1, retain: false, dup: false, packetId: 3 });
+    const message = await received;
+    // A QoS 0 marker after receipt: a PUBACK sent on receipt would have arrived before it.
+    await client.publish('marker', '');
+    await s.next('publish');
+    assert.equal(s.packets.filter((p) => p.type === 'puback').length, 0);
+    assert.equal(client.acknowledge(message), true);
+    const ack = await s.next('puback');
+    assert.ok(ack.type === 'puback' && ack.packetId === 3);
+    assert.equal(client.acknowledge(message), false, 'acknowledged once');
+    await client.end();
+  });
+
+  test('manualAck, QoS 2: a duplicate is not delivered again nor acknowledged before the application; PUBREC, PUBREL, PUBCOMP after', async () => {
+    const fake = await fakeServer(async (s) => accept(s));
+    servers.push(fake.server);
+    const client = await connect({ host: '127.0.0.1', port: fake.port, manualAck: true, reconnect: false });
+    clients.push(client);
+    const got: Message[] = [];
+    client.on('message', (m) => got.push(m));
+    const s = fake.sessions[0]!;
+    s.send({ type: 'publish', topic: 't', payload: Buffer.from('once'), qos: 2, retain: false, dup: false, packetId: 9 });
+    s.send({ type: 'publish', topic: 't', payload: Buffer.from('once'), qos: 2, retain: false, dup: true, packetId: 9 });
+    await client.publish('marker', '');
+    await s.next('publish');
+    assert.equal(got.length, 1);
+    assert.equal(s.packets.filter((p) => p.type === 'pubrec').length, 0);
+    client.acknowledge(got[0]!);
+    const rec = await s.next('pubrec');
+    assert.ok(rec.type === 'pubrec' && rec.packetId === 9);
+    s.send({ type: 'pubrel', packetId: 9 });
+    const comp = await s.next('pubcomp');
+    assert.ok(comp.type === 'pubcomp' && comp.packetId === 9);
+    await client.end();
+  });
+
+  test('startInBackground over a custom stream: a refusal is retried (retryRefused), then connected', async () => {
+    let attempts = 0;
+    const fake = await fakeServer(async (s) => {
+      await s.next('connect');
+      attempts++;
+      s.send({ type: 'connack', sessionPresent: false, reasonCode: attempts === 1 ? 5 : 0 });
+    });
+    servers.push(fake.server);
+    const client = new MqttClient(
+      resolveOptions({ host: 'fake', stream: () => netConnect(fake.port, '127.0.0.1'), reconnect: { initialDelay: 10, maxDelay: 20, retryRefused: true } }),
+    );
+    clients.push(client);
+    const errors: Error[] = [];
+    client.on('error', (e) => errors.push(e));
+    const connected = new Promise((resolve) => client.once('connect', resolve));
+    client.startInBackground();
+    await connected;
+    assert.equal(attempts, 2);
+    assert.equal(client.state, 'connected');
+    assert.ok(errors[0] instanceof ConnectionRefusedError && errors[0].reasonCode === 5);
+    await client.end();
+  });
+
+  test("bridge: true sends Mosquitto's bridge flag, protocol level 0x84", async () => {
+    const first = new Promise<Buffer>((resolve) => {
+      const server = createServer((socket) => {
+        sockets.push(socket);
+        socket.once('data', resolve);
+      });
+      servers.push(server);
+      server.listen(0, '127.0.0.1', () => {
+        const address = server.address();
+        if (typeof address !== 'object' || address === null) return;
+        const client = new MqttClient(resolveOptions({ host: '127.0.0.1', port: address.port, bridge: true, reconnect: { initialDelay: 1000 } }));
+        clients.push(client);
+        client.startInBackground();
+      });
+    });
+    const bytes = await first;
+    // Fixed header (2), "MQTT" with its length (6), then the level.
+    assert.equal(bytes.subarray(2, 8).toString('latin1'), '\x00\x04MQTT');
+    assert.equal(bytes[8], 0x84);
   });
 });
