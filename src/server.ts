@@ -1,7 +1,10 @@
 /** startServer(config): the composition root, the only place that wires every layer together. */
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
+import { AccessControl } from './auth/access-control.js';
+import { AdminAccess } from './auth/admin-access.js';
 import { BrokerSecurity } from './auth/broker-security.js';
+import { LoginBackoff } from './auth/login-backoff.js';
 import { startBridges } from './bridge/start-bridges.js';
 import { Broker, type BrokerInit } from './broker/broker.js';
 import type { BrokerPlugin } from './broker/hooks.js';
@@ -17,6 +20,7 @@ import { schemaDefaults, type AuthConfig, type BridgeConfig, type ClusterConfig,
 import { createLogger, type LogFormat } from './create-logger.js';
 import { startListeners, type BoundListener, type ListenerSet } from './listener-set.js';
 import { LmdbPersistence } from './persistence/lmdb.js';
+import { MemoryAccessStore } from './persistence/memory-access.js';
 import type { Persistence } from './persistence/types.js';
 import { createSysPublisher, startWebServices, type WebServices } from './web-services.js';
 
@@ -97,7 +101,9 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
   if (problems.length > 0) throw new ConfigError(problems);
   for (const warning of 'warnings' in options ? (options.warnings ?? []) : []) logger.warn({}, warning);
   const planned = planListeners(config);
-  const security = await BrokerSecurity.create({
+  // Users, roles, bans and admins managed at runtime: loaded from the store once it is open (below).
+  const access = new AccessControl(logger, (username) => security.inPasswordFile(username));
+  const security: BrokerSecurity = await BrokerSecurity.create({
     auth: config.auth,
     listeners: planned.map((l) => ({
       name: l.name,
@@ -107,8 +113,10 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
     })),
     plugins: 'plugins' in options ? options.plugins : undefined,
     customAuthenticate: 'authenticate' in options && options.authenticate !== undefined,
+    access,
     logger,
   });
+  const admins = new AdminAccess(access, new LoginBackoff(config.auth?.loginBackoff ?? {}));
   const maxConnectionsPerListener = { ...config.limits.maxConnectionsPerListener };
   for (const l of planned) if (l.maxConnections !== undefined) maxConnectionsPerListener[l.name] = l.maxConnections;
   const init: BrokerInit = { ...config.limits, maxConnectionsPerListener, ...config.features, logger, plugins: security.plugins, allowAnonymous: security.allowAnonymous };
@@ -139,7 +147,14 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
       await cluster.start(broker.cluster!);
       logger.info({ node: cluster.nodeId, redis: cluster.url }, `cluster node "${cluster.nodeId}" joined through Redis`);
     }
+    const query = broker.query;
+    access.attach({ disconnectClient: (clientId) => query.isConnected(clientId) && query.disconnect(clientId), disconnectUser: (username) => query.disconnectUser(username), disconnectAddress: (matches) => query.disconnectAddress(matches) });
+    await access.start(store?.access ?? new MemoryAccessStore());
+    const first = await admins.firstAdminFromEnv(process.env);
+    if (first === 'created') logger.info({ admin: process.env['STARLING_ADMIN_USER'] }, 'first administrator created from STARLING_ADMIN_USER / STARLING_ADMIN_PASSWORD');
+    if (first === 'exists') logger.info({}, 'STARLING_ADMIN_USER ignored: admins exist already (manage them with starling ctl admins or the dashboard)');
   } catch (error) {
+    access.close();
     await broker.close().catch(() => undefined);
     await cluster?.close().catch(() => undefined);
     throw error;
@@ -149,6 +164,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
   try {
     listeners = await startListeners(planned, broker.accept.bind(broker), logger);
   } catch (error) {
+    access.close();
     await closeAll(broker, undefined, cluster, store);
     throw error;
   }
@@ -166,10 +182,13 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
       trustedProxies,
       http: config.http,
       sys,
+      access,
+      admins,
       ...(cluster === undefined ? {} : { clusterReady: () => cluster.ready }),
     });
     bridges = await startBridges(config.bridges, { broker, logger });
   } catch (error) {
+    access.close();
     await closeAll(broker, listeners, cluster, store);
     throw error;
   }
@@ -203,6 +222,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
     async close() {
       // net.Server.close() calls back only once every connection has ended: stop accepting, end them, then wait.
       const stopped = Promise.all([listeners.close(), web.close(), bridges.close()]);
+      access.close();
       await broker.close();
       await stopped;
       await cluster?.close();

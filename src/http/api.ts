@@ -127,7 +127,8 @@ function integer(query: URLSearchParams, name: string): number | undefined {
   return n;
 }
 
-function pageQuery(query: URLSearchParams): { page?: number; limit?: number } {
+/** `page` and `limit` from the query string (positive integers), as the list routes take them. */
+export function pageQuery(query: URLSearchParams): { page?: number; limit?: number } {
   const out: { page?: number; limit?: number } = {};
   const page = integer(query, 'page');
   const limit = integer(query, 'limit');
@@ -158,7 +159,7 @@ function clientQuery(query: URLSearchParams): ClientQuery {
  * Reads a JSON object body. An empty body is `{}`. A body must be sent as application/json: a
  * browser cannot send that cross-site without a preflight, which this server never grants.
  */
-async function readJson(request: IncomingMessage): Promise<Record<string, unknown>> {
+export async function readJson(request: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Record<string, unknown>> {
   const type = request.headers['content-type'] ?? '';
   if (!type.toLowerCase().startsWith('application/json')) throw new ApiError(415, 'unsupported-media-type', 'send the body as application/json');
   const chunks: Buffer[] = [];
@@ -166,7 +167,7 @@ async function readJson(request: IncomingMessage): Promise<Record<string, unknow
   for await (const chunk of request) {
     const buffer = chunk as Buffer;
     size += buffer.length;
-    if (size > MAX_BODY_BYTES) throw new ApiError(413, 'too-large', `body larger than ${MAX_BODY_BYTES} bytes`);
+    if (size > limit) throw new ApiError(413, 'too-large', `body larger than ${limit} bytes`);
     chunks.push(buffer);
   }
   const text = Buffer.concat(chunks).toString('utf8').trim();
