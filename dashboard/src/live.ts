@@ -31,7 +31,7 @@ const REFUSALS: Record<number, string> = {
   4: 'bad user name or password',
   5: 'not authorized',
   0x86: 'bad user name or password',
-  0x87: 'not authorized: the broker needs MQTT credentials it accepts',
+  0x87: 'not authorized',
   0x88: 'server unavailable',
   0x89: 'server busy',
   0x8a: 'banned',

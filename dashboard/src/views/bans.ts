@@ -82,8 +82,8 @@ export function bansView(): View {
           },
         },
         h('h2', {}, 'Ban'),
-        h('div', { class: 'row' }, kind, value),
-        h('div', { class: 'row' }, duration, reason),
+        h('div', { class: 'toolbar' }, kind, value),
+        h('div', { class: 'toolbar' }, duration, reason),
         h('div', { class: 'row' }, h('button', { type: 'submit', class: 'primary', id: 'ban-add' }, 'Ban')),
         result,
       );
