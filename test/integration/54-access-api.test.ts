@@ -67,6 +67,11 @@ describe('54 access control through the REST API', () => {
     assert.equal(refused.status, 401);
     assert.equal(refused.headers.get('www-authenticate'), 'Bearer realm="starling"');
     await expectStatus(http, 200, 'GET', '/api/users', undefined, asToken);
+    const doc = (await expectStatus(http, 200, 'GET', '/api/openapi.json')).body;
+    const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`));
+    for (const route of ['GET /api/users', 'POST /api/users', 'PUT /api/users/{username}', 'DELETE /api/users/{username}', 'POST /api/roles', 'PUT /api/roles/{name}', 'POST /api/bans', 'DELETE /api/bans/{id}', 'POST /api/admins', 'PUT /api/admins/{username}', 'POST /api/auth/login', 'POST /api/auth/logout']) {
+      assert.ok(documented.includes(route), `${route} is in the OpenAPI document`);
+    }
   });
 
   test('sign-in: a session cookie (HttpOnly, SameSite=Strict) for the dashboard, a bearer token for scripts; wrong passwords 401; sign-out ends them', async () => {
