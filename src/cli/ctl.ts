@@ -1,5 +1,7 @@
 /** `starling ctl`: manages users, roles, bans and admins of a running broker through its REST API (docs/cli.md). */
 import { parseArgs } from 'node:util';
+import type { AdminView } from '../auth/admin-access.js';
+import type { BanView, RoleView, UserView } from '../auth/access-control.js';
 import { CtlApi, CtlError } from './ctl-api.js';
 import { readPassword } from './passwd.js';
 
@@ -137,11 +139,11 @@ async function run(api: CtlApi, positionals: string[], values: Values): Promise<
   const key = `${noun ?? ''} ${verb ?? ''}`;
   switch (key) {
     case 'users list': {
-      const page = await api.call<{ items: UserLike[]; total: number }>('GET', `/api/users?limit=1000${values.search === undefined ? '' : `&search=${encodeURIComponent(values.search)}`}`);
+      const page = await api.call<{ items: UserView[]; total: number }>('GET', `/api/users?limit=1000${values.search === undefined ? '' : `&search=${encodeURIComponent(values.search)}`}`);
       return { data: page, text: table(['USER', 'ROLES', 'RULES'], page.items.map((u) => [u.username, u.roles.join(',') || '-', String(u.acl.length)])) };
     }
     case 'users show': {
-      const user = await api.call<UserLike>('GET', path('users', name(positionals, 'a user name')));
+      const user = await api.call<UserView>('GET', path('users', name(positionals, 'a user name')));
       return { data: user, text: [`user ${user.username}`, `roles: ${user.roles.join(', ') || '-'}`, ...rules(user.acl)].join('\n') };
     }
     case 'users add': {
@@ -166,11 +168,11 @@ async function run(api: CtlApi, positionals: string[], values: Values): Promise<
       return { data: { deleted: username }, text: `user ${username} deleted (its clients were disconnected)` };
     }
     case 'roles list': {
-      const page = await api.call<{ items: RoleLike[] }>('GET', '/api/roles?limit=1000');
+      const page = await api.call<{ items: RoleView[] }>('GET', '/api/roles?limit=1000');
       return { data: page, text: table(['ROLE', 'RULES', 'USERS'], page.items.map((r) => [r.name, String(r.acl.length), r.users.join(',') || '-'])) };
     }
     case 'roles show': {
-      const role = await api.call<RoleLike>('GET', path('roles', name(positionals, 'a role name')));
+      const role = await api.call<RoleView>('GET', path('roles', name(positionals, 'a role name')));
       return { data: role, text: [`role ${role.name}`, `users: ${role.users.join(', ') || '-'}`, ...rules(role.acl)].join('\n') };
     }
     case 'roles add': {
@@ -188,7 +190,7 @@ async function run(api: CtlApi, positionals: string[], values: Values): Promise<
       return { data: { deleted: role }, text: `role ${role} deleted` };
     }
     case 'bans list': {
-      const page = await api.call<{ items: BanLike[] }>('GET', '/api/bans?limit=1000');
+      const page = await api.call<{ items: BanView[] }>('GET', '/api/bans?limit=1000');
       return { data: page, text: table(['ID', 'BANNED', 'UNTIL', 'REASON'], page.items.map((b) => [b.id, banned(b), b.until ?? 'deleted', b.reason ?? ''])) };
     }
     case 'bans add': {
@@ -201,7 +203,7 @@ async function run(api: CtlApi, positionals: string[], values: Values): Promise<
       if (values.for !== undefined) body['until'] = new Date(Date.now() + parseDuration(values.for)).toISOString();
       if (values.until !== undefined) body['until'] = values.until;
       if (values.reason !== undefined) body['reason'] = values.reason;
-      const ban = await api.call<BanLike>('POST', '/api/bans', body);
+      const ban = await api.call<BanView>('POST', '/api/bans', body);
       return { data: ban, text: `ban ${ban.id} on ${banned(ban)}${ban.until === null ? '' : ` until ${ban.until}`}` };
     }
     case 'bans delete': {
@@ -210,17 +212,17 @@ async function run(api: CtlApi, positionals: string[], values: Values): Promise<
       return { data: { deleted: id }, text: `ban ${id} lifted` };
     }
     case 'admins list': {
-      const page = await api.call<{ items: { username: string; role: string }[] }>('GET', '/api/admins?limit=1000');
+      const page = await api.call<{ items: AdminView[] }>('GET', '/api/admins?limit=1000');
       return { data: page, text: table(['ADMIN', 'ROLE'], page.items.map((a) => [a.username, a.role])) };
     }
     case 'admins show': {
-      const admin = await api.call<{ username: string; role: string }>('GET', path('admins', name(positionals, 'an admin name')));
+      const admin = await api.call<AdminView>('GET', path('admins', name(positionals, 'an admin name')));
       return { data: admin, text: `admin ${admin.username}: ${admin.role}` };
     }
     case 'admins add': {
       const username = name(positionals, 'an admin name');
       const body = { username, password: await newPassword(values, true), role: values.role?.[0] ?? 'administrator' };
-      const admin = await api.call<{ role: string }>('POST', '/api/admins', body);
+      const admin = await api.call<AdminView>('POST', '/api/admins', body);
       return { data: admin, text: `admin ${username} added (${admin.role})` };
     }
     case 'admins set': {
@@ -241,28 +243,7 @@ async function run(api: CtlApi, positionals: string[], values: Values): Promise<
   }
 }
 
-interface UserLike {
-  username: string;
-  roles: string[];
-  acl: { topic: string; access: string }[];
-}
-
-interface RoleLike {
-  name: string;
-  users: string[];
-  acl: { topic: string; access: string }[];
-}
-
-interface BanLike {
-  id: string;
-  clientId: string | null;
-  username: string | null;
-  address: string | null;
-  until: string | null;
-  reason: string | null;
-}
-
-function banned(ban: BanLike): string {
+function banned(ban: BanView): string {
   if (ban.clientId !== null) return `client id ${ban.clientId}`;
   if (ban.username !== null) return `user ${ban.username}`;
   return `address ${ban.address ?? '?'}`;
