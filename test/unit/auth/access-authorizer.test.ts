@@ -93,7 +93,7 @@ test('property: a matching deny in any source always denies publish and receive,
   const level = fc.constantFrom('a', 'b', 'c');
   const topic = fc.array(level, { minLength: 1, maxLength: 3 }).map((l) => l.join('/'));
   const filter = fc.array(fc.constantFrom('a', 'b', 'c', '+'), { minLength: 1, maxLength: 3 }).chain((l) => fc.boolean().map((hash) => [...l, ...(hash ? ['#'] : [])].join('/')));
-  const rule = fc.record({ topic: filter, access: fc.constantFrom('read', 'write', 'readwrite', 'deny') as fc.Arbitrary<StoredAclRule['access']> });
+  const rule = fc.record({ topic: filter, access: fc.constantFrom<StoredAclRule['access'][]>('read', 'write', 'readwrite', 'deny') });
   fc.assert(
     fc.property(fc.array(rule, { maxLength: 6 }), fc.array(rule, { maxLength: 6 }), fc.array(rule, { maxLength: 4 }), topic, (own, roleRules, fileRules, target) => {
       const file = AclFile.parse(['user u', ...fileRules.map((r) => `topic ${r.access} ${r.topic}`)].join('\n'));
