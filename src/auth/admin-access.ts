@@ -16,8 +16,9 @@ import { weakPassword } from './password-policy.js';
 
 /** How long a dashboard session lasts. */
 export const COOKIE_SESSION_MS = 12 * 60 * 60 * 1000;
-/** Default and longest life of a bearer token from sign-in. */
+/** Life of a bearer token from sign-in, unless asked otherwise. */
 export const BEARER_DEFAULT_MS = 60 * 60 * 1000;
+/** Longest life of a bearer token from sign-in. */
 export const BEARER_MAX_MS = 30 * 24 * 60 * 60 * 1000;
 
 /** An admin as the API shows it. */

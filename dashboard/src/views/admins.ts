@@ -1,3 +1,4 @@
+/** Admins page: administrators and viewers of the dashboard and API, and your own password. */
 import { api, type Admin, type Page } from '../api.js';
 import { h, replace, toast } from '../dom.js';
 import { every, type View } from '../view.js';

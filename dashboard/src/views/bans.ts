@@ -1,3 +1,4 @@
+/** Bans page: ban a client id, user name or address, and lift bans. */
 import { api, type Ban, type Page } from '../api.js';
 import { h, replace, toast } from '../dom.js';
 import { clock } from '../format.js';

@@ -1,3 +1,4 @@
+/** Roles page: named rule sets that users are given. */
 import { api, rulesToText, textToRules, type Page, type Role } from '../api.js';
 import { h, replace, toast } from '../dom.js';
 import { every, type View } from '../view.js';

@@ -1,3 +1,4 @@
+/** Users page: MQTT users managed at runtime (list, add, roles, rules, password, delete). */
 import { api, query, rulesToText, textToRules, type Page, type Role, type User } from '../api.js';
 import { debounce, h, replace, toast } from '../dom.js';
 import { count } from '../format.js';
