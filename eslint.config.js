@@ -15,11 +15,13 @@ const LAYERS = {
   persistence: { layers: ['protocol', 'model'], packages: ['lmdb', 'ioredis'], io: true },
   cluster: { layers: ['protocol', 'model', 'persistence'], packages: ['ioredis'], io: true },
   transport: { layers: [], packages: ['ws'], io: true },
-  auth: { layers: ['protocol', 'model', 'config', 'outbound'], types: ['broker'], packages: ['jose'], io: true },
+  // Runtime access control keeps its records through the store's port (persistence types), given by server.ts.
+  auth: { layers: ['protocol', 'model', 'config', 'outbound'], types: ['broker', 'persistence'], packages: ['jose'], io: true },
   // Calling HTTP services (auth.http, webhooks): fetch, timeouts, counters; nothing of the broker but its Logger type.
   outbound: { layers: [], types: ['broker'], io: true },
   webhooks: { layers: ['protocol', 'model', 'config', 'outbound'], types: ['broker'], io: true },
-  http: { layers: ['protocol', 'model', 'transport'], types: ['broker', 'cluster'], values: ['broker/query.js'], packages: ['prom-client'], io: true },
+  // The access routes take the checks of their input, their errors and the session constants from auth.
+  http: { layers: ['protocol', 'model', 'transport'], types: ['broker', 'cluster', 'auth'], values: ['broker/query.js', 'auth/access-error.js', 'auth/access-input.js', 'auth/admin-access.js'], packages: ['prom-client'], io: true },
   sys: { layers: ['protocol', 'model'], types: ['broker'], io: false },
   client: { layers: ['protocol'], packages: ['ws'], io: true },
   config: { layers: ['protocol', 'cluster'], packages: ['jsonc-parser'], io: true },

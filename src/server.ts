@@ -1,9 +1,12 @@
 /** startServer(config): the composition root, the only place that wires every layer together. */
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
+import { AccessControl } from './auth/access-control.js';
+import { AdminAccess } from './auth/admin-access.js';
 import { BrokerSecurity } from './auth/broker-security.js';
 import { scopedPlugin } from './auth/listener-scope.js';
 import { BRIDGE_LISTENER, bridgeAccess, BridgeSet } from './bridge/bridge-set.js';
+import { LoginBackoff } from './auth/login-backoff.js';
 import { Broker, type BrokerInit } from './broker/broker.js';
 import type { BrokerPlugin } from './broker/hooks.js';
 import type { Logger } from './broker/logger.js';
@@ -18,6 +21,7 @@ import { planListeners } from './config/listeners.js';
 import { schemaDefaults, type AuthConfig, type BridgeConfig, type ClusterConfig, type FeaturesConfig, type HttpConfig, type LimitsConfig, type ListenerConfig, type LogLevel, type StarlingConfig, type SysConfig, type TlsConfig, type WebhookConfig, type WebSocketConfig } from './config/schema.js';
 import { createLogger, type LogFormat } from './create-logger.js';
 import { startListeners, type BoundListener, type ListenerSet } from './listener-set.js';
+import { MemoryAccessStore } from './persistence/memory-access.js';
 import type { Persistence } from './persistence/types.js';
 import { Webhooks } from './webhooks/webhooks.js';
 import { createSysPublisher, startWebServices, type WebServices } from './web-services.js';
@@ -105,7 +109,9 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
   if (problems.length > 0) throw new ConfigError(problems);
   for (const warning of 'warnings' in options ? (options.warnings ?? []) : []) logger.warn({}, warning);
   const planned = planListeners(config);
-  const security = await BrokerSecurity.create({
+  // Users, roles, bans and admins managed at runtime: loaded from the store once it is open (below).
+  const access = new AccessControl(logger, (username) => security.inPasswordFile(username));
+  const security: BrokerSecurity = await BrokerSecurity.create({
     auth: config.auth,
     listeners: planned.map((l) => ({
       name: l.name,
@@ -115,8 +121,10 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
     })),
     plugins: 'plugins' in options ? options.plugins : undefined,
     customAuthenticate: 'authenticate' in options && options.authenticate !== undefined,
+    access,
     logger,
   });
+  const admins = new AdminAccess(access, new LoginBackoff(config.auth?.loginBackoff ?? {}));
   const maxConnectionsPerListener = { ...config.limits.maxConnectionsPerListener };
   for (const l of planned) if (l.maxConnections !== undefined) maxConnectionsPerListener[l.name] = l.maxConnections;
   // The bridges' local sides come in on an internal listener that only they reach: the other plugins abstain there (docs/bridges.md).
@@ -160,7 +168,14 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
       await cluster.start(broker.cluster!);
       logger.info({ node: cluster.nodeId, redis: cluster.url }, `cluster node "${cluster.nodeId}" joined through Redis`);
     }
+    const query = broker.query;
+    access.attach({ disconnectClient: (clientId) => query.isConnected(clientId) && query.disconnect(clientId), disconnectUser: (username) => query.disconnectUser(username), disconnectAddress: (matches) => query.disconnectAddress(matches) });
+    await access.start(store?.access ?? new MemoryAccessStore());
+    const first = await admins.firstAdminFromEnv(process.env);
+    if (first === 'created') logger.info({ admin: process.env['STARLING_ADMIN_USER'] }, 'first administrator created from STARLING_ADMIN_USER / STARLING_ADMIN_PASSWORD');
+    if (first === 'exists') logger.info({}, 'STARLING_ADMIN_USER ignored: admins exist already (manage them with starling ctl admins or the dashboard)');
   } catch (error) {
+    access.close();
     await broker.close().catch(() => undefined);
     await cluster?.close().catch(() => undefined);
     await closeOutbound();
@@ -171,6 +186,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
   try {
     listeners = await startListeners(planned, broker.accept.bind(broker), logger);
   } catch (error) {
+    access.close();
     await closeAll(broker, undefined, cluster, store);
     await closeOutbound();
     throw error;
@@ -190,11 +206,14 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
       http: config.http,
       sys,
       bridges,
+      access,
+      admins,
       ...(cluster === undefined ? {} : { clusterReady: () => cluster.ready }),
       outbound,
     });
     bridges.startAll();
   } catch (error) {
+    access.close();
     await closeAll(broker, listeners, cluster, store);
     await closeOutbound();
     throw error;
@@ -239,6 +258,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
         return work.finally(() => pendingSteps.delete(name));
       };
       const stopped = Promise.all([step('listeners', listeners.close()), step('web services', web.close())]);
+      access.close();
       await step('broker', broker.close());
       await stopped;
       // After the broker: the disconnect events of its shutdown go out with the webhooks' last send.

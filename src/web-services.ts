@@ -1,6 +1,8 @@
 /** The web side of a running broker: WebSocket listeners, the HTTP server and $SYS, started and stopped together. */
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import type { AccessControl } from './auth/access-control.js';
+import type { AdminAccess } from './auth/admin-access.js';
 import type { Broker } from './broker/broker.js';
 import type { Logger } from './broker/logger.js';
 import type { HttpConfig, SysConfig } from './config/schema.js';
@@ -48,6 +50,10 @@ export interface WebServicesInput {
   clusterReady?: () => boolean;
   /** HTTP services the broker calls (auth.http, webhooks), for /metrics. */
   outbound?: OutboundServices;
+  /** Users, roles and bans managed at runtime (REST API and metrics). */
+  access?: AccessControl;
+  /** Admins and their sign-in. */
+  admins?: AdminAccess;
 }
 
 /** The HTTP server and $SYS publisher, running. */
@@ -102,6 +108,8 @@ export async function startWebServices(input: WebServicesInput): Promise<WebServ
         ...(gateway === undefined ? {} : { upgrade: gateway.handleUpgrade.bind(gateway) }),
         ready: () => ready && (input.clusterReady?.() ?? true),
         ...(input.outbound === undefined ? {} : { outbound: input.outbound }),
+        ...(input.access === undefined ? {} : { access: input.access }),
+        ...(input.admins === undefined ? {} : { admins: input.admins }),
       });
       try {
         const address = await server.listen();

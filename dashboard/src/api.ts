@@ -1,4 +1,4 @@
-/** The broker's REST API (docs/http-api.md), with the bearer token kept for this browser tab. */
+/** The broker's REST API (docs/http-api.md): the API token kept for this browser tab, or an admin's session cookie (HttpOnly, set by the broker). */
 
 const TOKEN_KEY = 'starling.token';
 
@@ -25,7 +25,7 @@ export function setToken(value: string | null): void {
 }
 
 /** Calls the API and parses the JSON answer; throws ApiError on failure. */
-export async function api<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+export async function api<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = {};
   const bearer = token();
   if (bearer !== null) headers['authorization'] = `Bearer ${bearer}`;
@@ -47,9 +47,79 @@ export function query(params: Record<string, string | number | boolean | undefin
 
 /** GET /api/access: asked before anything else, it never answers 401. */
 export interface Access {
-  access: 'token' | 'open-loopback' | 'disabled';
+  access: 'sign-in' | 'token' | 'open-loopback' | 'disabled';
   authorized: boolean;
   reason?: string;
+  /** What the sign-in form offers: admin name and password, the API token. */
+  methods: ('password' | 'token')[];
+  caller?: { name: string; role: 'administrator' | 'viewer'; via: 'api-token' | 'loopback' | 'session' | 'bearer' };
+}
+
+/** Signs an admin in: the broker sets the session cookie (HttpOnly, so this page never sees it). */
+export function signIn(username: string, password: string): Promise<{ username: string; role: string; expiresAt: string }> {
+  return api('POST', '/auth/login', { username, password });
+}
+
+/** One ACL rule of a user or role. */
+export interface Rule {
+  topic: string;
+  access: 'read' | 'write' | 'readwrite' | 'deny';
+}
+
+/** An MQTT user managed at runtime. */
+export interface User {
+  username: string;
+  roles: string[];
+  acl: Rule[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A role and the users that have it. */
+export interface Role {
+  name: string;
+  acl: Rule[];
+  users: string[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A ban in force. */
+export interface Ban {
+  id: string;
+  clientId: string | null;
+  username: string | null;
+  address: string | null;
+  until: string | null;
+  reason: string | null;
+  createdAt: string;
+  createdBy: string;
+}
+
+/** An admin of the dashboard and API. */
+export interface Admin {
+  username: string;
+  role: 'administrator' | 'viewer';
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Rules as the dashboard edits them: one "ACCESS FILTER" per line, as in an ACL file. */
+export function rulesToText(rules: readonly Rule[]): string {
+  return rules.map((r) => `${r.access} ${r.topic}`).join('\n');
+}
+
+/** Parses "ACCESS FILTER" lines (blank lines skipped); throws naming the line at fault. */
+export function textToRules(text: string): Rule[] {
+  const rules: Rule[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '') return;
+    const match = /^(read|write|readwrite|deny)\s+(\S+)$/.exec(line);
+    if (match === null) throw new Error(`rule line ${i + 1}: "${line}" is not "ACCESS FILTER" (ACCESS: read, write, readwrite or deny)`);
+    rules.push({ access: match[1] as Rule['access'], topic: match[2]! });
+  });
+  return rules;
 }
 
 /** A page of results. */

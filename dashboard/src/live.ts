@@ -22,8 +22,27 @@ export interface TopicMessage {
   at: Date;
 }
 
-/** Connection state as shown in the header. */
-export type LiveState = 'connecting' | 'online' | 'offline';
+/** Connection state as shown in the header; `refused`: the broker answered CONNACK with a refusal (see `problem`). */
+export type LiveState = 'connecting' | 'online' | 'offline' | 'refused';
+
+/** CONNACK refusals in words (MQTT 5 reason codes, and their 3.1.1 return codes). */
+const REFUSALS: Record<number, string> = {
+  3: 'server unavailable',
+  4: 'bad user name or password',
+  5: 'not authorized',
+  0x86: 'bad user name or password',
+  0x87: 'not authorized',
+  0x88: 'server unavailable',
+  0x89: 'server busy',
+  0x8a: 'banned',
+  0x8c: 'bad authentication method',
+  0x97: 'quota exceeded',
+};
+
+/** Why a CONNACK refused the connection, in words. */
+export function refusalText(code: number): string {
+  return `${REFUSALS[code] ?? 'refused'} (CONNACK 0x${code.toString(16).padStart(2, '0')})`;
+}
 
 /** Optional MQTT credentials for the dashboard's own connection, kept for this tab. */
 export function credentials(): { username?: string; password?: string } {
@@ -46,6 +65,8 @@ export function setCredentials(username: string, password: string): void {
 export class Live {
   readonly root: TopicNode = { name: '', topic: '', children: new Map(), count: 0 };
   state: LiveState = 'offline';
+  /** Why the broker refused the last connection, in words; undefined while it has not. */
+  problem: string | undefined;
   messages = 0;
   private client: MqttClient | undefined;
   private watching = false;
@@ -65,6 +86,14 @@ export class Live {
       });
   }
 
+  /** Drops the connection and connects again (new credentials). */
+  reconnect(): void {
+    this.client?.end(true);
+    this.client = undefined;
+    this.state = 'offline';
+    this.connect();
+  }
+
   private open(connect: typeof mqttConnect): void {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     const base = new URL('./mqtt', location.href);
@@ -72,7 +101,8 @@ export class Live {
     const { username, password } = credentials();
     const client = connect(url, {
       clientId: `starling-dashboard-${Math.random().toString(16).slice(2, 10)}`,
-      protocolVersion: 4,
+      // MQTT 5: a refusal says why (0x86 credentials, 0x87 not authorized, 0x8A banned).
+      protocolVersion: 5,
       clean: true,
       keepalive: 30,
       reconnectPeriod: 3000,
@@ -80,10 +110,20 @@ export class Live {
       ...(username === undefined ? {} : { username, password }),
     });
     client.on('connect', () => {
+      if (this.client !== client) return;
+      this.problem = undefined;
       this.setState('online');
       if (this.watching) this.subscribe();
     });
-    client.on('close', () => this.setState('offline'));
+    client.on('error', (error: Error & { code?: unknown }) => {
+      // A CONNACK refusal: MQTT.js does not retry it; the page says why and offers credentials.
+      if (this.client !== client || typeof error.code !== 'number' || client.connected) return;
+      this.problem = refusalText(error.code);
+      this.setState('refused');
+    });
+    client.on('close', () => {
+      if (this.client === client && this.state !== 'refused') this.setState('offline');
+    });
     client.on('message', (topic, payload, packet) => this.record(topic, payload, packet.qos, packet.retain));
     this.client = client;
   }

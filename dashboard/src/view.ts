@@ -3,6 +3,10 @@ import type { Live } from './live.js';
 /** What every view gets. */
 export interface AppContext {
   live: Live;
+  /** What the signed-in caller may do: viewers only read (write controls are not shown). */
+  role: 'administrator' | 'viewer';
+  /** The signed-in admin's name (session), if any. */
+  admin: string | undefined;
 }
 
 /** One screen of the dashboard. */

@@ -135,13 +135,14 @@ export function filterCovers(acl: readonly string[], sub: readonly string[]): bo
 }
 
 /** The rules that apply to one client, split in levels, substitution done. */
-class ClientRules {
+export class ClientRules {
   readonly deny: string[][] = [];
   readonly read: string[][] = [];
   readonly write: string[][] = [];
   /** Recent receive decisions by topic (bounded). */
   readonly received = new Map<string, boolean>();
 
+  /** Adds one rule (its filter already substituted). */
   add(access: AclAccess, filter: string): void {
     const levels = filter.split('/');
     if (access === 'deny') this.deny.push(levels);
@@ -150,7 +151,8 @@ class ClientRules {
   }
 }
 
-const RECEIVE_CACHE_SIZE = 1024;
+/** Receive decisions remembered per client (then the cache starts over). */
+export const RECEIVE_CACHE_SIZE = 1024;
 /** A value that would change the meaning of a filter when substituted into a grant. */
 const UNSAFE_SUBSTITUTION = /[+#/]/;
 
@@ -164,15 +166,20 @@ class CompiledAcl {
     let rules = this.perClient.get(client);
     if (rules !== undefined) return rules;
     rules = new ClientRules();
-    const username = client.username;
-    const own = username === undefined ? this.file.anonymous : (this.file.users.get(username) ?? []);
-    for (const rule of own) rules.add(rule.access, rule.filter);
-    for (const rule of this.file.patterns) {
-      const filter = substitute(rule, client);
-      if (filter !== undefined) rules.add(rule.access, filter);
-    }
+    addFileRules(this.file, client, rules);
     this.perClient.set(client, rules);
     return rules;
+  }
+}
+
+/** Adds the rules of `file` that apply to `client` (its user section, or the anonymous one, and the patterns). */
+export function addFileRules(file: AclFile, client: ClientIdentity, rules: ClientRules): void {
+  const username = client.username;
+  const own = username === undefined ? file.anonymous : (file.users.get(username) ?? []);
+  for (const rule of own) rules.add(rule.access, rule.filter);
+  for (const rule of file.patterns) {
+    const filter = substitute(rule, client);
+    if (filter !== undefined) rules.add(rule.access, filter);
   }
 }
 
@@ -181,7 +188,7 @@ class CompiledAcl {
  * name, or a grant whose id or name holds `+`, `#` or `/` (which would widen it to other clients'
  * topics). A deny rule is always kept: widening a deny only denies more.
  */
-function substitute(rule: AclRule, client: ClientIdentity): string | undefined {
+export function substitute(rule: Pick<AclRule, 'access' | 'filter'>, client: ClientIdentity): string | undefined {
   const filter = rule.filter;
   const usesUser = filter.includes('%u');
   const usesClient = filter.includes('%c');
@@ -195,18 +202,20 @@ function substitute(rule: AclRule, client: ClientIdentity): string | undefined {
   return filter.replaceAll('%c', client.clientId).replaceAll('%u', username ?? '');
 }
 
-function anyMatch(filters: readonly string[][], topic: readonly string[]): boolean {
+/** Whether any filter (in levels) matches the topic (in levels). */
+export function anyMatch(filters: readonly string[][], topic: readonly string[]): boolean {
   for (const filter of filters) if (filterMatches(filter, topic)) return true;
   return false;
 }
 
-function anyCovers(filters: readonly string[][], sub: readonly string[]): boolean {
+/** Whether any filter (in levels) covers every topic of the subscription filter (in levels). */
+export function anyCovers(filters: readonly string[][], sub: readonly string[]): boolean {
   for (const filter of filters) if (filterCovers(filter, sub)) return true;
   return false;
 }
 
 /** The filter a subscription matches against: `$share/{group}/{filter}` is checked as `{filter}`. */
-function matchFilter(topicFilter: string): string {
+export function matchFilter(topicFilter: string): string {
   if (!topicFilter.startsWith('$share/')) return topicFilter;
   const slash = topicFilter.indexOf('/', 7);
   return slash < 0 ? topicFilter : topicFilter.slice(slash + 1);

@@ -6,6 +6,9 @@ import type { BrokerPlugin } from '../broker/hooks.js';
 import type { Logger } from '../broker/logger.js';
 import type { AuthConfig, ListenerAuthConfig } from '../config/schema.js';
 import { AclAuthorizer, AclFile } from './acl.js';
+import { AccessAuthorizer } from './access-authorizer.js';
+import type { AccessControl } from './access-control.js';
+import { banPlugin, UserStoreAuth } from './access-plugins.js';
 import { CertificateIdentity } from './certificate-identity.js';
 import { firstAnswer } from './first-answer.js';
 import { HttpAuth } from './http-auth.js';
@@ -34,6 +37,8 @@ export interface BrokerSecurityInit {
   plugins?: readonly BrokerPlugin[] | undefined;
   /** Whether the embedding application gave an `authenticate` function. */
   customAuthenticate?: boolean;
+  /** Users, roles and bans managed at runtime (docs/security.md, "Order of evaluation"); absent: the files alone. */
+  access?: AccessControl;
   logger: Logger;
 }
 
@@ -66,7 +71,7 @@ interface LoadedFile<T> {
 
 /** The security plugins in force and the anonymous policy. */
 export class BrokerSecurity {
-  /** Plugins in order: certificate identity, JWT, password files (then auth.http's CONNECT check), the application's, ACLs (then auth.http's PUBLISH / SUBSCRIBE checks), per-listener anonymous policy. */
+  /** Plugins in order: bans, certificate identity, JWT, password files (then auth.http's CONNECT check), runtime users, the application's, ACLs with runtime rules (then auth.http's PUBLISH / SUBSCRIBE checks), per-listener anonymous policy. */
   readonly plugins: BrokerPlugin[] = [];
   /** True when some authentication (password file, JWT, an application hook) is configured globally. */
   readonly authConfigured: boolean;
@@ -79,6 +84,7 @@ export class BrokerSecurity {
   private readonly aclFiles: Array<LoadedFile<AclFile>> = [];
   private jwt: JwtAuth | undefined;
   private http: HttpAuth | undefined;
+  private globalPasswords: PasswordFileAuth | undefined;
 
   private constructor(private readonly init: BrokerSecurityInit) {
     const auth = init.auth ?? {};
@@ -88,6 +94,11 @@ export class BrokerSecurity {
     const globalAnonymous = auth.allowAnonymous ?? !this.authConfigured;
     // With per-listener settings the core lets nobody in anonymously; the last plugin decides per listener.
     this.allowAnonymous = this.ownAuth.size === 0 ? globalAnonymous : false;
+  }
+
+  /** Whether the global password file has this user (such a name cannot become a runtime user). */
+  inPasswordFile(username: string): boolean {
+    return this.globalPasswords?.has(username) === true;
   }
 
   /** Loads the configured files; throws (with the file and line) if one cannot be used. */
@@ -102,6 +113,9 @@ export class BrokerSecurity {
     const listeners = this.init.listeners ?? [];
     const backoff = new LoginBackoff(auth.loginBackoff ?? {});
     const own = (name: string): boolean => this.ownAuth.has(name);
+    const access = this.init.access;
+    // Bans come first, on every listener: a banned client gets no further (CONNACK 0x8A / 5).
+    if (access !== undefined) this.plugins.push(banPlugin(() => access.state.banList, access.audit.stats, this.init.logger, (client) => access.disconnectBanned(client)));
     for (const listener of listeners.filter((l) => l.requireClientCert)) {
       const identity = new CertificateIdentity(listener.usernameField === undefined ? {} : { usernameField: listener.usernameField });
       this.plugins.push(scopedPlugin(identity, (name) => name === listener.name));
@@ -118,21 +132,36 @@ export class BrokerSecurity {
       this.plugins.push(credentials(this.jwt, (name) => !own(name)));
     }
     // auth.http (docs/security.md): its CONNECT check follows the global password file, which then
-    // decides only the users it knows; its PUBLISH / SUBSCRIBE checks follow the global ACL file.
+    // decides only the users it knows; its PUBLISH / SUBSCRIBE checks follow the ACLs.
     const http = auth.http === undefined ? undefined : new HttpAuth(auth.http, this.init.logger, backoff);
     this.http = http;
     const httpAuthenticator = http?.authenticator;
     if (auth.passwordFile !== undefined) {
-      const file = await this.loadPasswords(auth.passwordFile, backoff, 'global', httpAuthenticator === undefined ? 'refuse' : 'abstain');
-      this.plugins.push(credentials(httpAuthenticator === undefined ? file : firstAnswer(file, httpAuthenticator), (name) => !own(name)));
+      // With auth.http or runtime users, the file abstains on names it does not know: the others decide them.
+      this.globalPasswords = await this.loadPasswords(auth.passwordFile, backoff, 'global', httpAuthenticator === undefined && access === undefined ? 'refuse' : 'abstain');
+      this.plugins.push(credentials(httpAuthenticator === undefined ? this.globalPasswords : firstAnswer(this.globalPasswords, httpAuthenticator), (name) => !own(name)));
     } else if (httpAuthenticator !== undefined) {
       this.plugins.push(credentials(httpAuthenticator, (name) => !own(name)));
     }
     for (const [name, listenerAuth] of this.ownAuth) {
-      if (listenerAuth.passwordFile !== undefined) this.plugins.push(credentials(await this.loadPasswords(listenerAuth.passwordFile, backoff, name), (n) => n === name));
+      if (listenerAuth.passwordFile !== undefined) this.plugins.push(credentials(await this.loadPasswords(listenerAuth.passwordFile, backoff, name, 'refuse'), (n) => n === name));
+    }
+    if (access !== undefined) {
+      // A name no source knows is refused as the password file refuses it, or when anonymous clients are
+      // refused anyway (then a different answer would tell which names exist) — unless JWT or an
+      // application plugin may still accept it.
+      const refuseUnknown = auth.passwordFile !== undefined || (auth.allowAnonymous === false && auth.jwt === undefined && !this.custom);
+      const users = new UserStoreAuth({ users: () => access.state.users, inPasswordFile: (name) => this.globalPasswords?.has(name) === true, refuseUnknown, backoff });
+      this.plugins.push(credentials(users, (name) => !own(name)));
     }
     if (this.init.plugins !== undefined) this.plugins.push(...this.init.plugins);
-    if (auth.aclFile !== undefined) {
+    if (access !== undefined) {
+      const file = auth.aclFile === undefined ? undefined : await this.readAcl(auth.aclFile, 'global');
+      const defaults = { anonymous: auth.defaultAccess?.anonymous ?? 'auto', authenticated: auth.defaultAccess?.authenticated ?? 'auto' } as const;
+      const authorizer = new AccessAuthorizer(access.state, file, defaults);
+      if (auth.aclFile !== undefined) this.aclFiles.push({ file: auth.aclFile, plugin: authorizer });
+      this.plugins.push(this.ownAuth.size === 0 ? authorizer : scopedPlugin(authorizer, (name) => !own(name)));
+    } else if (auth.aclFile !== undefined) {
       const acl = await this.loadAcl(auth.aclFile, 'global');
       this.plugins.push(this.ownAuth.size === 0 ? acl : scopedPlugin(acl, (name) => !own(name)));
     }
@@ -152,7 +181,6 @@ export class BrokerSecurity {
   private async loadPasswords(path: string, backoff: LoginBackoff, scope: string, unknownUser: 'refuse' | 'abstain' = 'refuse'): Promise<PasswordFileAuth> {
     const file = await PasswordFile.load(path);
     // With JWT too, a user name the file does not know may still present a token (JWT runs first and abstains on non-tokens).
-    // With auth.http, the file abstains on user names it does not know, so the service decides them.
     const plugin = new PasswordFileAuth(file, { backoff, unknownUser });
     this.passwordFiles.push({ file: path, plugin });
     this.init.logger.info({ file: path, users: file.entries.size, ...(scope === 'global' ? {} : { listener: scope }) }, 'password file loaded');
@@ -160,10 +188,8 @@ export class BrokerSecurity {
   }
 
   private async loadAcl(path: string, scope: string): Promise<AclAuthorizer> {
-    const file = await AclFile.load(path);
-    const plugin = new AclAuthorizer(file);
+    const plugin = new AclAuthorizer(await this.readAcl(path, scope));
     this.aclFiles.push({ file: path, plugin });
-    this.init.logger.info({ file: path, users: file.users.size, patterns: file.patterns.length, ...(scope === 'global' ? {} : { listener: scope }) }, 'ACL file loaded');
     return plugin;
   }
 
@@ -177,6 +203,12 @@ export class BrokerSecurity {
     this.http?.close();
   }
 
+  private async readAcl(path: string, scope: string): Promise<AclFile> {
+    const file = await AclFile.load(path);
+    this.init.logger.info({ file: path, users: file.users.size, patterns: file.patterns.length, ...(scope === 'global' ? {} : { listener: scope }) }, 'ACL file loaded');
+    return file;
+  }
+
   /**
    * Refuses (throws, after an error log saying why and what to do) a listener beyond loopback
    * when no client on it would have to authenticate and anonymous access was not asked for.
@@ -184,7 +216,9 @@ export class BrokerSecurity {
   checkListener(listener: ListenerPolicyInput): void {
     if (isLoopbackHost(listener.host)) return;
     const own = this.ownAuth.get(listener.name);
-    const authenticated = own === undefined ? this.init.auth?.allowAnonymous === true || this.authConfigured : own.allowAnonymous === true || own.passwordFile !== undefined || this.custom;
+    // `allowAnonymous: false` with runtime users: only the users managed through the API can connect.
+    const runtimeOnly = this.init.access !== undefined && this.init.auth?.allowAnonymous === false;
+    const authenticated = own === undefined ? this.init.auth?.allowAnonymous === true || this.authConfigured || runtimeOnly : own.allowAnonymous === true || own.passwordFile !== undefined || this.custom;
     if (authenticated || listener.authenticatesClients) return;
     const message =
       `refusing to listen on ${listener.host} port ${listener.port} (${listener.name}): no authentication is configured, so anyone who can reach it could connect. ` +

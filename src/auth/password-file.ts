@@ -98,6 +98,11 @@ export class PasswordFileAuth implements BrokerPlugin {
     this.dummy = dummyHash(file);
   }
 
+  /** Whether the file in force has this user. */
+  has(username: string): boolean {
+    return this.file.entries.has(username);
+  }
+
   /** Number of users in the file in force. */
   get size(): number {
     return this.file.entries.size;

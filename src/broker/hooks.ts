@@ -22,8 +22,8 @@ export interface AuthenticateRequest extends ClientIdentity {
   protocolVersion: 3 | 4 | 5;
 }
 
-/** A refusal: CONNACK 4 / 0x86, 5 / 0x87, or 3 / 0x88. */
-export type AuthenticateRefusal = 'bad-credentials' | 'not-authorized' | 'server-unavailable';
+/** A refusal: CONNACK 4 / 0x86, 5 / 0x87, 3 / 0x88, or (banned) 5 / 0x8A. */
+export type AuthenticateRefusal = 'bad-credentials' | 'not-authorized' | 'server-unavailable' | 'banned';
 
 /** An acceptance, optionally replacing the user name and attaching attributes for authorization. */
 export interface AuthenticateAcceptance {

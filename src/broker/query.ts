@@ -210,6 +210,25 @@ export class BrokerQuery {
     return true;
   }
 
+  /**
+   * Disconnects every client connected here under `username` (administrative action: MQTT 5
+   * DISCONNECT 0x98; wills are published). Returns their client ids.
+   */
+  disconnectUser(username: string): string[] {
+    return this.disconnectWhere((connection) => connection.username === username);
+  }
+
+  /** Disconnects every client connected here whose remote address `matches` accepts (as disconnectUser). Returns their client ids. */
+  disconnectAddress(matches: (address: string) => boolean): string[] {
+    return this.disconnectWhere((connection) => connection.info.remoteAddress !== undefined && matches(connection.info.remoteAddress));
+  }
+
+  private disconnectWhere(picked: (connection: Connection) => boolean): string[] {
+    const closing = [...this.core.clients.connected()].filter(picked);
+    for (const connection of closing) connection.close('administrative');
+    return closing.map((connection) => connection.clientId);
+  }
+
   /** Every subscription, optionally of one client or matching a filter substring, paged. */
   subscriptions(query: PageQuery & { clientId?: string; search?: string } = {}): Page<SubscriptionView> {
     const all: SubscriptionView[] = [];

@@ -60,7 +60,7 @@ async function main(argv: string[]): Promise<number> {
   return -1;
 }
 
-/** `starling pub|sub|bench|passwd|data|check-config …` runs a subcommand; anything else (no word, or a leading flag) runs the broker. */
+/** `starling pub|sub|bench|passwd|data|ctl|check-config …` runs a subcommand; anything else (no word, or a leading flag) runs the broker. */
 function dispatch(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (first === 'pub' || first === 'sub' || first === 'bench') {
@@ -68,6 +68,7 @@ function dispatch(argv: string[]): Promise<number> {
   }
   if (first === 'passwd') return import('./passwd.js').then((passwd) => passwd.runPasswd(rest));
   if (first === 'data') return import('./data.js').then((data) => data.runData(rest));
+  if (first === 'ctl') return import('./ctl.js').then((ctl) => ctl.runCtl(rest));
   if (first === 'check-config') return import('./check-config.js').then((check) => check.runCheckConfig(rest));
   if (first === 'version' || argv.includes('--version') || argv.includes('-V')) {
     process.stdout.write(`starling ${STARLING_VERSION} (Node.js ${process.versions.node})\n`);

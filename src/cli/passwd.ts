@@ -109,14 +109,22 @@ async function writeAtomically(path: string, text: string): Promise<void> {
   await rename(temporary, path);
 }
 
-async function readPassword(): Promise<string> {
+/**
+ * A password from the terminal without echo (asked twice when `confirm`), or the first line of
+ * standard input when it is not a terminal.
+ */
+export async function readPassword(prompt = 'Password: ', confirm = true): Promise<string> {
   const input = process.stdin;
   if (!input.isTTY) {
     const line = await readLine(input, false);
     return line;
   }
-  process.stderr.write('Password: ');
+  process.stderr.write(prompt);
   const first = await readLine(input, true);
+  if (!confirm) {
+    process.stderr.write('\n');
+    return first;
+  }
   process.stderr.write('\nReenter password: ');
   const second = await readLine(input, true);
   process.stderr.write('\n');

@@ -163,6 +163,7 @@ export function brokerUsage(): string {
     '  bench          load generator (docs/cli.md)',
     '  passwd         create or change a password file',
     '  data inspect   print what the embedded store holds',
+    '  ctl            manage users, roles, bans and admins of a running broker (its REST API)',
     '  check-config   check a configuration file: exit 0 and a summary, or exit 2 and every error',
     '',
     'Options:',

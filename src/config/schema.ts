@@ -13,6 +13,8 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export const LISTENER_PROTOCOLS = ['mqtt', 'mqtts', 'ws', 'wss'] as const;
 /** TLS versions a listener can be limited to. */
 export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
+/** What a client gets on a topic no ACL rule matches; auto: everything until some rule applies to the client, then nothing. */
+export const DEFAULT_ACCESS = ['auto', 'readwrite', 'read', 'write', 'deny'] as const;
 
 const nodeId = (value: string): string | undefined => (isValidNodeId(value) ? undefined : '1-128 of A-Z a-z 0-9 . _ : -');
 const redisUrl = (value: string): string | undefined => (/^rediss?:\/\/\S+$/.test(value) ? undefined : 'a redis://host:port or rediss://host:port URL');
@@ -256,6 +258,13 @@ export const SCHEMA = obj(
             clockToleranceSeconds: int(0, 3600, { doc: 'allowed clock skew for exp / nbf', defaultText: '0' }),
           },
           { doc: 'JWT authentication (the password is a token)' },
+        ),
+        defaultAccess: obj(
+          {
+            anonymous: oneOf(DEFAULT_ACCESS, { doc: 'for clients without a user name', default: 'auto' }),
+            authenticated: oneOf(DEFAULT_ACCESS, { doc: 'for clients with a user name', default: 'auto' }),
+          },
+          { doc: 'access on a topic no ACL rule (file or runtime) matches; auto: readwrite until a rule applies to the client, then deny' },
         ),
         loginBackoff: obj(
           {

@@ -153,7 +153,8 @@ function integer(query: URLSearchParams, name: string): number | undefined {
   return n;
 }
 
-function pageQuery(query: URLSearchParams): { page?: number; limit?: number } {
+/** `page` and `limit` from the query string (positive integers), as the list routes take them. */
+export function pageQuery(query: URLSearchParams): { page?: number; limit?: number } {
   const out: { page?: number; limit?: number } = {};
   const page = integer(query, 'page');
   const limit = integer(query, 'limit');
@@ -184,18 +185,39 @@ function clientQuery(query: URLSearchParams): ClientQuery {
  * Reads a JSON object body. An empty body is `{}`. A body must be sent as application/json: a
  * browser cannot send that cross-site without a preflight, which this server never grants.
  */
-async function readJson(request: IncomingMessage): Promise<Record<string, unknown>> {
+export async function readJson(request: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Record<string, unknown>> {
   const type = request.headers['content-type'] ?? '';
-  if (!type.toLowerCase().startsWith('application/json')) throw new ApiError(415, 'unsupported-media-type', 'send the body as application/json');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request) {
-    const buffer = chunk as Buffer;
-    size += buffer.length;
-    if (size > MAX_BODY_BYTES) throw new ApiError(413, 'too-large', `body larger than ${MAX_BODY_BYTES} bytes`);
-    chunks.push(buffer);
+  if (!type.toLowerCase().startsWith('application/json')) {
+    discard(request);
+    throw new ApiError(415, 'unsupported-media-type', 'send the body as application/json');
   }
-  const text = Buffer.concat(chunks).toString('utf8').trim();
+  const tooLarge = new ApiError(413, 'too-large', `body larger than ${limit} bytes`);
+  if (Number(request.headers['content-length']) > limit) {
+    discard(request);
+    throw tooLarge;
+  }
+  // Read with events, not for-await: leaving a for-await early destroys the socket, and the client would
+  // see a reset connection instead of the 413. Past the limit the rest is read and thrown away (bounded).
+  const body = await new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= limit) {
+        chunks.push(chunk);
+        return;
+      }
+      request.off('data', onData);
+      request.off('end', onEnd);
+      discard(request);
+      reject(tooLarge);
+    };
+    const onEnd = (): void => resolve(Buffer.concat(chunks));
+    request.on('data', onData);
+    request.once('end', onEnd);
+    request.once('error', reject);
+  });
+  const text = body.toString('utf8').trim();
   if (text === '') return {};
   let data: unknown;
   try {
@@ -205,4 +227,17 @@ async function readJson(request: IncomingMessage): Promise<Record<string, unknow
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new ApiError(400, 'bad-request', 'body must be a JSON object');
   return data as Record<string, unknown>;
+}
+
+/** Most bytes of a refused body read and thrown away (so the client sees the answer); beyond it the connection is cut. */
+const DISCARD_LIMIT = 16 * 1024 * 1024;
+
+/** Reads the rest of a refused body without keeping it, up to DISCARD_LIMIT. */
+function discard(request: IncomingMessage): void {
+  let seen = 0;
+  request.on('data', (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > DISCARD_LIMIT) request.destroy();
+  });
+  request.resume();
 }

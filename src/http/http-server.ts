@@ -1,12 +1,16 @@
 /** The broker's HTTP face: /metrics, /healthz, /readyz, the REST API, the dashboard, MQTT over WebSocket on /mqtt. */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { BrokerQuery } from '../broker/query.js';
 import type { Logger } from '../broker/logger.js';
 import type { BridgeControl } from '../model/bridge.js';
+import { AccessError, type AccessErrorKind } from '../auth/access-error.js';
+import type { AccessControl } from '../auth/access-control.js';
+import type { AdminAccess } from '../auth/admin-access.js';
+import { registerAccessRoutes } from './access-api.js';
 import { ApiError, createApiRouter, type ListenerView } from './api.js';
+import { ApiGuard, isLoopback, type ApiAccessMode } from './api-auth.js';
 import { BrokerMetrics } from './metrics.js';
 import type { OutboundServices } from './outbound-metrics.js';
 import type { Router } from './router.js';
@@ -34,7 +38,16 @@ export interface HttpServerOptions {
   ready: () => boolean;
   /** HTTP services the broker calls (auth.http, webhooks), for /metrics. */
   outbound?: OutboundServices;
+  /** Users, roles and bans managed at runtime (/api/users, /api/roles, /api/bans). */
+  access?: AccessControl;
+  /** Admins and their sign-in (/api/admins, /api/auth). */
+  admins?: AdminAccess;
 }
+
+/** The HTTP status of each kind of refused access-control request. */
+const ACCESS_STATUS: Record<AccessErrorKind, number> = { 'bad-request': 400, 'not-found': 404, conflict: 409, unauthorized: 401, forbidden: 403, unavailable: 503 };
+/** API routes answered without credentials. */
+const PUBLIC_ROUTES = new Set(['/api/openapi.json', '/api/auth/login']);
 
 /** A Host header that can go into a header value as it is: a name or IPv4 address, or [IPv6], and a port. */
 const SAFE_HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
@@ -55,14 +68,6 @@ export function contentSecurityPolicy(host: string | undefined): string {
   );
 }
 
-/** GET /api/access: how the API is protected, and whether this request may use it (no token needed to ask). */
-export interface ApiAccess {
-  access: 'token' | 'open-loopback' | 'disabled';
-  authorized: boolean;
-  /** Why not, when not authorized: the error code the API would answer. */
-  reason?: string;
-}
-
 /**
  * The broker's HTTP face (node:http): /metrics (Prometheus), /healthz, /readyz, the REST API under
  * /api, the dashboard, and MQTT over WebSocket on /mqtt for the dashboard.
@@ -72,16 +77,14 @@ export class HttpServer {
   private readonly metrics: BrokerMetrics;
   private readonly api: Router;
   private readonly files: StaticFiles | undefined;
-  private readonly tokenDigest: Buffer | undefined;
-  private readonly apiMode: 'token' | 'open-loopback' | 'disabled';
+  private readonly guard: ApiGuard;
 
   constructor(private readonly options: HttpServerOptions) {
-    this.metrics = new BrokerMetrics(options.admin, options.outbound, options.bridges);
+    this.metrics = new BrokerMetrics(options.admin, { ...(options.outbound === undefined ? {} : { outbound: options.outbound }), ...(options.bridges === undefined ? {} : { bridges: options.bridges }), ...(options.access === undefined ? {} : { access: options.access }), ...(options.admins === undefined ? {} : { admins: options.admins }) });
     this.api = createApiRouter(options.admin, { version: options.version, listeners: options.listeners, ...(options.bridges === undefined ? {} : { bridges: options.bridges }) });
+    if (options.access !== undefined && options.admins !== undefined) registerAccessRoutes(this.api, options.access, options.admins);
     this.files = options.dashboardDir === undefined ? undefined : new StaticFiles(options.dashboardDir);
-    const token = options.apiToken;
-    this.tokenDigest = token === undefined || token === '' ? undefined : digest(token);
-    this.apiMode = this.tokenDigest !== undefined ? 'token' : isLoopback(options.host) ? 'open-loopback' : 'disabled';
+    this.guard = new ApiGuard(options.apiToken, isLoopback(options.host), options.admins);
     this.server = createServer({ keepAliveTimeout: 5000 }, (request, response) => {
       this.handle(request, response).catch((error: unknown) => this.fail(response, error));
     });
@@ -90,18 +93,18 @@ export class HttpServer {
     });
   }
 
-  /** How the API is protected: by token, open because bound to loopback, or disabled. */
-  get apiAccess(): 'token' | 'open-loopback' | 'disabled' {
-    return this.apiMode;
+  /** How the API is protected now: admins sign in, a token, open because bound to loopback, or disabled. */
+  get apiAccess(): ApiAccessMode {
+    return this.guard.mode;
   }
 
   /** Starts listening. */
   listen(): Promise<AddressInfo> {
     const server = this.server;
-    if (this.apiMode === 'disabled') {
+    if (this.guard.mode === 'disabled') {
       this.options.logger.warn(
         { host: this.options.host },
-        'HTTP API disabled: the HTTP server is not on loopback and no API token is set (http.apiToken or STARLING_API_TOKEN)',
+        'HTTP API disabled: the HTTP server is not on loopback, no API token is set (http.apiToken or STARLING_API_TOKEN) and there is no admin (STARLING_ADMIN_USER / STARLING_ADMIN_PASSWORD)',
       );
     }
     return listenOn(server, this.options.host, this.options.port, 511);
@@ -145,51 +148,31 @@ export class HttpServer {
   }
 
   private async handleApi(request: IncomingMessage, response: ServerResponse, method: string, path: string, query: URLSearchParams): Promise<void> {
-    // Answered without a token: the dashboard asks first, so it can show its sign-in without a 401.
-    if (path === '/api/access' && (method === 'GET' || method === 'HEAD')) {
-      const refusal = this.refusal(request);
-      const access: ApiAccess = { access: this.apiMode, authorized: refusal === undefined };
-      if (refusal !== undefined) access.reason = refusal.code;
-      return json(response, 200, access);
-    }
+    // Answered without credentials: the dashboard asks first, so it can show its sign-in without a 401.
+    if (path === '/api/access' && (method === 'GET' || method === 'HEAD')) return json(response, 200, this.guard.access(request));
     const match = this.api.match(method, path);
     if (match === undefined) throw new ApiError(404, 'not-found', `no API route ${method} ${path}`);
     if ('allowed' in match) {
       response.setHeader('allow', match.allowed.join(', '));
       throw new ApiError(405, 'method-not-allowed', `${method} is not allowed on ${path}`);
     }
-    if (path !== '/api/openapi.json') this.authorize(request, response);
-    const reply = await match.handler({ request, response, params: match.params, query });
+    let caller;
+    if (!PUBLIC_ROUTES.has(path)) {
+      try {
+        caller = this.guard.identify(request);
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 401) response.setHeader('www-authenticate', 'Bearer realm="starling"');
+        throw error;
+      }
+      this.guard.permit(caller, method, path);
+    }
+    const reply = await match.handler({ request, response, params: match.params, query, caller });
     if (reply.status === 204) {
       response.writeHead(204);
       response.end();
       return;
     }
     json(response, reply.status, reply.body);
-  }
-
-  /** Throws unless the request may use the API. */
-  private authorize(request: IncomingMessage, response: ServerResponse): void {
-    const refusal = this.refusal(request);
-    if (refusal === undefined) return;
-    if (refusal.status === 401) response.setHeader('www-authenticate', 'Bearer realm="starling"');
-    throw refusal;
-  }
-
-  /** Why the request may not use the API, or undefined when it may. */
-  private refusal(request: IncomingMessage): ApiError | undefined {
-    if (this.apiMode === 'disabled') {
-      return new ApiError(403, 'api-disabled', 'the API needs a token when the HTTP server is not on loopback: set http.apiToken or STARLING_API_TOKEN');
-    }
-    if (this.apiMode === 'open-loopback') {
-      // No token on loopback: still refuse other Host names, so a web page cannot reach us by DNS rebinding.
-      return isLoopbackHostHeader(request.headers.host) ? undefined : new ApiError(403, 'bad-host', 'without an API token, only loopback Host names are accepted');
-    }
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
-    if (match === null || !timingSafeEqual(digest(match[1]!), this.tokenDigest!)) {
-      return new ApiError(401, 'unauthorized', 'send the API token as "Authorization: Bearer <token>"');
-    }
-    return undefined;
   }
 
   private fail(response: ServerResponse, error: unknown): void {
@@ -201,6 +184,10 @@ export class HttpServer {
       json(response, error.status, { error: error.code, message: error.message });
       return;
     }
+    if (error instanceof AccessError) {
+      json(response, ACCESS_STATUS[error.kind], { error: error.kind, message: error.message });
+      return;
+    }
     this.options.logger.error({ err: error }, 'HTTP request failed');
     json(response, 500, { error: 'internal', message: 'internal error' });
   }
@@ -210,19 +197,4 @@ function json(response: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
   response.end(text);
-}
-
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
-}
-
-/** True for an address or name that only this machine can reach. */
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
-function isLoopbackHostHeader(header: string | undefined): boolean {
-  if (header === undefined) return false;
-  const host = header.startsWith('[') ? header.slice(0, header.indexOf(']') + 1) : header.replace(/:\d+$/, '');
-  return isLoopback(host);
 }

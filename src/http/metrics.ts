@@ -1,5 +1,7 @@
 /** Prometheus metrics of the broker, computed at scrape time from its counters and query view. */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { AccessControl } from '../auth/access-control.js';
+import type { AdminAccess } from '../auth/admin-access.js';
 import type { BrokerQuery, BrokerTotals, ClusterView } from '../broker/query.js';
 import type { BrokerStats } from '../broker/stats.js';
 import { registerOutboundMetrics, type OutboundServices } from './outbound-metrics.js';
@@ -20,8 +22,9 @@ export class BrokerMetrics {
   /** Bridge statuses computed once per scrape. */
   private bridgeStatus: BridgeStatus[] | undefined;
 
-  /** `outbound`: the HTTP services the broker calls (auth.http, webhooks); `bridges`: the configured bridges; each when there are any. */
-  constructor(admin: BrokerQuery, outbound?: OutboundServices, bridges?: BridgeControl) {
+  /** The optional parts measured when present: HTTP services the broker calls (auth.http, webhooks), bridges, runtime access control. */
+  constructor(admin: BrokerQuery, parts: { outbound?: OutboundServices; bridges?: BridgeControl; access?: AccessControl; admins?: AdminAccess } = {}) {
+    const { outbound, bridges, access, admins } = parts;
     const registry = this.registry;
     const stats = (): BrokerStats => admin.stats;
     const totals = (): BrokerTotals => (this.totals ??= admin.totals());
@@ -65,6 +68,7 @@ export class BrokerMetrics {
     gauge(registry, 'starling_queued_messages', 'Messages queued in sessions (offline or waiting for the inflight window).', () => totals().queued);
     gauge(registry, 'starling_uptime_seconds', 'Seconds since the broker started.', () => (Date.now() - stats().startedAt) / 1000);
     if (bridges !== undefined) this.bridgeMetrics(() => (this.bridgeStatus ??= bridges.list()));
+    if (access !== undefined) accessMetrics(registry, access, admins);
     new Gauge({
       name: 'starling_clients_connected',
       help: 'Connected clients, by listener.',
@@ -147,6 +151,17 @@ export class BrokerMetrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+/** Counts of runtime access control: changes by action (audited), ban refusals, and the records in force. */
+function accessMetrics(registry: Registry, access: AccessControl, admins: AdminAccess | undefined): void {
+  const stats = access.audit.stats;
+  labelledCounter(registry, 'starling_access_changes_total', 'Access changes made on this node (users, roles, bans, admins, sign-ins), by action; each is an audit log line.', 'action', () => [...stats.changes]);
+  counter(registry, 'starling_access_banned_total', 'Connections refused (CONNACK 0x8A / 5) or closed because of a ban.', () => stats.banned);
+  gauge(registry, 'starling_access_users', 'MQTT users managed at runtime.', () => access.state.users.size);
+  gauge(registry, 'starling_access_roles', 'Roles managed at runtime.', () => access.state.roles.size);
+  gauge(registry, 'starling_access_bans', 'Bans in force.', () => access.bans().length);
+  if (admins !== undefined) gauge(registry, 'starling_access_admins', 'Admins of the dashboard and API.', () => admins.count);
 }
 
 function counter(registry: Registry, name: string, help: string, read: () => number): void {

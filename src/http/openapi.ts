@@ -1,3 +1,6 @@
+/** The OpenAPI 3.1 description of the REST API (the access routes' part is in openapi-access.ts). */
+import { ACCESS_PATHS, ACCESS_SCHEMAS } from './openapi-access.js';
+
 /** JSON Schema of one value, as OpenAPI 3.1 takes it. */
 type Schema = Record<string, unknown>;
 
@@ -20,8 +23,8 @@ const pageParams = [
 const json = (schema: Schema, description = 'OK'): Schema => ({ description, content: { 'application/json': { schema } } });
 const errors = {
   '400': json(ref('Error'), 'Bad request'),
-  '401': json(ref('Error'), 'Missing or wrong bearer token'),
-  '403': json(ref('Error'), 'API disabled: no token configured on a non-loopback address'),
+  '401': json(ref('Error'), 'Not signed in: no or a wrong bearer token, or no valid session cookie'),
+  '403': json(ref('Error'), 'API disabled (no token and no admin on a non-loopback address), or a viewer asked for a change'),
 };
 const notFound = { '404': json(ref('Error'), 'Not found') };
 const jsonBody = (schema: Schema): Schema => ({ required: false, content: { 'application/json': { schema } } });
@@ -86,7 +89,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
       description: 'Read and manage a running Starling MQTT broker. See docs/http-api.md.',
     },
     servers: [{ url: '/' }],
-    security: [{ bearer: [] }],
+    security: [{ bearer: [] }, { session: [] }],
     paths: {
       '/api/overview': { get: { summary: 'Broker totals, counters, memory and listeners', responses: { '200': json(ref('Overview')), ...errors } } },
       '/api/clients': {
@@ -163,19 +166,22 @@ export function openApiDocument(version: string): Record<string, unknown> {
         post: { summary: 'Stop a bridge; its session here keeps collecting messages for the remote', parameters: [bridgeParam], responses: { '200': json(ref('Bridge')), ...errors, ...notFound } },
       },
       '/api/bridges/{name}/start': { post: { summary: 'Start a stopped bridge', parameters: [bridgeParam], responses: { '200': json(ref('Bridge')), ...errors, ...notFound } } },
+      ...ACCESS_PATHS,
       '/api/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1 JSON' } } } },
       '/api/access': {
         get: {
-          summary: 'How the API is protected, and whether this request (its bearer token, its Host) may use it; never 401',
+          summary: 'How the API is protected, whether this request (its bearer token, session cookie, Host) may use it, how to sign in, and who the caller is; never 401',
           security: [],
           responses: {
             '200': json({
               type: 'object',
               required: ['access', 'authorized'],
               properties: {
-                access: { type: 'string', enum: ['token', 'open-loopback', 'disabled'] },
+                access: { type: 'string', enum: ['sign-in', 'token', 'open-loopback', 'disabled'] },
                 authorized: bool,
-                reason: { type: 'string', enum: ['unauthorized', 'bad-host', 'api-disabled'], description: 'The error code the API would answer, when not authorized' },
+                reason: { type: 'string', enum: ['unauthorized', 'bad-host', 'api-disabled', 'bad-origin'], description: 'The error code the API would answer, when not authorized' },
+                methods: { type: 'array', items: { type: 'string', enum: ['password', 'token'] }, description: 'What a sign-in form offers: admin name and password, the API token' },
+                caller: { type: 'object', properties: { name: str, role: { type: 'string', enum: ['administrator', 'viewer'] }, via: { type: 'string', enum: ['api-token', 'loopback', 'session', 'bearer'] } } },
               },
             }),
           },
@@ -183,9 +189,13 @@ export function openApiDocument(version: string): Record<string, unknown> {
       },
     },
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'http.apiToken or STARLING_API_TOKEN' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'http.apiToken or STARLING_API_TOKEN, or an admin token from POST /api/auth/login with "bearer": true' },
+        session: { type: 'apiKey', in: 'cookie', name: 'starling_session', description: 'The dashboard session of an admin (POST /api/auth/login)' },
+      },
       schemas: {
         Error: { type: 'object', required: ['error', 'message'], properties: { error: str, message: str } },
+        ...ACCESS_SCHEMAS,
         ClientSummary: clientSummary,
         ClientDetail: {
           allOf: [

@@ -1,5 +1,6 @@
 /** A small HTTP router: method + path patterns with parameters, JSON replies and errors. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Caller } from './api-auth.js';
 
 /** HTTP methods the API uses. */
 export type Method = 'GET' | 'POST' | 'DELETE' | 'PUT';
@@ -10,6 +11,8 @@ export interface RouteContext {
   response: ServerResponse;
   params: Record<string, string>;
   query: URLSearchParams;
+  /** Who asked (undefined on the routes answered without credentials). */
+  caller: Caller | undefined;
 }
 
 /** A handler's answer: a status and a JSON body (the router writes it). */

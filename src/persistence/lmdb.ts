@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { DataDirLock } from './data-dir-lock.js';
+import { LmdbAccessStore } from './lmdb-access.js';
 import type { Persistence, StoreOp, StoredDelivery, StoredIncomingQos2, StoredMessage, StoredRetained, StoredSession, StoredState } from './types.js';
 
 /** On-disk format version written by this build. Bump it on any incompatible change. */
@@ -53,6 +54,8 @@ export class LmdbPersistence implements Persistence {
   /** Commit of the last write issued: an empty apply waits for it. */
   private lastWrite: Promise<void> = Promise.resolve();
   private readonly lock: DataDirLock | undefined;
+  /** Users, roles, bans and admins, in the same file (their own database). */
+  readonly access: LmdbAccessStore;
 
   /** Opens (creating if needed) the store in `dataDir`; throws StoreFormatError for newer data. */
   constructor(options: LmdbPersistenceOptions) {
@@ -90,6 +93,8 @@ export class LmdbPersistence implements Persistence {
         `${options.dataDir} holds data in store format ${JSON.stringify(format)}, newer than this Starling understands (${FORMAT_VERSION}); upgrade Starling or use another --data-dir`,
       );
     }
+    // A database added in format 1 without a version bump: an older build ignores it.
+    this.access = new LmdbAccessStore(this.root, sync);
   }
 
   /** The format version recorded in the store. */

@@ -1,4 +1,5 @@
 /** The in-memory store: the Persistence port with nothing surviving the process (tests, --store memory semantics). */
+import { MemoryAccessStore } from './memory-access.js';
 import type { Persistence, StoreOp, StoredDelivery, StoredMessage, StoredRetained, StoredSession, StoredState } from './types.js';
 
 /**
@@ -8,6 +9,8 @@ import type { Persistence, StoreOp, StoredDelivery, StoredMessage, StoredRetaine
  */
 export class MemoryPersistence implements Persistence {
   readonly name = 'memory';
+  /** Users, roles, bans and admins: kept with the rest, so a broker reloading this instance finds them. */
+  readonly access = new MemoryAccessStore();
   private readonly sessions = new Map<string, StoredSession>();
   private readonly deliveries = new Map<string, StoredDelivery>();
   private readonly messages = new Map<number, StoredMessage>();

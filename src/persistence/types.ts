@@ -97,4 +97,116 @@ export interface Persistence {
   apply(ops: readonly StoreOp[]): Promise<void>;
   /** Flushes and releases the store. */
   close(): Promise<void>;
+  /**
+   * Users, roles, bans and admins managed at runtime (docs/security.md). The built-in stores have it;
+   * a store without it gets them kept in memory (lost at a restart).
+   */
+  readonly access?: AccessStore;
+}
+
+/** One ACL rule of a user or role managed at runtime: a topic filter (`%u` / `%c` allowed) and its access. */
+export interface StoredAclRule {
+  topic: string;
+  access: 'read' | 'write' | 'readwrite' | 'deny';
+}
+
+/** An MQTT user managed at runtime (REST API, dashboard, `starling ctl`). */
+export interface StoredUser {
+  username: string;
+  /** `$7$…` as in a password file (PBKDF2-SHA512). */
+  passwordHash: string;
+  roles: string[];
+  acl: StoredAclRule[];
+  /** ms since the epoch. */
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A named set of ACL rules that users are given. */
+export interface StoredRole {
+  name: string;
+  acl: StoredAclRule[];
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A ban: exactly one of client id, user name or address (an IP address or CIDR range). */
+export interface StoredBan {
+  id: string;
+  clientId?: string;
+  username?: string;
+  address?: string;
+  /** ms since the epoch; absent: until deleted. */
+  until?: number;
+  reason?: string;
+  createdAt: number;
+  /** Who made it (an admin, "api-token", "loopback"). */
+  createdBy: string;
+}
+
+/** A user of the dashboard and the REST API. */
+export interface StoredAdmin {
+  username: string;
+  /** `$7$…`, as for MQTT users. */
+  passwordHash: string;
+  role: 'administrator' | 'viewer';
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A signed-in admin: a session cookie or a bearer token, known by the SHA-256 of its secret. */
+export interface StoredAdminSession {
+  /** Hex SHA-256 of the token (the token itself is never stored). */
+  id: string;
+  username: string;
+  kind: 'cookie' | 'bearer';
+  createdAt: number;
+  expiresAt: number;
+}
+
+/** Every kind of access record and its shape. */
+export interface AccessRecords {
+  user: StoredUser;
+  role: StoredRole;
+  ban: StoredBan;
+  admin: StoredAdmin;
+  session: StoredAdminSession;
+}
+
+/** A kind of access record. */
+export type AccessKind = keyof AccessRecords;
+
+/** Every kind, in the order `load` lists them. */
+export const ACCESS_KINDS: readonly AccessKind[] = ['user', 'role', 'ban', 'admin', 'session'];
+
+/** A record put (value given) or deleted (value undefined), by kind and key. */
+export type AccessWrite = { [K in AccessKind]: { kind: K; key: string; value: AccessRecords[K] | undefined } }[AccessKind];
+
+/** Which record changed. */
+export interface AccessChange {
+  kind: AccessKind;
+  key: string;
+}
+
+/** Every access record, by kind, each as key → record. */
+export type AccessSnapshot = { [K in AccessKind]: Map<string, AccessRecords[K]> };
+
+/**
+ * The storage port of access control (users, roles, bans, admins and their sessions): every store
+ * implements it beside the broker's state. Writes are atomic; `watch` hears every change, made here or
+ * (in a cluster) on another node.
+ */
+export interface AccessStore {
+  /** Every record. */
+  load(): Promise<AccessSnapshot>;
+  /** One record, as stored now. */
+  get<K extends AccessKind>(kind: K, key: string): Promise<AccessRecords[K] | undefined>;
+  /** Applies every write or none; resolves once durable, after the watchers were told. */
+  write(writes: readonly AccessWrite[]): Promise<void>;
+  /**
+   * Calls `listener` with the records changed by each write (this process's or, in a cluster, another
+   * node's), or 'all' when changes may have been missed (a lost connection): then reload everything.
+   * Returns a function that stops listening.
+   */
+  watch(listener: (changes: readonly AccessChange[] | 'all') => void): () => void;
 }

@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import type { Persistence, StoreOp, StoredDelivery, StoredMessage, StoredSession, StoredState } from '../../src/persistence/types.js';
+import { accessStoreConformance } from './access-store.js';
 
 /** How the suite gets a backend: a fresh store, and a way to reopen the same data. */
 export interface BackendFactory {
@@ -24,6 +25,8 @@ export interface BackendFactory {
    * holds is not kept.
    */
   bodies?: 'by-id' | 'per-delivery';
+  /** Another store on the same data, as a second cluster node opens it (the access suite's change channel). */
+  peer?(store: Persistence): Promise<Persistence>;
 }
 
 function message(id: number, extra: Partial<StoredMessage> = {}): StoredMessage {
@@ -294,4 +297,5 @@ export function persistenceConformance(name: string, factory: BackendFactory): v
       await h.close();
     });
   });
+  accessStoreConformance(name, factory);
 }

@@ -2,11 +2,12 @@
  * Headless Chromium for end-to-end tests: Debian's /usr/bin/chromium, started by us (so we hold its
  * PID and kill it by that PID) with a fresh profile, and driven by playwright-core over CDP.
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 /** Where Debian installs Chromium (`apt-get install chromium`; .ci/run does it). */
 export const CHROMIUM = process.env['STARLING_TEST_CHROMIUM'] ?? '/usr/bin/chromium';
@@ -108,4 +109,62 @@ function devtoolsEndpoint(child: ChildProcess): Promise<string> {
 export function pngSize(png: Buffer): { width: number; height: number } {
   if (png.length < 24 || png.toString('ascii', 1, 4) !== 'PNG') throw new Error('not a PNG');
   return { width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
+}
+
+/**
+ * Where screenshots go: docs/images when STARLING_UPDATE_SCREENSHOTS=1 (a normal run leaves the tree
+ * clean), otherwise a temporary folder; they are checked either way.
+ */
+export const SCREENSHOTS = process.env['STARLING_UPDATE_SCREENSHOTS'] === '1' ? join(import.meta.dirname, '../../docs/images') : join(tmpdir(), 'starling-dashboard-screenshots');
+
+/** Saves a screenshot of `target` as docs/images/dashboard-NAME.png (see SCREENSHOTS) after checking that it shows something. */
+export async function screenshot(target: Page, name: string, maxDominant = 0.99): Promise<void> {
+  const png = await target.screenshot({ fullPage: false });
+  const size = pngSize(png);
+  assert.ok(size.width >= 300 && size.height >= 300, `${name}: ${size.width}x${size.height}`);
+  // Decoded and sampled by the browser itself (no image library here): colours on a 16-level grid.
+  const stats = await target.evaluate<{ colours: number; dominant: number }>(`(async () => {
+    const image = new Image();
+    image.src = 'data:image/png;base64,${png.toString('base64')}';
+    await image.decode();
+    const canvas = document.createElement('canvas');
+    canvas.width = image.width;
+    canvas.height = image.height;
+    const context2d = canvas.getContext('2d');
+    context2d.drawImage(image, 0, 0);
+    const data = context2d.getImageData(0, 0, image.width, image.height).data;
+    const counts = new Map();
+    let samples = 0;
+    for (let i = 0; i < data.length; i += 4 * 7) {
+      const key = ((data[i] >> 4) << 8) | ((data[i + 1] >> 4) << 4) | (data[i + 2] >> 4);
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+      samples++;
+    }
+    return { colours: counts.size, dominant: Math.max(...counts.values()) / samples };
+  })()`);
+  assert.ok(stats.colours >= 8, `${name}: only ${stats.colours} colours: blank?`);
+  assert.ok(stats.dominant < maxDominant, `${name}: one colour covers ${(stats.dominant * 100).toFixed(1)}%: blank?`);
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  writeFileSync(join(SCREENSHOTS, `dashboard-${name}.png`), png);
+}
+
+/**
+ * Waits until a JavaScript expression is true in the page, polling from here: the dashboard's
+ * Content-Security-Policy forbids the eval that waitForFunction with a string would need.
+ */
+export async function waitFor(target: Page, expression: string, timeout = 8000): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!(await target.evaluate<boolean>(`Boolean(${expression})`))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${expression}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Records what a page reports as wrong (console errors and warnings, uncaught exceptions) into `problems`. */
+export function watchPage(target: Page, label: string, problems: string[]): Page {
+  target.on('console', (message) => {
+    if (message.type() === 'error' || message.type() === 'warning') problems.push(`${label} console ${message.type()}: ${message.text()}`);
+  });
+  target.on('pageerror', (error) => problems.push(`${label} page error: ${error.message}`));
+  return target;
 }

@@ -180,9 +180,9 @@ describe('52 metrics and REST API', () => {
   test('GET /api/access answers without a token (never 401): token mode, whether this request is authorized, and why not', async () => {
     const none = await call('GET', '/api/access', { token: null });
     assert.equal(none.status, 200);
-    assert.deepEqual(none.body, { access: 'token', authorized: false, reason: 'unauthorized' });
-    assert.deepEqual((await call('GET', '/api/access', { token: 'nope' })).body, { access: 'token', authorized: false, reason: 'unauthorized' });
-    assert.deepEqual((await call('GET', '/api/access')).body, { access: 'token', authorized: true });
+    assert.deepEqual(none.body, { access: 'token', authorized: false, reason: 'unauthorized', methods: ['token'] });
+    assert.deepEqual((await call('GET', '/api/access', { token: 'nope' })).body, { access: 'token', authorized: false, reason: 'unauthorized', methods: ['token'] });
+    assert.deepEqual((await call('GET', '/api/access')).body, { access: 'token', authorized: true, methods: ['token'], caller: { name: 'api-token', role: 'administrator', via: 'api-token' } });
     const doc = await call('GET', '/api/openapi.json', { token: null });
     assert.ok(doc.body.paths['/api/access']?.get, 'documented in the OpenAPI document');
   });
@@ -346,8 +346,8 @@ describe('52 metrics and REST API', () => {
           response.on('end', () => resolve(body));
         }).once('error', reject);
       });
-      assert.deepEqual(JSON.parse(access), { access: 'open-loopback', authorized: false, reason: 'bad-host' });
-      assert.deepEqual(await (await fetch(`${url}/api/access`)).json(), { access: 'open-loopback', authorized: true });
+      assert.deepEqual(JSON.parse(access), { access: 'open-loopback', authorized: false, reason: 'bad-host', methods: [] });
+      assert.deepEqual(await (await fetch(`${url}/api/access`)).json(), { access: 'open-loopback', authorized: true, methods: [], caller: { name: 'loopback', role: 'administrator', via: 'loopback' } });
     } finally {
       await open.close();
     }

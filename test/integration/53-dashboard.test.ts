@@ -9,22 +9,18 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { BrowserContext, Page } from 'playwright-core';
 import type { StarlingServer } from '../../src/server.js';
-import { launchBrowser, pngSize, type TestBrowser } from '../helpers/browser.js';
+import { launchBrowser, screenshot as saveScreenshot, waitFor as waitInPage, watchPage, type TestBrowser } from '../helpers/browser.js';
 import { bridgeConfig } from '../helpers/bridges.js';
 import { startTestBroker } from '../helpers/broker.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const DASHBOARD = join(ROOT, 'dist/dashboard/index.html');
-// docs/images is rewritten only when asked (STARLING_UPDATE_SCREENSHOTS=1), so a test run leaves the
-// tree clean; otherwise the screenshots go to a temporary folder and are checked all the same.
-const IMAGES = process.env['STARLING_UPDATE_SCREENSHOTS'] === '1' ? join(ROOT, 'docs/images') : join(tmpdir(), 'starling-dashboard-screenshots');
 const TOKEN = 'dashboard-test-token';
 const WAIT_MS = 8000;
 
@@ -41,11 +37,7 @@ const problems: string[] = [];
 
 /** Records what a page reports as wrong: console errors and warnings, uncaught exceptions. */
 function watch(target: Page, label: string): Page {
-  target.on('console', (message) => {
-    if (message.type() === 'error' || message.type() === 'warning') problems.push(`${label} console ${message.type()}: ${message.text()}`);
-  });
-  target.on('pageerror', (error) => problems.push(`${label} page error: ${error.message}`));
-  return target;
+  return watchPage(target, label, problems);
 }
 
 async function connect(clientId: string, options: mqtt.IClientOptions = {}): Promise<MqttClient> {
@@ -54,47 +46,14 @@ async function connect(clientId: string, options: mqtt.IClientOptions = {}): Pro
   return client;
 }
 
-/** Saves a screenshot under docs/images and checks that it shows something (decoded by the browser). */
-async function screenshot(name: string, target: Page = page, maxDominant = 0.99): Promise<void> {
-  const png = await target.screenshot({ fullPage: false });
-  const size = pngSize(png);
-  assert.ok(size.width >= 300 && size.height >= 300, `${name}: ${size.width}x${size.height}`);
-  // Decoded and sampled by the browser itself (no image library here): colours on a 16-level grid.
-  const stats = await target.evaluate<{ colours: number; dominant: number }>(`(async () => {
-    const image = new Image();
-    image.src = 'data:image/png;base64,${png.toString('base64')}';
-    await image.decode();
-    const canvas = document.createElement('canvas');
-    canvas.width = image.width;
-    canvas.height = image.height;
-    const context2d = canvas.getContext('2d');
-    context2d.drawImage(image, 0, 0);
-    const data = context2d.getImageData(0, 0, image.width, image.height).data;
-    const counts = new Map();
-    let samples = 0;
-    for (let i = 0; i < data.length; i += 4 * 7) {
-      const key = ((data[i] >> 4) << 8) | ((data[i + 1] >> 4) << 4) | (data[i + 2] >> 4);
-      counts.set(key, (counts.get(key) ?? 0) + 1);
-      samples++;
-    }
-    return { colours: counts.size, dominant: Math.max(...counts.values()) / samples };
-  })()`);
-  assert.ok(stats.colours >= 8, `${name}: only ${stats.colours} colours: blank?`);
-  assert.ok(stats.dominant < maxDominant, `${name}: one colour covers ${(stats.dominant * 100).toFixed(1)}%: blank?`);
-  mkdirSync(IMAGES, { recursive: true });
-  writeFileSync(join(IMAGES, `dashboard-${name}.png`), png);
+/** Saves a screenshot under docs/images (when asked) and checks that it shows something. */
+function screenshot(name: string, target: Page = page, maxDominant = 0.99): Promise<void> {
+  return saveScreenshot(target, name, maxDominant);
 }
 
-/**
- * Waits until a JavaScript expression is true in the page, polling from here: the dashboard's
- * Content-Security-Policy forbids the eval that waitForFunction with a string would need.
- */
-async function waitFor(target: Page, expression: string, timeout = WAIT_MS): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!(await target.evaluate<boolean>(`Boolean(${expression})`))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${expression}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+/** Waits until a JavaScript expression is true in the page. */
+function waitFor(target: Page, expression: string, timeout = WAIT_MS): Promise<void> {
+  return waitInPage(target, expression, timeout);
 }
 
 async function go(route: string): Promise<void> {

@@ -80,6 +80,15 @@ export function clientsView(): View {
           })
           .catch((e: unknown) => toast(String(e), 'error'));
       };
+      const ban = (event: Event, clientId: string): void => {
+        event.stopPropagation();
+        api('POST', '/bans', { clientId, reason: 'banned from the dashboard' })
+          .then(() => {
+            toast(`Banned ${clientId}`);
+            reload();
+          })
+          .catch((e: unknown) => toast(String(e), 'error'));
+      };
       const showDetail = async (clientId: string): Promise<void> => {
         let d: ClientDetail;
         try {
@@ -117,6 +126,7 @@ export function clientsView(): View {
             { class: 'row' },
             d.connected && h('button', { class: 'danger', id: 'detail-kick', onclick: (e) => kick(e, d.clientId, false) }, 'Disconnect'),
             h('button', { class: 'danger', onclick: (e) => kick(e, d.clientId, true) }, 'Disconnect and end session'),
+            h('button', { class: 'danger', id: 'detail-ban', onclick: (e) => ban(e, d.clientId) }, 'Ban client id'),
           ),
         );
       };

@@ -113,6 +113,7 @@ function enhanced(core: Core, conn: Connection, packet: ConnectPacket, request: 
       'bad-credentials': `enhanced authentication (${method}) failed`,
       'not-authorized': `enhanced authentication (${method}): not authorized`,
       'server-unavailable': `enhanced authentication (${method}) unavailable`,
+      banned: 'banned',
     });
   });
 }
@@ -150,8 +151,8 @@ function decide(core: Core, conn: Connection, packet: ConnectPacket, outcome: Au
     acceptConnect(core, conn, packet, { assigned, username: outcome.username, attributes: outcome.attributes, authMethod: undefined, authProperties: undefined });
     return;
   }
-  if (outcome.refusal !== 'server-unavailable') core.stats.authFailures++;
-  refuseFor(core, conn, packet, outcome.refusal, { 'bad-credentials': 'bad user name or password', 'not-authorized': 'not authorized', 'server-unavailable': 'authentication service unavailable' });
+  if (outcome.refusal !== 'server-unavailable' && outcome.refusal !== 'banned') core.stats.authFailures++;
+  refuseFor(core, conn, packet, outcome.refusal, { 'bad-credentials': 'bad user name or password', 'not-authorized': 'not authorized', 'server-unavailable': 'authentication service unavailable', banned: 'banned' });
 }
 
 /** The CONNACK of each refusal an authentication plugin can give. */
@@ -159,6 +160,7 @@ const AUTH_REFUSALS = {
   'bad-credentials': ConnectRefusal.credentials,
   'not-authorized': ConnectRefusal.notAuthorized,
   'server-unavailable': ConnectRefusal.unavailable,
+  banned: ConnectRefusal.banned,
 } as const satisfies Record<AuthenticateRefusal, ConnectRefusal>;
 
 /** Refuses as an authentication plugin decided, with the words for each refusal. */

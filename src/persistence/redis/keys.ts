@@ -45,6 +45,18 @@ export class RedisKeys {
     return this.key('node', node, 'clients');
   }
 
+  // ---- access control (users, roles, bans, admins, sessions) ----
+
+  /** Hash key → JSON record of one kind of access record. */
+  access(kind: string): string {
+    return this.key('access', kind);
+  }
+
+  /** Pub/sub channel of access changes (which records a node changed). */
+  accessChannel(): string {
+    return this.key('ch', 'access');
+  }
+
   // ---- the bus ----
 
   /** Hash client id → will of a client connected to `node` (published by whoever adopts it). */

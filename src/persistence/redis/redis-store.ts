@@ -9,6 +9,7 @@ import { deserialize, serialize } from 'node:v8';
 import { Redis } from 'ioredis';
 import type { Persistence, StoreOp, StoredDelivery, StoredMessage, StoredRetained, StoredSession, StoredState } from '../types.js';
 import { RedisKeys } from './keys.js';
+import { RedisAccessStore } from './redis-access.js';
 import { execOrThrow, type Transaction, type TransactionPart } from './transaction.js';
 
 /** Sessions read at once (pipelined on the connection), at start-up and in an adoption. */
@@ -50,6 +51,8 @@ export interface RedisStoreOptions {
 export class RedisStore implements Persistence {
   readonly name = 'redis';
   readonly keys: RedisKeys;
+  /** Users, roles, bans and admins of the whole cluster, with a change channel. */
+  readonly access: RedisAccessStore;
   private readonly redis: Redis;
   private readonly nodeId: string;
   private readonly log: StoreLogger;
@@ -67,6 +70,7 @@ export class RedisStore implements Persistence {
     this.log = options.log;
     this.beforeLoad = options.beforeLoad;
     this.ownsConnection = options.ownsConnection ?? false;
+    this.access = new RedisAccessStore(this.redis, this.keys, this.log);
   }
 
   /** A store on its own connection (connected; closed by `close`): without a cluster bus. */
@@ -214,6 +218,7 @@ export class RedisStore implements Persistence {
   }
 
   close(): Promise<void> {
+    this.access.close();
     if (this.ownsConnection) this.redis.disconnect();
     return Promise.resolve();
   }

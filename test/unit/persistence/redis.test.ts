@@ -36,6 +36,7 @@ persistenceConformance('redis (cluster)', {
     await store.close();
     return open(prefixes.get(store)!);
   },
+  peer: (store) => open(prefixes.get(store)!),
 });
 
 const subscriptions = [{ topicFilter: 'a/#', matchFilter: 'a/#', qos: 1 as const, noLocal: false, retainAsPublished: false, retainHandling: 0 as const }];
