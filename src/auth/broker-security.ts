@@ -136,23 +136,26 @@ export class BrokerSecurity {
     const http = auth.http === undefined ? undefined : new HttpAuth(auth.http, this.init.logger, backoff);
     this.http = http;
     const httpAuthenticator = http?.authenticator;
+    // Credentials are asked in one chain, each source deciding the names it knows and passing on the
+    // others: the password file, then the runtime users, then the HTTP service. Only the last source
+    // refuses a name nobody knows.
+    const sources: BrokerPlugin[] = [];
     if (auth.passwordFile !== undefined) {
-      // With auth.http or runtime users, the file abstains on names it does not know: the others decide them.
       this.globalPasswords = await this.loadPasswords(auth.passwordFile, backoff, 'global', httpAuthenticator === undefined && access === undefined ? 'refuse' : 'abstain');
-      this.plugins.push(credentials(httpAuthenticator === undefined ? this.globalPasswords : firstAnswer(this.globalPasswords, httpAuthenticator), (name) => !own(name)));
-    } else if (httpAuthenticator !== undefined) {
-      this.plugins.push(credentials(httpAuthenticator, (name) => !own(name)));
-    }
-    for (const [name, listenerAuth] of this.ownAuth) {
-      if (listenerAuth.passwordFile !== undefined) this.plugins.push(credentials(await this.loadPasswords(listenerAuth.passwordFile, backoff, name, 'refuse'), (n) => n === name));
+      sources.push(this.globalPasswords);
     }
     if (access !== undefined) {
       // A name no source knows is refused as the password file refuses it, or when anonymous clients are
-      // refused anyway (then a different answer would tell which names exist) — unless JWT or an
-      // application plugin may still accept it.
-      const refuseUnknown = auth.passwordFile !== undefined || (auth.allowAnonymous === false && auth.jwt === undefined && !this.custom);
-      const users = new UserStoreAuth({ users: () => access.state.users, inPasswordFile: (name) => this.globalPasswords?.has(name) === true, refuseUnknown, backoff });
-      this.plugins.push(credentials(users, (name) => !own(name)));
+      // refused anyway (then a different answer would tell which names exist) — unless the HTTP
+      // service, JWT or an application plugin may still accept it.
+      const refuseUnknown = httpAuthenticator === undefined && (auth.passwordFile !== undefined || (auth.allowAnonymous === false && auth.jwt === undefined && !this.custom));
+      sources.push(new UserStoreAuth({ users: () => access.state.users, inPasswordFile: (name) => this.globalPasswords?.has(name) === true, refuseUnknown, backoff }));
+    }
+    if (httpAuthenticator !== undefined) sources.push(httpAuthenticator);
+    const chain = sources.reduce<BrokerPlugin | undefined>((first, next) => (first === undefined ? next : firstAnswer(first, next)), undefined);
+    if (chain !== undefined) this.plugins.push(credentials(chain, (name) => !own(name)));
+    for (const [name, listenerAuth] of this.ownAuth) {
+      if (listenerAuth.passwordFile !== undefined) this.plugins.push(credentials(await this.loadPasswords(listenerAuth.passwordFile, backoff, name, 'refuse'), (n) => n === name));
     }
     if (this.init.plugins !== undefined) this.plugins.push(...this.init.plugins);
     if (access !== undefined) {

@@ -58,6 +58,24 @@ export function startProcess(file: string, args: readonly string[], env?: NodeJS
   return { child, lines, exited, line };
 }
 
+/**
+ * Stops a started process with `signal` and waits for it; after `graceMs` it is killed with
+ * SIGKILL (a program that hangs on its way out must not hang the test). Resolves to how it ended.
+ */
+export async function stopProcess(started: Started, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5_000): Promise<{ code: number | null; killed: boolean }> {
+  if (started.child.exitCode !== null || started.child.signalCode !== null) return { code: started.child.exitCode, killed: false };
+  started.child.kill(signal);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), graceMs);
+  });
+  const first = await Promise.race([started.exited, late]);
+  clearTimeout(timer);
+  if (first !== 'late') return { code: first, killed: false };
+  started.child.kill('SIGKILL');
+  return { code: await started.exited, killed: true };
+}
+
 /** Runs `file args` to completion (killed after `timeoutMs`): exit code and output. */
 export function runProcess(file: string, args: readonly string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
