@@ -14,8 +14,10 @@ import { firstAnswer } from './first-answer.js';
 import { HttpAuth } from './http-auth.js';
 import type { JwtAuth, JwtAuthOptions } from './jwt.js';
 import { anonymousPolicy, scopedPlugin } from './listener-scope.js';
+import { CredentialCache, DEFAULT_CREDENTIAL_CACHE_ENTRIES, DEFAULT_CREDENTIAL_CACHE_TTL_MS } from './credential-cache.js';
 import { LoginBackoff } from './login-backoff.js';
 import { PasswordFile, PasswordFileAuth } from './password-file.js';
+import { DEFAULT_HASH_CONCURRENCY, HashQueue } from './password-hash.js';
 
 /** A listener as security sees it: client certificates, and its own authentication if it has one. */
 export interface SecuredListener {
@@ -64,9 +66,9 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /** A password or ACL file in force, for reload. */
-interface LoadedFile<T> {
+interface LoadedFile<T, P = { replace(file: T): void }> {
   file: string;
-  plugin: { replace(file: T): void };
+  plugin: P;
 }
 
 /** The security plugins in force and the anonymous policy. */
@@ -80,14 +82,17 @@ export class BrokerSecurity {
 
   private readonly custom: boolean;
   private readonly ownAuth = new Map<string, ListenerAuthConfig>();
-  private readonly passwordFiles: Array<LoadedFile<PasswordFile>> = [];
+  private readonly passwordFiles: Array<LoadedFile<PasswordFile, PasswordFileAuth>> = [];
   private readonly aclFiles: Array<LoadedFile<AclFile>> = [];
   private jwt: JwtAuth | undefined;
   private http: HttpAuth | undefined;
   private globalPasswords: PasswordFileAuth | undefined;
+  /** One bound on the password hashes of every password file, since they share one thread pool. */
+  private readonly hashQueue: HashQueue;
 
   private constructor(private readonly init: BrokerSecurityInit) {
     const auth = init.auth ?? {};
+    this.hashQueue = new HashQueue(auth.hashConcurrency ?? DEFAULT_HASH_CONCURRENCY);
     this.custom = init.customAuthenticate === true || (init.plugins ?? []).some((p) => p.authenticate !== undefined);
     this.authConfigured = auth.passwordFile !== undefined || auth.jwt !== undefined || auth.http?.authenticateUrl !== undefined || this.custom;
     for (const listener of init.listeners ?? []) if (listener.auth !== undefined) this.ownAuth.set(listener.name, listener.auth);
@@ -183,8 +188,14 @@ export class BrokerSecurity {
 
   private async loadPasswords(path: string, backoff: LoginBackoff, scope: string, unknownUser: 'refuse' | 'abstain' = 'refuse'): Promise<PasswordFileAuth> {
     const file = await PasswordFile.load(path);
+    const { credentialCache } = this.init.auth ?? {};
+    const ttlSeconds = credentialCache?.ttlSeconds;
+    const cache = new CredentialCache({
+      maxEntries: credentialCache?.maxEntries ?? DEFAULT_CREDENTIAL_CACHE_ENTRIES,
+      ttlMs: ttlSeconds === undefined ? DEFAULT_CREDENTIAL_CACHE_TTL_MS : ttlSeconds * 1000,
+    });
     // With JWT too, a user name the file does not know may still present a token (JWT runs first and abstains on non-tokens).
-    const plugin = new PasswordFileAuth(file, { backoff, unknownUser });
+    const plugin = new PasswordFileAuth(file, { backoff, unknownUser, cache, hashQueue: this.hashQueue });
     this.passwordFiles.push({ file: path, plugin });
     this.init.logger.info({ file: path, users: file.entries.size, ...(scope === 'global' ? {} : { listener: scope }) }, 'password file loaded');
     return plugin;
@@ -242,7 +253,8 @@ export class BrokerSecurity {
       try {
         const loaded = await PasswordFile.load(file);
         plugin.replace(loaded);
-        logger.info({ file, users: loaded.entries.size }, 'password file reloaded');
+        // `remembered`: verified passwords kept (their users' entries did not change); the others were forgotten.
+        logger.info({ file, users: loaded.entries.size, remembered: plugin.remembered }, 'password file reloaded');
       } catch (error) {
         ok = false;
         logger.error({ file, err: (error as Error).message }, 'password file not reloaded: the previous users stay in force');

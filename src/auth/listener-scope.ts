@@ -6,7 +6,7 @@ import type { AuthenticateRequest, AuthenticateResult, BrokerPlugin, ClientIdent
 
 /**
  * `plugin`, abstaining for clients on listeners `applies` says no to. With `authenticateOnly`, only
- * its authenticate hook is limited (its authorization hooks keep applying everywhere); its MQTT 5
+ * its authenticate hook is limited (its authorization and observer hooks keep applying everywhere); its MQTT 5
  * enhanced authentication is kept only when it applies to every listener.
  */
 export function scopedPlugin(plugin: BrokerPlugin, applies: (listener: string) => boolean, authenticateOnly = false): BrokerPlugin {
@@ -27,6 +27,18 @@ export function scopedPlugin(plugin: BrokerPlugin, applies: (listener: string) =
   if (plugin.authorizeReceive !== undefined) {
     const hook = plugin.authorizeReceive.bind(plugin);
     wrapped.authorizeReceive = (client, topic) => (inScope(client) ? hook(client, topic) : undefined);
+  }
+  if (plugin.onConnect !== undefined) {
+    const hook = plugin.onConnect.bind(plugin);
+    wrapped.onConnect = (client) => {
+      if (inScope(client)) hook(client);
+    };
+  }
+  if (plugin.onDisconnect !== undefined) {
+    const hook = plugin.onDisconnect.bind(plugin);
+    wrapped.onDisconnect = (client, reason) => {
+      if (inScope(client)) hook(client, reason);
+    };
   }
   return wrapped;
 }

@@ -3,10 +3,12 @@
  * authentication plugin that checks CONNECT credentials against it.
  */
 import { readFile } from 'node:fs/promises';
-import type { AuthExchange, AuthenticateRequest, AuthenticateResult, BrokerPlugin, EnhancedAuthResult } from '../broker/hooks.js';
+import { timingSafeEqual } from 'node:crypto';
+import type { AuthExchange, AuthenticateRequest, AuthenticateResult, BrokerPlugin, ClientIdentity, EnhancedAuthResult } from '../broker/hooks.js';
+import type { CredentialCache } from './credential-cache.js';
 import type { LoginBackoff } from './login-backoff.js';
 import { SCRAM_SHA_512, ScramError, scramServerFinal, scramServerFirst, type ScramServerState } from './scram.js';
-import { DEFAULT_PBKDF2_ITERATIONS, formatPasswordHash, parsePasswordHash, PasswordHashError, verifyPassword, type PasswordHash } from './password-hash.js';
+import { DEFAULT_PBKDF2_ITERATIONS, formatPasswordHash, parsePasswordHash, PasswordHashError, verifyPassword, type HashQueue, type PasswordHash } from './password-hash.js';
 
 /** A password file that cannot be used, with the line at fault. */
 export class PasswordFileError extends Error {
@@ -76,6 +78,17 @@ export interface PasswordFileAuthOptions {
    * or 'abstain' (let later plugins decide).
    */
   unknownUser?: 'refuse' | 'abstain';
+  /** Remembers verified credentials, so a reconnect with the same password skips the hash; none: every CONNECT pays it. */
+  cache?: CredentialCache;
+  /** Bounds the hashes computed at once (one queue for every password file of a broker). */
+  hashQueue?: HashQueue;
+}
+
+/** A verification in progress: later CONNECTs with the same user and password wait for it instead of hashing again. */
+interface Verification {
+  hash: PasswordHash;
+  tag: Buffer;
+  result: Promise<boolean>;
 }
 
 /** Checks CONNECT user name and password against a password file; abstains when no user name is given. */
@@ -83,6 +96,7 @@ export class PasswordFileAuth implements BrokerPlugin {
   readonly name = 'password-file';
   private file: PasswordFile;
   private dummy: PasswordHash;
+  private readonly verifying = new Map<string, Verification>();
 
   constructor(
     file: PasswordFile,
@@ -92,10 +106,14 @@ export class PasswordFileAuth implements BrokerPlugin {
     this.dummy = dummyHash(file);
   }
 
-  /** Swaps in a newly loaded file (SIGHUP): connected clients are not affected. */
+  /**
+   * Swaps in a newly loaded file (SIGHUP): connected clients are not affected. Remembered
+   * credentials of users whose entry changed or went are forgotten.
+   */
   replace(file: PasswordFile): void {
     this.file = file;
     this.dummy = dummyHash(file);
+    this.options.cache?.retain(file.entries);
   }
 
   /** Whether the file in force has this user. */
@@ -106,6 +124,11 @@ export class PasswordFileAuth implements BrokerPlugin {
   /** Number of users in the file in force. */
   get size(): number {
     return this.file.entries.size;
+  }
+
+  /** Users whose verified password is remembered now (0 without a cache). */
+  get remembered(): number {
+    return this.options.cache?.size ?? 0;
   }
 
   /** MQTT 5 enhanced authentication against the same users (`$7$` entries). */
@@ -137,13 +160,46 @@ export class PasswordFileAuth implements BrokerPlugin {
     if (username === undefined) return undefined;
     const hash = this.file.entries.get(username);
     if (hash === undefined && this.options.unknownUser === 'abstain') return undefined;
-    return this.check(request, hash);
+    const cache = this.options.cache;
+    if (hash === undefined || request.password === undefined || cache?.enabled !== true) return this.check(request, hash, this.hash(hash ?? this.dummy, request.password ?? Buffer.alloc(0)));
+    const tag = cache.tag(username, request.password);
+    if (cache.matches(username, hash, tag)) {
+      // Verified before with this very password: one HMAC instead of the hash, answered at once.
+      this.options.backoff?.succeeded(request.remoteAddress);
+      return 'accept';
+    }
+    return this.check(request, hash, this.verify(username, hash, request.password, tag, cache));
   }
 
-  private async check(request: AuthenticateRequest, hash: PasswordHash | undefined): Promise<AuthenticateResult> {
-    const password = request.password ?? Buffer.alloc(0);
-    // An unknown user costs the same hash as a known one, so timing does not tell which users exist.
-    const ok = (await verifyPassword(hash ?? this.dummy, password)) && hash !== undefined && request.password !== undefined;
+  /** Observer: a client of this user disconnected; its remembered credentials live on from now. */
+  onDisconnect(client: ClientIdentity): void {
+    if (client.username !== undefined) this.options.cache?.refresh(client.username);
+  }
+
+  private hash(hash: PasswordHash, password: Buffer): Promise<boolean> {
+    return verifyPassword(hash, password, this.options.hashQueue);
+  }
+
+  /** The full hash (shared with a verification of the same password in progress); remembered if right. */
+  private verify(username: string, hash: PasswordHash, password: Buffer, tag: Buffer, cache: CredentialCache): Promise<boolean> {
+    const running = this.verifying.get(username);
+    if (running !== undefined && running.hash === hash && timingSafeEqual(running.tag, tag)) return running.result;
+    const result = this.hash(hash, password).then((ok) => {
+      if (ok) cache.add(username, hash, tag);
+      return ok;
+    });
+    const verification = { hash, tag, result };
+    this.verifying.set(username, verification);
+    const done = (): void => {
+      if (this.verifying.get(username) === verification) this.verifying.delete(username);
+    };
+    result.then(done, done);
+    return result;
+  }
+
+  private async check(request: AuthenticateRequest, hash: PasswordHash | undefined, verified: Promise<boolean>): Promise<AuthenticateResult> {
+    // An unknown user costs the same hash as a known one (the dummy), so timing does not tell which users exist.
+    const ok = (await verified) && hash !== undefined && request.password !== undefined;
     const backoff = this.options.backoff;
     if (ok) {
       backoff?.succeeded(request.remoteAddress);

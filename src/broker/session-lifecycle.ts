@@ -37,7 +37,8 @@ export class SessionLifecycle {
   disconnected(session: Session, identity: ClientIdentity | undefined, reason: CloseReason): void {
     const clientId = session.clientId;
     session.link = undefined;
-    this.bus?.clientOffline(clientId, session.persistent);
+    // Taken over, the client id stays claimed: it now belongs to the connection that took it [MQTT-3.1.4-2].
+    this.bus?.clientOffline(clientId, session.persistent || reason === 'session-taken-over');
     if (identity !== undefined) this.hooks.disconnected(identity, reason, this.pluginFailed);
     const will = session.will;
     session.will = undefined;

@@ -1,13 +1,15 @@
 /**
- * `starling passwd [-c] [-b] [-D] [-I ITERATIONS] FILE USER [PASSWORD]`: manages a password file in
- * Mosquitto's format, like `mosquitto_passwd` (the file works in either broker).
+ * `starling passwd [-c] [-b] [-D] [-I ITERATIONS] FILE USER [PASSWORD]` and `starling passwd -U FILE`:
+ * manages a password file in Mosquitto's format, like `mosquitto_passwd` (the file works in either broker).
  */
 import { chmod, readFile, rename, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { invalidUsername, PasswordFile, PasswordFileError } from '../auth/password-file.js';
-import { DEFAULT_PBKDF2_ITERATIONS, hashPassword } from '../auth/password-hash.js';
+import { DEFAULT_PBKDF2_ITERATIONS, HashQueue, hashPassword, parsePasswordHash, type PasswordHash } from '../auth/password-hash.js';
 
 const USAGE = `Usage: starling passwd [-c] [-b] [-D] [-I ITERATIONS] FILE USER [PASSWORD]
+       starling passwd -U [-I ITERATIONS] FILE
 
 Adds, changes or deletes a user in a password file (Mosquitto's format, readable by mosquitto).
 
@@ -15,6 +17,7 @@ Adds, changes or deletes a user in a password file (Mosquitto's format, readable
   -b            batch mode: the password is the last argument instead of being prompted for
   -D            delete USER from FILE
   -I N          PBKDF2-SHA512 iterations of the new hash (default ${DEFAULT_PBKDF2_ITERATIONS})
+  -U            hash every "user:password" line of a plaintext FILE in place (as mosquitto_passwd -U)
   -h, --help    show this help
 
 Without -b the password is read twice from the terminal without echo (or once from the first
@@ -48,6 +51,7 @@ async function passwd(argv: string[]): Promise<void> {
         b: { type: 'boolean', short: 'b' },
         D: { type: 'boolean', short: 'D' },
         I: { type: 'string', short: 'I' },
+        U: { type: 'boolean', short: 'U' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: true,
@@ -64,6 +68,13 @@ async function passwd(argv: string[]): Promise<void> {
   const create = values.c === true;
   const batch = values.b === true;
   const remove = values.D === true;
+  const iterations = values.I === undefined ? DEFAULT_PBKDF2_ITERATIONS : Number(values.I);
+  if (values.U === true) {
+    if (create || batch || remove) throw new PasswdUsageError('-U cannot be used with -c, -b or -D');
+    if (positionals.length !== 1) throw new PasswdUsageError('-U needs FILE only');
+    await hashPlaintextFile(positionals[0] as string, iterations);
+    return;
+  }
   if (create && remove) throw new PasswdUsageError('-c and -D cannot be used together');
   const expected = batch ? 3 : 2;
   if (positionals.length !== expected) {
@@ -72,7 +83,6 @@ async function passwd(argv: string[]): Promise<void> {
   const [path, user, given] = positionals as [string, string, string | undefined];
   const problem = invalidUsername(user);
   if (problem !== undefined) throw new PasswdUsageError(problem);
-  const iterations = values.I === undefined ? DEFAULT_PBKDF2_ITERATIONS : Number(values.I);
 
   const file = create ? new PasswordFile() : await readExisting(path);
   if (remove) {
@@ -83,6 +93,42 @@ async function passwd(argv: string[]): Promise<void> {
     file.entries.set(user, await hashPassword(password, iterations));
   }
   await writeAtomically(path, file.serialize());
+}
+
+/**
+ * `-U`: every `user:password` line becomes `user:$7$…` (blank lines and `#` comments are dropped).
+ * A line that already holds a hash stops it: hashing a hash would lock that user out.
+ */
+async function hashPlaintextFile(path: string, iterations: number): Promise<void> {
+  const lines = (await readFile(path, 'utf8')).split(/\r?\n/);
+  const plain: [string, string][] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (line.trim() === '' || line.trim().startsWith('#')) continue;
+    const colon = line.indexOf(':');
+    const user = line.slice(0, Math.max(colon, 0));
+    const problem = colon <= 0 ? 'expected "user:password"' : invalidUsername(user);
+    if (problem !== undefined) throw new Error(`${path}:${i + 1}: ${problem}; the file was not changed`);
+    const password = line.slice(colon + 1);
+    if (password.length === 0) throw new Error(`${path}:${i + 1}: user "${user}": empty password; the file was not changed`);
+    if (isHash(password)) throw new Error(`${path}:${i + 1}: user "${user}" already has a hash (is the file hashed already?); the file was not changed`);
+    plain.push([user, password]);
+  }
+  // One hash per thread-pool thread at a time: thousands of users do not queue thousands of jobs at once.
+  const queue = new HashQueue(Math.min(availableParallelism(), 4));
+  const hashes = await Promise.all(plain.map(([, password]) => hashPassword(password, iterations, queue)));
+  const file = new PasswordFile();
+  plain.forEach(([user], i) => file.entries.set(user, hashes[i] as PasswordHash));
+  await writeAtomically(path, file.serialize());
+}
+
+function isHash(text: string): boolean {
+  try {
+    parsePasswordHash(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function readExisting(path: string): Promise<PasswordFile> {

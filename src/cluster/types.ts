@@ -80,7 +80,10 @@ export interface ClusterBus {
   forward(node: string, clientId: string, message: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): void;
   /** A client is connected here with a will: stored so another node publishes it if this one dies. */
   clientOnline(clientId: string, will: Will | undefined): void;
-  /** A client connected here went away; `persistent`: its session stays on this node. */
+  /**
+   * A client connected here went away; `persistent`: its session stays on this node, or its client
+   * id stays claimed (a connection here took it over), so the client id is not given up.
+   */
   clientOffline(clientId: string, persistent: boolean): void;
   /** Leaves the cluster (routes removed, sessions stay owned by this node id for its restart). */
   close(): Promise<void>;

@@ -274,6 +274,14 @@ export const SCHEMA = obj(
           { doc: 'delay of refusals after failed logins, per client address' },
         ),
         http: HTTP_AUTH,
+        credentialCache: obj(
+          {
+            maxEntries: int(0, 10_000_000, { doc: 'users whose verified password is remembered (0: off; least recently seen dropped first)', defaultText: '100000' }),
+            ttlSeconds: int(1, 30 * 86_400, { doc: 'a remembered password is forgotten this long after its user was last seen', defaultText: '3600' }),
+          },
+          { doc: 'passwords verified against a password file, remembered as a keyed MAC so a reconnecting device skips the hash' },
+        ),
+        hashConcurrency: int(1, 64, { doc: 'password hashes computed at once on the thread pool (the rest wait their turn)', defaultText: '2' }),
       },
       { doc: 'authentication and authorization; absent: anonymous on loopback only' },
     ),

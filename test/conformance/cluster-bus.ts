@@ -238,6 +238,28 @@ function crossNode(cluster: (t: TestContext) => Promise<(nodeId: string) => Prom
     assert.deepEqual(b.handler.released, [{ clientId: 'mover', toNode: 'conf-a' }], 'and back');
   });
 
+  test('cross-node: claims of many client ids made at once (fresh, held here, held by the other node) each resolve with that client\'s own session', async (t) => {
+    const [a, b] = await pair(t);
+    const ids = Array.from({ length: 30 }, (_, i) => `many-${i}`);
+    const heldBy = (i: number): 'none' | 'a' | 'b' => (['none', 'a', 'b'] as const)[i % 3]!;
+    for (const [i, id] of ids.entries()) {
+      const holder = heldBy(i) === 'a' ? a : heldBy(i) === 'b' ? b : undefined;
+      if (holder === undefined) continue;
+      await holder.bus.claimSession(id, false);
+      holder.handler.stage({ op: 'putSession', session: { ...session(id), expiryInterval: 1000 + i } });
+    }
+    await Promise.all([a.handler.settle(), b.handler.settle()]);
+    // All in one turn on node b: its own sessions, node a's (taken over) and nobody's.
+    const states = await Promise.all(ids.map((id) => b.bus.claimSession(id, true)));
+    for (const [i, id] of ids.entries()) {
+      const state = states[i];
+      if (heldBy(i) === 'none') assert.ok(state === undefined || state.sessions.length === 0, `${id}: nothing stored`);
+      else assert.deepEqual(state?.sessions.map((s) => [s.clientId, s.expiryInterval]), [[id, 1000 + i]], `${id}: its own session`);
+    }
+    assert.deepEqual(a.handler.released.map((r) => r.clientId).sort(), ids.filter((_, i) => heldBy(i) === 'a').sort(), 'node a let go of exactly its own');
+    assert.deepEqual(b.handler.released, [], 'node b is never asked to let go of what it claims itself');
+  });
+
   test('cross-node: forward hands one session\'s delivery to the named node, with its QoS, retain flag and subscription ids', async (t) => {
     const [a, b] = await pair(t);
     const m1 = message('moved/1', 1, 'q1');

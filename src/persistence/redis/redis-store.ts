@@ -132,22 +132,31 @@ export class RedisStore implements Persistence {
   }
 
   private async readSession(clientId: string): Promise<StoredState> {
-    const state = emptyState();
     const [session, deliveries, qos2] = await Promise.all([
       this.redis.getBuffer(this.keys.session(clientId)),
-      this.redis.hgetallBuffer(this.keys.deliveries(clientId)),
+      this.redis.hvalsBuffer(this.keys.deliveries(clientId)),
       this.redis.smembers(this.keys.qos2(clientId)),
     ]);
-    if (session === null) return state;
+    return session === null ? emptyState() : this.decodeSession(clientId, session, deliveries, qos2);
+  }
+
+  /**
+   * One stored session as read from Redis (its record, the values of its deliveries hash, its QoS 2
+   * ids), bodies given fresh local ids, deliveries in order. Also used by a claim, which reads the
+   * three keys in its own script.
+   */
+  decodeSession(clientId: string, session: Buffer, deliveries: readonly Buffer[], qos2: readonly (string | Buffer)[]): StoredState {
+    const state = emptyState();
     state.sessions.push(deserialize(session) as StoredSession);
-    for (const value of Object.values(deliveries)) {
+    for (const value of deliveries) {
       const record = deserialize(value) as StoredDeliveryRecord;
       const id = this.nextLoadedId--;
       this.bodies.set(id, record.m);
       state.messages.push({ ...record.m, id });
       state.deliveries.push({ ...record.d, messageId: id });
     }
-    for (const packetId of qos2) state.incomingQos2.push({ clientId, packetId: Number(packetId) });
+    for (const packetId of qos2) state.incomingQos2.push({ clientId, packetId: Number(packetId.toString()) });
+    sortDeliveries(state.deliveries);
     return state;
   }
 
