@@ -120,38 +120,32 @@ class Device {
   }
 
   private onPacket(packet: Packet, now: number): void {
-    switch (packet.type) {
-      case 'connack':
-        if (packet.reasonCode !== 0) {
-          report.refused++;
-          this.socket?.destroy();
-          return;
-        }
-        this.state = 'online';
-        report.connected++;
-        this.nextPing = Date.now() + settings.keepaliveS * 1000 * 0.8;
-        if (this.backEnd) {
-          this.send({ type: 'subscribe', packetId: this.nextId(), subscriptions: [{ topicFilter: 'soak/tele/#', qos: 0 }, { topicFilter: 'soak/will/#', qos: 1 }] });
-          return;
-        }
-        // A persistent session keeps its subscription: subscribing again on every reconnect is what
-        // real devices do too, and exercises the subscribe path under churn.
-        this.send({ type: 'subscribe', packetId: this.nextId(), subscriptions: [{ topicFilter: `soak/cmd/${this.clientId}`, qos: this.persistent ? 1 : 0 }] });
-        this.nextPublish = now + random() * settings.publishEveryMs;
-        this.nextRetained = now;
+    if (packet.type === 'connack') {
+      if (packet.reasonCode !== 0) {
+        report.refused++;
+        this.socket?.destroy();
         return;
-      case 'publish':
-        report.received++;
-        if (packet.qos === 1 && packet.packetId !== undefined) {
-          report.receivedQos1++;
-          this.send({ type: 'puback', packetId: packet.packetId });
-        }
+      }
+      this.state = 'online';
+      report.connected++;
+      this.nextPing = Date.now() + settings.keepaliveS * 1000 * 0.8;
+      if (this.backEnd) {
+        this.send({ type: 'subscribe', packetId: this.nextId(), subscriptions: [{ topicFilter: 'soak/tele/#', qos: 0 }, { topicFilter: 'soak/will/#', qos: 1 }] });
         return;
-      case 'puback':
-        report.pubacksReceived++;
-        return;
-      default:
-        return;
+      }
+      // A persistent session keeps its subscription: subscribing again on every reconnect is what
+      // real devices do too, and exercises the subscribe path under churn.
+      this.send({ type: 'subscribe', packetId: this.nextId(), subscriptions: [{ topicFilter: `soak/cmd/${this.clientId}`, qos: this.persistent ? 1 : 0 }] });
+      this.nextPublish = now + random() * settings.publishEveryMs;
+      this.nextRetained = now;
+    } else if (packet.type === 'publish') {
+      report.received++;
+      if (packet.qos === 1 && packet.packetId !== undefined) {
+        report.receivedQos1++;
+        this.send({ type: 'puback', packetId: packet.packetId });
+      }
+    } else if (packet.type === 'puback') {
+      report.pubacksReceived++;
     }
   }
 

@@ -134,7 +134,7 @@ const sum = (m: Map<string, number>, prefix: string): number => [...m].filter(([
 
 while (Date.now() < end) {
   await sleep(sampleMs - ((Date.now() - started) % sampleMs));
-  if (broker.exitCode !== null) throw new Error(`broker exited (${broker.exitCode}) during the soak`);
+  if (broker.exitCode !== null) throw new Error(`broker exited (${String(broker.exitCode)}) during the soak`);
   const m = await metrics(httpPort);
   const now = Date.now();
   const inbound = sum(m, 'starling_messages_received_total');

@@ -182,7 +182,7 @@ export class Lab {
       try {
         await run(IP, ['netns', 'add', ns]);
       } catch (error) {
-        throw new Error(`fault tests need network namespaces: "ip netns add ${ns}" failed: ${lastLine(error)}`);
+        throw new Error(`fault tests need network namespaces: "ip netns add ${ns}" failed: ${lastLine(error)}`, { cause: error });
       }
     }
     // One batch per namespace: `ip -n NS -batch -` runs every line inside it.
@@ -310,8 +310,10 @@ export class Lab {
         const from = proc.output().length;
         await proc.kill('SIGTERM');
         const final = proc.output().slice(from).match(/stats [^\n]*\n/);
-        removed = final === null ? await Promise.reject(new Error(`nfq-impair printed no final counters:\n${proc.output()}`)) : parseStats(final[0]);
-        return removed;
+        if (final === null) throw new Error(`nfq-impair printed no final counters:\n${proc.output()}`);
+        const stats = parseStats(final[0]);
+        removed = stats;
+        return stats;
       },
     };
   }
@@ -328,7 +330,7 @@ export class Lab {
     try {
       await run(cc, ['-O2', '-Wall', '-o', out, IMPAIR_SOURCE, '-lnetfilter_queue']);
     } catch (error) {
-      throw new Error(`building nfq-impair failed: ${lastLine(error)}`);
+      throw new Error(`building nfq-impair failed: ${lastLine(error)}`, { cause: error });
     }
     this.impairBinary = out;
     return out;
@@ -339,7 +341,7 @@ export class Lab {
       // -w: iptables takes one lock for the whole machine; concurrent runs wait their turn.
       await run(IP, ['netns', 'exec', this.router, IPTABLES ?? 'iptables', '-w', '5', ...args]);
     } catch (error) {
-      throw new Error(`iptables ${args.join(' ')} (in ${this.router}) failed: ${lastLine(error)}`);
+      throw new Error(`iptables ${args.join(' ')} (in ${this.router}) failed: ${lastLine(error)}`, { cause: error });
     }
   }
 

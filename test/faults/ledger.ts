@@ -30,6 +30,8 @@ export function client(ports: readonly number[], options: IClientOptions): MqttC
     reconnectPeriod: 300,
     connectTimeout: 3000,
     keepalive: 2,
+    // A CONNACK refusal (Server unavailable while a node is cut off) is retried, as real clients do.
+    reconnectOnConnackError: true,
     ...options,
   });
   made.on('error', () => undefined);

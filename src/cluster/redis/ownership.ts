@@ -23,6 +23,9 @@ export type Control = { t: 'release'; cid: string; from: string; rid: number } |
 /** Deletes the owner key only if it still names this node (a later claim elsewhere stays). */
 const RELEASE_OWNER = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end return 0";
 
+/** Gives a refused claim back: the owner key names the previous node again, unless claimed once more meanwhile. */
+const RESTORE_OWNER = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2]) end return 0";
+
 /** Who holds which client id, and the wills of the clients connected here. */
 export class Ownership implements TransactionPart {
   private handler: ClusterHandler | undefined;
@@ -48,16 +51,23 @@ export class Ownership implements TransactionPart {
   }
 
   /**
-   * Takes `clientId` for this node; the node that held it (if alive) lets go first. With `load`,
-   * resolves with the client's stored session state. Throws if another node claimed it meanwhile.
+   * Takes `clientId` for this node; the node that held it lets go first. With `load`, resolves with
+   * the client's stored session state. Throws if another node claimed it meanwhile, and — unless
+   * the session is `clean` — if the node that holds it is still a member of the cluster but does
+   * not let go in time (cut off, or stopped and not yet adopted): what that node holds for the
+   * session (its stream's entries, state it could not store) reaches the session only through that
+   * node or its adopter, so the client is refused until one of them answers.
    */
-  async claim(clientId: string, load: boolean): Promise<StoredState | undefined> {
+  async claim(clientId: string, load: boolean, clean = false): Promise<StoredState | undefined> {
     const me = this.nodeId;
-    const previous = (await this.redis.call('SET', this.keys.owner(clientId), me, 'GET')) as string | null;
-    if (previous !== null && previous !== me && (await this.redis.exists(this.keys.alive(previous))) === 1) {
-      await this.requestRelease(previous, clientId);
-    }
+    const owner = this.keys.owner(clientId);
+    const previous = (await this.redis.call('SET', owner, me, 'GET')) as string | null;
     if (previous !== null && previous !== me) {
+      const released = (await this.redis.exists(this.keys.alive(previous))) === 1 && (await this.requestRelease(previous, clientId));
+      if (!released && !clean && (await this.redis.sismember(this.keys.nodes(), previous)) === 1) {
+        await this.redis.eval(RESTORE_OWNER, 1, owner, me, previous);
+        throw new Error(`the session is held by node ${previous}, which does not answer; refused until it does or is adopted`);
+      }
       await this.redis.srem(this.keys.nodeClients(previous), clientId);
       await this.redis.sadd(this.keys.nodeClients(me), clientId);
     }
@@ -67,17 +77,18 @@ export class Ownership implements TransactionPart {
     return state;
   }
 
-  private requestRelease(node: string, clientId: string): Promise<void> {
+  /** Asks `node` to let go of `clientId`; true once it did, false if it did not answer in time. */
+  private requestRelease(node: string, clientId: string): Promise<boolean> {
     const rid = this.nextRid++;
-    return new Promise<void>((resolve) => {
+    return new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
         this.releaseWaiters.delete(rid);
-        this.log.warn({ clientId, node }, 'cluster: the node holding the session did not let go in time; taking it as stored');
-        resolve();
+        this.log.warn({ clientId, node }, 'cluster: the node holding the session did not let go in time');
+        resolve(false);
       }, this.claimTimeoutMs);
       this.releaseWaiters.set(rid, () => {
         clearTimeout(timer);
-        resolve();
+        resolve(true);
       });
       this.send(node, { t: 'release', cid: clientId, from: this.nodeId, rid });
     });
