@@ -31,8 +31,8 @@ export interface Panel {
 }
 
 const WIDTH = 900;
-const PANEL_HEIGHT = 170;
-const MARGIN = { left: 70, right: 20, top: 28, bottom: 24 };
+const PANEL_HEIGHT = 180;
+const MARGIN = { left: 70, right: 20, top: 40, bottom: 24 };
 
 /** An SVG with one panel per entry of `panels`, sharing the time axis (minutes). */
 export function plot(rows: readonly Sample[], panels: readonly Panel[], title: string): string {
@@ -67,9 +67,10 @@ export function plot(rows: readonly Sample[], panels: readonly Panel[], title: s
     panel.series.forEach((s, i) => {
       const points = rows.map((r) => `${x(r['t_s'] ?? 0).toFixed(1)},${y(r[s.key] ?? 0).toFixed(1)}`).join(' ');
       parts.push(`<polyline fill="none" stroke="${s.colour}" stroke-width="1.5" points="${points}"/>`);
-      const lx = MARGIN.left + plotW - 180 + 0 * i;
-      parts.push(`<rect x="${lx}" y="${top + 8 + i * 13}" width="10" height="3" fill="${s.colour}"/>`);
-      parts.push(`<text x="${lx + 14}" y="${top + 13 + i * 13}">${escape(s.label)}</text>`);
+      // The legend: one line under the panel's title, 200 px per series.
+      const lx = MARGIN.left + i * 200;
+      parts.push(`<rect x="${lx}" y="${top + 25}" width="10" height="3" fill="${s.colour}"/>`);
+      parts.push(`<text x="${lx + 14}" y="${top + 30}">${escape(s.label)}</text>`);
     });
   });
   parts.push('</svg>');

@@ -13,7 +13,7 @@
  * Loopback only; everything it starts is stopped (by PID) when it ends or is interrupted.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,6 +76,21 @@ async function metrics(httpPort: number): Promise<Map<string, number>> {
   return map;
 }
 
+/**
+ * The broker's resident memory split as the kernel counts it: anonymous (heap, buffers: what a leak
+ * grows) and file-backed (the embedded store's memory map, which grows with the data file and is
+ * given back under memory pressure), in MiB.
+ */
+function residentSplit(pid: number | undefined): { anon: number; file: number } {
+  try {
+    const status = readFileSync(`/proc/${String(pid)}/status`, 'utf8');
+    const kb = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
+    return { anon: kb('RssAnon') / 1024, file: (kb('RssFile') + kb('RssShmem')) / 1024 };
+  } catch {
+    return { anon: 0, file: 0 };
+  }
+}
+
 const [port, httpPort] = [await freePort(), await freePort()];
 const brokerArgs = [CLI, '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--log-level', 'warn', '--http-host', '127.0.0.1', '--http-port', String(httpPort)];
 const broker = spawn(process.execPath, brokerArgs, { stdio: ['ignore', 'inherit', 'inherit'] });
@@ -120,7 +135,7 @@ for (let g = 0; g < generators; g++) {
 }
 
 const columns = [
-  't_s', 'rss_mb', 'heap_used_mb', 'heap_total_mb', 'external_mb', 'loop_p50_ms', 'loop_p99_ms', 'loop_max_ms',
+  't_s', 'rss_mb', 'rss_anon_mb', 'rss_file_mb', 'heap_used_mb', 'heap_total_mb', 'external_mb', 'loop_p50_ms', 'loop_p99_ms', 'loop_max_ms',
   'connections', 'sessions', 'subscriptions', 'retained', 'queued', 'inflight', 'in_per_s', 'out_per_s',
   'gen_connected', 'gen_churned', 'gen_unexpected_closes', 'gen_refused',
 ] as const;
@@ -141,9 +156,12 @@ while (Date.now() < end) {
   const outbound = sum(m, 'starling_messages_sent_total');
   const rate = (value: number, before: number | undefined): number => (previous === undefined || before === undefined ? 0 : (value - before) / ((now - previous.at) / 1000));
   const gen = [...reports.values()];
+  const split = residentSplit(broker.pid);
   const row: Sample = {
     t_s: Math.round((now - started) / 1000),
     rss_mb: (m.get('process_resident_memory_bytes') ?? 0) / 2 ** 20,
+    rss_anon_mb: split.anon,
+    rss_file_mb: split.file,
     heap_used_mb: (m.get('nodejs_heap_size_used_bytes') ?? 0) / 2 ** 20,
     heap_total_mb: (m.get('nodejs_heap_size_total_bytes') ?? 0) / 2 ** 20,
     external_mb: (m.get('nodejs_external_memory_bytes') ?? 0) / 2 ** 20,
@@ -166,12 +184,12 @@ while (Date.now() < end) {
   previous = { at: now, inbound, outbound };
   rows.push(row);
   appendFileSync(csv, `${columns.map((c) => (Number.isInteger(row[c]) ? String(row[c]) : (row[c] ?? 0).toFixed(2))).join(',')}\n`);
-  console.log(`${row['t_s']} s: ${row['connections']} connections, RSS ${row['rss_mb']!.toFixed(0)} MiB, heap ${row['heap_used_mb']!.toFixed(0)} MiB, loop p99 ${row['loop_p99_ms']!.toFixed(1)} ms, queued ${row['queued']}, inflight ${row['inflight']}, ${row['in_per_s']!.toFixed(0)} in/s, ${row['out_per_s']!.toFixed(0)} out/s`);
+  console.log(`${row['t_s']} s: ${row['connections']} connections, RSS ${row['rss_mb']!.toFixed(0)} MiB (anon ${row['rss_anon_mb']!.toFixed(0)}, file ${row['rss_file_mb']!.toFixed(0)}), heap ${row['heap_used_mb']!.toFixed(0)} MiB, loop p99 ${row['loop_p99_ms']!.toFixed(1)} ms, queued ${row['queued']}, inflight ${row['inflight']}, ${row['in_per_s']!.toFixed(0)} in/s, ${row['out_per_s']!.toFixed(0)} out/s`);
 }
 
 // The trend is judged on the second half: the first holds the ramp-up and the heap's growth to its working size.
 const second = rows.filter((r) => (r['t_s'] ?? 0) >= (minutes * 60) / 2);
-const figures = Object.fromEntries(['rss_mb', 'heap_used_mb', 'queued', 'inflight', 'connections', 'loop_p99_ms'].map((key) => [key, trend(second, key)]));
+const figures = Object.fromEntries(['rss_mb', 'rss_anon_mb', 'rss_file_mb', 'heap_used_mb', 'queued', 'inflight', 'connections', 'loop_p99_ms'].map((key) => [key, trend(second, key)]));
 const totals = [...reports.values()].reduce<Record<string, number>>((acc, r) => {
   for (const [k, v] of Object.entries(r)) if (k !== 'generator') acc[k] = (acc[k] ?? 0) + v;
   return acc;
@@ -181,7 +199,16 @@ writeFileSync(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`
 writeFileSync(
   join(out, 'soak.svg'),
   plot(rows, [
-    { title: 'Memory', unit: 'MiB', series: [{ key: 'rss_mb', label: 'RSS', colour: '#1f77b4' }, { key: 'heap_used_mb', label: 'heap used', colour: '#ff7f0e' }, { key: 'heap_total_mb', label: 'heap total', colour: '#2ca02c' }] },
+    {
+      title: 'Memory',
+      unit: 'MiB',
+      series: [
+        { key: 'rss_mb', label: 'RSS', colour: '#1f77b4' },
+        { key: 'rss_anon_mb', label: 'RSS anonymous', colour: '#17becf' },
+        { key: 'rss_file_mb', label: 'RSS file-backed (LMDB map)', colour: '#bcbd22' },
+        { key: 'heap_used_mb', label: 'heap used', colour: '#ff7f0e' },
+      ],
+    },
     { title: 'Event-loop delay', unit: 'ms', series: [{ key: 'loop_p99_ms', label: 'p99 (per 10 s)', colour: '#d62728' }, { key: 'loop_p50_ms', label: 'p50', colour: '#9467bd' }] },
     { title: 'Queues', unit: 'messages', series: [{ key: 'queued', label: 'queued in sessions', colour: '#8c564b' }, { key: 'inflight', label: 'in flight', colour: '#e377c2' }] },
     { title: 'Connections', unit: 'count', series: [{ key: 'connections', label: 'broker connections', colour: '#17becf' }, { key: 'sessions', label: 'sessions', colour: '#7f7f7f' }] },
