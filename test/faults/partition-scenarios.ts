@@ -140,3 +140,20 @@ export async function allReady(nodes: readonly LabNode[], timeoutMs = 30_000): P
     await sleep(200);
   }
 }
+
+/** The node that logged the adoption of `dead` since `since`. */
+export function adoptedBy(nodes: readonly LabNode[], dead: string, since: number): string | undefined {
+  return nodes.find((n) => logSince(n, since).some((line) => line.includes('dead node adopted') && line.includes(`"node":"${dead}"`)))?.nodeId;
+}
+
+/** The log lines of `node` written since `since` (pino's "time"). */
+export function logSince(node: LabNode, since: number): string[] {
+  return node.output().split('\n').filter((line) => Number(/"time":(\d+)/.exec(line)?.[1] ?? 0) >= since);
+}
+
+/** For a failure message: the cluster's warnings and errors since `since`, and the mover's connections. */
+export function evidence(nodes: readonly LabNode[], since: number, connects: readonly { at: number; port: number; sessionPresent: boolean }[]): string {
+  const lines = nodes.flatMap((n) => logSince(n, since).filter((l) => /"level":(40|50)/.test(l) || l.includes('cluster') || l.includes('session')).map((l) => `${n.nodeId} +${Number(/"time":(\d+)/.exec(l)?.[1]) - since} ${/"msg":"([^"]*)"/.exec(l)?.[1] ?? l}`));
+  const ports = new Map(nodes.map((n) => [n.mqttPort, n.nodeId]));
+  return `\n${lines.sort((a, b) => Number(a.split(' ')[1]) - Number(b.split(' ')[1])).join('\n')}\nmover: ${connects.map((c) => `+${c.at - since} ${ports.get(c.port) ?? c.port} present=${c.sessionPresent}`).join(', ')}`;
+}

@@ -19,7 +19,7 @@ import { after, before, test } from 'node:test';
 import { sleep } from '../helpers/cluster.js';
 import { startClusterLab, type ClusterLab, type LabNode } from './cluster-lab.js';
 import { describe as describeVerdict, endAll, type Verdict } from './ledger.js';
-import { ReadyWatch, allReady, finish, startTraffic, tryPersistentConnect } from './partition-scenarios.js';
+import { ReadyWatch, adoptedBy, allReady, evidence, finish, startTraffic, tryPersistentConnect } from './partition-scenarios.js';
 
 let cl: ClusterLab | undefined;
 let n1: LabNode;
@@ -41,23 +41,6 @@ function assertVerdict(verdict: Verdict, what: string): void {
   assert.ok(verdict.acked > 500, `${what}: traffic flowed (${verdict.acked} acknowledged)`);
   assert.deepEqual(verdict.lost.slice(0, 10), [], `${what}: acknowledged messages lost: ${describeVerdict(verdict)}`);
   assert.deepEqual(verdict.duplicatedQos2.slice(0, 10), [], `${what}: QoS 2 messages delivered twice: ${describeVerdict(verdict)}`);
-}
-
-/** The node that logged the adoption of `dead` since `since`. */
-function adoptedBy(nodes: readonly LabNode[], dead: string, since: number): string | undefined {
-  return nodes.find((n) => logSince(n, since).some((line) => line.includes('dead node adopted') && line.includes(`"node":"${dead}"`)))?.nodeId;
-}
-
-/** The log lines of `node` written since `since` (pino's "time"). */
-function logSince(node: LabNode, since: number): string[] {
-  return node.output().split('\n').filter((line) => Number(/"time":(\d+)/.exec(line)?.[1] ?? 0) >= since);
-}
-
-/** For a failure message: the cluster's warnings and errors since `since`, and the mover's connections. */
-function evidence(nodes: readonly LabNode[], since: number, connects: readonly { at: number; port: number; sessionPresent: boolean }[]): string {
-  const lines = nodes.flatMap((n) => logSince(n, since).filter((l) => /"level":(40|50)/.test(l) || l.includes('cluster')).map((l) => `${n.nodeId} +${Number(/"time":(\d+)/.exec(l)?.[1]) - since} ${/"msg":"([^"]*)"/.exec(l)?.[1] ?? l}`));
-  const ports = new Map(nodes.map((n) => [n.mqttPort, n.nodeId]));
-  return `\n${lines.sort((a, b) => Number(a.split(' ')[1]) - Number(b.split(' ')[1])).join('\n')}\nmover: ${connects.map((c) => `+${c.at - since} ${ports.get(c.port) ?? c.port} present=${c.sessionPresent}`).join(', ')}`;
 }
 
 test('a node cut from Redis but not from its clients, for longer than the failure timeout: not ready, refuses persistent sessions and acknowledges nothing; another node adopts it; after the heal it is fenced and rejoins; nothing acknowledged is lost', { timeout: 150_000 }, async (t) => {

@@ -23,8 +23,8 @@ export type Control = { t: 'release'; cid: string; from: string; rid: number } |
 /** Deletes the owner key only if it still names this node (a later claim elsewhere stays). */
 const RELEASE_OWNER = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end return 0";
 
-/** Gives a refused claim back: the owner key names the previous node again, unless claimed once more meanwhile. */
-const RESTORE_OWNER = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2]) end return 0";
+/** Names this node owner if the key still names the node that let go (ARGV[1], "" for none): 1, else 0. */
+const TAKE_OWNER = "if (redis.call('get', KEYS[1]) or '') == ARGV[1] then redis.call('set', KEYS[1], ARGV[2]) return 1 end return 0";
 
 /** Who holds which client id, and the wills of the clients connected here. */
 export class Ownership implements TransactionPart {
@@ -35,6 +35,8 @@ export class Ownership implements TransactionPart {
   private wills: { cid: string; will: Will | undefined }[] = [];
   /** Clean sessions that ended: their owner keys go at the next commit. */
   private released: string[] = [];
+  /** Claims in progress here, by client id: a later claim of the same id waits for the earlier one. */
+  private readonly claiming = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly nodeId: string,
@@ -58,23 +60,47 @@ export class Ownership implements TransactionPart {
    * session (its stream's entries, state it could not store) reaches the session only through that
    * node or its adopter, so the client is refused until one of them answers.
    */
-  async claim(clientId: string, load: boolean, clean = false): Promise<StoredState | undefined> {
+  claim(clientId: string, load: boolean, clean = false): Promise<StoredState | undefined> {
+    // A client that gives up waiting for CONNACK connects again while its first claim still waits
+    // for the previous node: the second claim would find this node already named owner and skip
+    // the release. Claims of one client id run one after the other.
+    const before = this.claiming.get(clientId);
+    const run = (before === undefined ? Promise.resolve() : before.then(() => undefined, () => undefined)).then(() => this.claimOnce(clientId, load, clean));
+    this.claiming.set(clientId, run);
+    const forget = (): void => {
+      if (this.claiming.get(clientId) === run) this.claiming.delete(clientId);
+    };
+    run.then(forget, forget);
+    return run;
+  }
+
+  /**
+   * The owner key is taken only once the previous node has let go (compare and set): a claim that
+   * waits must not name this node owner, or a claim elsewhere would ask this node, which holds
+   * nothing, instead of the node that holds the session. Two claims at once: the one that takes
+   * the key second asks the first to let go in turn (the later claim wins).
+   */
+  private async claimOnce(clientId: string, load: boolean, clean: boolean): Promise<StoredState | undefined> {
     const me = this.nodeId;
     const owner = this.keys.owner(clientId);
-    const previous = (await this.redis.call('SET', owner, me, 'GET')) as string | null;
-    if (previous !== null && previous !== me) {
-      const released = (await this.redis.exists(this.keys.alive(previous))) === 1 && (await this.requestRelease(previous, clientId));
-      if (!released && !clean && (await this.redis.sismember(this.keys.nodes(), previous)) === 1) {
-        await this.redis.eval(RESTORE_OWNER, 1, owner, me, previous);
-        throw new Error(`the session is held by node ${previous}, which does not answer; refused until it does or is adopted`);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const previous = await this.redis.get(owner);
+      if (previous !== null && previous !== me) {
+        const released = (await this.redis.exists(this.keys.alive(previous))) === 1 && (await this.requestRelease(previous, clientId));
+        if (!released && !clean && (await this.redis.sismember(this.keys.nodes(), previous)) === 1) {
+          throw new Error(`the session is held by node ${previous}, which does not answer; refused until it does or is adopted`);
+        }
       }
-      await this.redis.srem(this.keys.nodeClients(previous), clientId);
-      await this.redis.sadd(this.keys.nodeClients(me), clientId);
+      if (((await this.redis.eval(TAKE_OWNER, 1, owner, previous ?? '', me)) as number) === 0) continue;
+      if (previous !== null && previous !== me) {
+        await this.redis.srem(this.keys.nodeClients(previous), clientId);
+        await this.redis.sadd(this.keys.nodeClients(me), clientId);
+      }
+      const state = load ? await this.store.loadSessions([clientId]) : undefined;
+      if ((await this.redis.get(owner)) !== me) throw new Error('client id claimed by another node meanwhile');
+      return state;
     }
-    const state = load ? await this.store.loadSessions([clientId]) : undefined;
-    // Two connections with one client id on two nodes at once: the later claim wins.
-    if ((await this.redis.get(this.keys.owner(clientId))) !== me) throw new Error('client id claimed by another node meanwhile');
-    return state;
+    throw new Error('client id claimed by other nodes meanwhile, three times');
   }
 
   /** Asks `node` to let go of `clientId`; true once it did, false if it did not answer in time. */
