@@ -11,13 +11,16 @@
  * process, rule, veth and namespace goes in `close()`, and again (synchronously) when the test
  * process exits. Addresses are 198.18.N.0/24 (RFC 2544 benchmarking range), inside the namespaces only.
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { tempDir } from '../helpers/temp-dir.js';
+import { LabProcess } from './lab-process.js';
+
+export { LabProcess } from './lab-process.js';
 
 const run = promisify(execFile);
 const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip'].find((p) => existsSync(p)) ?? 'ip';
@@ -25,7 +28,6 @@ const IPTABLES = ['/usr/sbin/iptables', '/sbin/iptables'].find((p) => existsSync
 const FORWARDER = join(import.meta.dirname, 'forwarder.ts');
 const IMPAIR_SOURCE = join(import.meta.dirname, 'nfq-impair.c');
 const NAME_PREFIX = 'stf-';
-const OUTPUT_LIMIT = 1024 * 1024;
 
 /** Every lab of this process, closed synchronously at exit if its `close()` did not run. */
 const labs = new Set<Lab>();
@@ -48,75 +50,6 @@ export interface ImpairStats {
   dropped: number;
   delayed: number;
   reordered: number;
-}
-
-/** A process started inside a namespace, stopped by PID. */
-export class LabProcess {
-  private text = '';
-  private readonly listeners = new Set<() => void>();
-  readonly exited: Promise<void>;
-
-  constructor(readonly child: ChildProcess, readonly name: string) {
-    const append = (chunk: Buffer): void => {
-      this.text += chunk.toString();
-      if (this.text.length > OUTPUT_LIMIT) this.text = this.text.slice(-OUTPUT_LIMIT);
-      for (const listener of this.listeners) listener();
-    };
-    child.stdout?.on('data', append);
-    child.stderr?.on('data', append);
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    child.once('exit', () => {
-      for (const listener of this.listeners) listener();
-    });
-  }
-
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /** What the process wrote (stdout and stderr, last MiB). */
-  output(): string {
-    return this.text;
-  }
-
-  /** Resolves with the first match of `pattern` in the output (also in what came before the call). */
-  waitFor(pattern: RegExp, timeoutMs: number, from = 0): Promise<RegExpMatchArray> {
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        const match = this.text.slice(from).match(pattern);
-        if (match !== null) {
-          done();
-          resolve(match);
-        } else if (!this.running) {
-          done();
-          reject(new Error(`${this.name} exited (${this.child.exitCode ?? this.child.signalCode}) before printing ${pattern}:\n${this.text.slice(-4000)}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`${this.name}: no ${pattern} within ${timeoutMs} ms:\n${this.text.slice(-4000)}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.listeners.delete(check);
-      };
-      this.listeners.add(check);
-      check();
-    });
-  }
-
-  /** Sends `signal` by PID and waits for the exit (SIGKILL after 10 s if a gentler signal is ignored). */
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (!this.running || this.child.pid === undefined) return;
-    process.kill(this.child.pid, signal);
-    const timer = signal === 'SIGKILL' ? undefined : setTimeout(() => this.killSync(), 10_000);
-    await this.exited;
-    clearTimeout(timer);
-  }
-
-  killSync(): void {
-    if (this.running && this.child.pid !== undefined) process.kill(this.child.pid, 'SIGKILL');
-  }
 }
 
 /** A link between two hosts that runs through nfq-impair. */
