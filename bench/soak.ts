@@ -93,7 +93,9 @@ function residentSplit(pid: number | undefined): { anon: number; file: number } 
 
 const [port, httpPort] = [await freePort(), await freePort()];
 const brokerArgs = [CLI, '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, '--log-level', 'warn', '--http-host', '127.0.0.1', '--http-port', String(httpPort)];
-const broker = spawn(process.execPath, brokerArgs, { stdio: ['ignore', 'inherit', 'inherit'] });
+// SOAK_BROKER_NODE_FLAGS: Node flags for the broker only (e.g. --heapsnapshot-signal=SIGUSR2 to look inside it).
+const brokerFlags = (process.env['SOAK_BROKER_NODE_FLAGS'] ?? '').split(' ').filter((flag) => flag !== '');
+const broker = spawn(process.execPath, [...brokerFlags, ...brokerArgs], { stdio: ['ignore', 'inherit', 'inherit'] });
 children.add(broker);
 for (let i = 0; ; i++) {
   if (broker.exitCode !== null) throw new Error(`broker exited (${broker.exitCode})`);
@@ -150,7 +152,14 @@ const sum = (m: Map<string, number>, prefix: string): number => [...m].filter(([
 while (Date.now() < end) {
   await sleep(sampleMs - ((Date.now() - started) % sampleMs));
   if (broker.exitCode !== null) throw new Error(`broker exited (${String(broker.exitCode)}) during the soak`);
-  const m = await metrics(httpPort);
+  let m: Map<string, number>;
+  try {
+    m = await metrics(httpPort);
+  } catch (error) {
+    // A broker too busy to answer within 5 s (or writing a heap snapshot): this sample is missing, the soak goes on.
+    console.log(`${Math.round((Date.now() - started) / 1000)} s: no sample (${error instanceof Error ? error.message : String(error)})`);
+    continue;
+  }
   const now = Date.now();
   const inbound = sum(m, 'starling_messages_received_total');
   const outbound = sum(m, 'starling_messages_sent_total');
