@@ -52,7 +52,7 @@ test('a node cut from its clients but not from Redis: its clients resume their s
     t.diagnostic(`n3's subscriber resumed ${moved === undefined ? 'nowhere' : `${moved.at - cutAt} ms after the cut on another node (session present: ${moved.sessionPresent})`}; a new client on n3 during the cut: ${JSON.stringify(unreachable)}; n3 ready throughout: ${watch.readyThroughout(cutAt, healAt)}`);
     t.diagnostic(`longest gap between acknowledgements on n1/n2 during the cut: ${pubA.longestAckGap(cutAt, healAt)}/${pubB.longestAckGap(cutAt, healAt)} ms; n3's publisher: ${pubHome.ackedBetween(cutAt + 1000, healAt)} acknowledged during the cut, ${pubHome.ackedBetween(healAt, Date.now())} after`);
     t.diagnostic(describe(verdict));
-    assert.ok(verdict.acked > 500, `traffic flowed (${verdict.acked} acknowledged)`);
+    assert.ok(verdict.acked > 200, `traffic flowed (${verdict.acked} acknowledged)`);
     assert.deepEqual(verdict.lost.slice(0, 10), [], `acknowledged messages lost: ${describe(verdict)}`);
     assert.deepEqual(verdict.duplicatedQos2.slice(0, 10), [], `QoS 2 messages delivered twice: ${describe(verdict)}`);
     assert.ok(moved?.sessionPresent === true && moved.at - cutAt < 8000, "[MQTT-3.2.2-2] n3's persistent subscriber resumed its session on another node within 8 s");
@@ -98,7 +98,7 @@ async function moveDuringCut(tag: string, healAfterMs: number, t: { diagnostic(m
     t.diagnostic(`cut healed after ${healAt - cutAt} ms; n1's lease ${lapsed ? 'ran out' : 'held'}; the subscriber resumed ${resumed === undefined ? 'never' : `on ${ports.get(resumed.port) ?? '?'} ${resumed.at - cutAt} ms after the cut (session present: ${resumed.sessionPresent})`}`);
     t.diagnostic(describe(verdict));
     if (verdict.lost.length + verdict.duplicatedQos2.length > 0) t.diagnostic(evidence([n1, n2, n3], cutAt, scene.mover.connects));
-    assert.ok(verdict.acked > 500, `traffic flowed (${verdict.acked} acknowledged)`);
+    assert.ok(verdict.acked > 200, `traffic flowed (${verdict.acked} acknowledged)`);
     assert.deepEqual(verdict.lost.slice(0, 10), [], `acknowledged messages lost: ${describe(verdict)}`);
     assert.deepEqual(verdict.duplicatedQos2.slice(0, 10), [], `QoS 2 messages delivered twice: ${describe(verdict)}`);
     assert.ok(resumed !== undefined && resumed.port !== n1.mqttPort && resumed.sessionPresent, '[MQTT-3.2.2-2] the session arrived on another node');

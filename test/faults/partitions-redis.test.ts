@@ -38,7 +38,7 @@ after(async () => {
 
 /** The invariants of every scenario. */
 function assertVerdict(verdict: Verdict, what: string): void {
-  assert.ok(verdict.acked > 500, `${what}: traffic flowed (${verdict.acked} acknowledged)`);
+  assert.ok(verdict.acked > 200, `${what}: traffic flowed (${verdict.acked} acknowledged)`);
   assert.deepEqual(verdict.lost.slice(0, 10), [], `${what}: acknowledged messages lost: ${describeVerdict(verdict)}`);
   assert.deepEqual(verdict.duplicatedQos2.slice(0, 10), [], `${what}: QoS 2 messages delivered twice: ${describeVerdict(verdict)}`);
 }
