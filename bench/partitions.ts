@@ -7,7 +7,7 @@
  * different nodes and checks from outside that nothing acknowledged was lost and no QoS 2 message
  * arrived twice. Exits 1 if any round failed; prints one line per round.
  *
- *   npm run build && npm run test:faults:long -- --minutes 20 --seed 7
+ *   npm run build && npm run test:faults:long -- --minutes 20 --seed 7 [--faults redis-down,cut-redis]
  *
  * Needs root (network namespaces, iptables) and the Debian packages .ci/run installs.
  */
@@ -15,9 +15,12 @@ import { parseArgs } from 'node:util';
 import { sleep } from '../test/helpers/cluster.js';
 import { startClusterLab, type ClusterLab, type LabNode } from '../test/faults/cluster-lab.js';
 import { describe, endAll, type Verdict } from '../test/faults/ledger.js';
-import { allReady, finish, startTraffic } from '../test/faults/partition-scenarios.js';
+import { allReady, evidence, finish, startTraffic } from '../test/faults/partition-scenarios.js';
 
-const { values } = parseArgs({ options: { minutes: { type: 'string', default: '20' }, seed: { type: 'string', default: '1' } } });
+const KINDS = ['cut-redis', 'cut-clients', 'redis-down', 'slow-redis', 'move-during-cut'] as const;
+const { values } = parseArgs({ options: { minutes: { type: 'string', default: '20' }, seed: { type: 'string', default: '1' }, faults: { type: 'string', default: KINDS.join(',') } } });
+const kinds = values.faults.split(',').filter((k): k is (typeof KINDS)[number] => (KINDS as readonly string[]).includes(k));
+if (kinds.length === 0) throw new Error(`--faults: expected some of ${KINDS.join(',')}, got "${values.faults}"`);
 const minutes = Number(values.minutes);
 
 /** mulberry32, so a failing sequence of rounds can be replayed with its seed. */
@@ -45,7 +48,7 @@ interface Fault {
 function randomFault(nodes: readonly LabNode[]): Fault {
   const victim = pick(nodes);
   const id = victim.nodeId;
-  switch (pick(['cut-redis', 'cut-clients', 'redis-down', 'slow-redis', 'move-during-cut'] as const)) {
+  switch (pick(kinds)) {
     case 'cut-redis': {
       const ms = between(1000, 20_000);
       return { name: `${id} cut from Redis for ${ms} ms`, home: victim, apply: async (cl) => cutFor(cl, id, 'redis', ms) };
@@ -118,6 +121,7 @@ try {
       const scene = await startTraffic(cl, `r${round}`, fault.home, others);
       try {
         await sleep(between(1000, 3000));
+        const faultAt = Date.now();
         await fault.apply(cl, () => scene.mover.client.stream.destroy());
         await allReady(nodes, 60_000);
         await sleep(3000);
@@ -125,6 +129,7 @@ try {
         results.push({ round, fault: fault.name, verdict });
         const ok = verdict.lost.length === 0 && verdict.duplicatedQos2.length === 0;
         console.log(`round ${round} ${ok ? 'ok' : 'FAILED'} (${Math.round((Date.now() - started) / 1000)} s): ${fault.name}: ${describe(verdict)}`);
+        if (!ok) console.log(evidence(nodes, faultAt, scene.mover.connects));
       } finally {
         await scene.close();
       }

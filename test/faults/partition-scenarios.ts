@@ -22,7 +22,7 @@ export interface Scene {
 
 /**
  * Persistent subscribers to `f{tag}/#`: MQTT.js on `home` (free to move to the others), MQTT.js on
- * `others[0]`, mosquitto_sub on `others[1]`; QoS 1 from `others[0]`, QoS 2 from `home` (marked cut
+ * `others[0]`, Paho (Python) on `others[1]`; QoS 1 from `others[0]`, QoS 2 from `home` (marked cut
  * off) and QoS 2 from `others[1]`, 100 messages/s each. Resolves once every subscriber receives.
  */
 export async function startTraffic(cl: ClusterLab, tag: string, home: LabNode, others: readonly [LabNode, LabNode]): Promise<Scene> {
@@ -30,11 +30,15 @@ export async function startTraffic(cl: ClusterLab, tag: string, home: LabNode, o
   const base = `f${tag}/`;
   const mover = new Subscriber(`${tag}-sub-${home.nodeId}`, [home.mqttPort, a.mqttPort, b.mqttPort], `${base}#`);
   const fixed = new Subscriber(`${tag}-sub-${a.nodeId}`, [a.mqttPort], `${base}#`);
-  const mosquitto = ProcessSubscriber.mosquitto(`${tag}-mosq-${b.nodeId}`, cl.lab, b.nodeId, `${base}#`);
+  // Paho, not mosquitto_sub: a node that lost its lease refuses persistent sessions for a while,
+  // and mosquitto_sub exits on a refusal, dropping the half-done QoS 2 flows of its session (a
+  // PUBREL that then arrives is for an id it no longer knows, and the message never reaches it).
+  // Paho keeps its session state and retries.
+  const paho = ProcessSubscriber.paho(`${tag}-paho-${b.nodeId}`, cl.lab, b.nodeId, `${base}#`, 2);
   await Promise.all([mover.subscribed, fixed.subscribed]);
   const probe = client([a.mqttPort], { clientId: `${tag}-probe` });
   await connected(probe);
-  await untilReceived(probe, `${base}probe`, [mover, fixed, mosquitto], 15_000);
+  await untilReceived(probe, `${base}probe`, [mover, fixed, paho], 15_000);
   probe.end(true);
   const homePublisher = new Publisher(client([home.mqttPort], { clientId: `${tag}-pub-${home.nodeId}`, clean: false }), `${base}q2/${home.nodeId}`, 2);
   homePublisher.cutOff = true;
@@ -47,12 +51,12 @@ export async function startTraffic(cl: ClusterLab, tag: string, home: LabNode, o
   return {
     base,
     publishers,
-    subscribers: [mover, fixed, mosquitto],
+    subscribers: [mover, fixed, paho],
     mover,
     close: async () => {
       await Promise.all(publishers.map((p) => p.stop(0)));
       for (const c of [mover.client, fixed.client, ...publishers.map((p) => p.client)]) c.end(true);
-      await mosquitto.close();
+      await paho.close();
     },
   };
 }

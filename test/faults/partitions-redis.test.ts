@@ -1,7 +1,7 @@
 /**
  * Cluster partitions on the Redis side (issue 16), bounded: three `starling` nodes and a real
  * redis-server, each in its own network namespace (./lab.ts), QoS 1/2 traffic between persistent
- * clients on different nodes (MQTT.js and mosquitto_sub), then one fault per test:
+ * clients on different nodes (MQTT.js and Paho), then one fault per test:
  *
  * - a node cut from Redis, not from its clients, long enough to be adopted (14 s);
  * - a node cut from Redis for less than the failure timeout (4.8 s): its lease runs out, nobody adopts it;
