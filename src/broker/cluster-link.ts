@@ -65,7 +65,7 @@ export class ClusterLink implements ClusterHandler {
     // leaves) are held, not lost.
     const held = this.moves.beginClaim(clientId);
     try {
-      const state = await bus.claimSession(clientId, sessions.get(clientId) === undefined);
+      const state = await bus.claimSession(clientId, sessions.get(clientId) === undefined, clean);
       let arrived: Session | undefined;
       if (state !== undefined && state.sessions.length > 0 && sessions.get(clientId) === undefined) {
         mergeState(state, Date.now(), this.parts);
@@ -90,8 +90,8 @@ export class ClusterLink implements ClusterHandler {
   }
 
   /** ClusterHandler: a message published on another node, for subscribers here. */
-  deliverFromCluster(message: Message, groups: readonly string[]): void {
-    this.parts.router.fromCluster(message, groups);
+  deliverFromCluster(message: Message, groups: readonly string[], only?: ReadonlySet<string>): void {
+    this.parts.router.fromCluster(message, groups, only);
   }
 
   /** ClusterHandler: a delivery forwarded by the node `clientId`'s session just left. */
@@ -129,9 +129,19 @@ export class ClusterLink implements ClusterHandler {
     await this.parts.turn.settle();
   }
 
-  /** ClusterHandler: a dead node's sessions, now held here. */
+  /**
+   * ClusterHandler: a dead node's sessions, now held here. Until every node has dropped the dead
+   * node's routes, a message can reach an adopted session twice (routed here directly, and replayed
+   * from the dead node's stream): copies are recognised by their cluster ids, as after a move.
+   */
   adoptSessions(state: StoredState): void {
     mergeState(state, Date.now(), this.parts);
+    const seen = new Set<string>();
+    for (const message of state.messages) if (message.clusterId !== undefined) seen.add(message.clusterId);
+    for (const record of state.sessions) {
+      const session = this.parts.sessions.get(record.clientId);
+      if (session !== undefined) this.moves.arrived(session, new Set(seen));
+    }
   }
 
   /** ClusterHandler: the will of a client whose node died (or of this node's previous life). */

@@ -155,9 +155,16 @@ export abstract class ConnectionWriter implements SessionLink, Flushable, Commit
     return SendResult.sent;
   }
 
-  /** SessionLink: sends PUBREL for an outgoing QoS 2 message. */
-  sendPubrel(packetId: number): void {
-    this.send({ type: 'pubrel', packetId });
+  /**
+   * SessionLink: sends PUBREL for an outgoing QoS 2 message. After PUBREL the PUBLISH is never sent
+   * again [MQTT-4.3.3-1] and the client may deliver the message onwards: so the PUBREL stage must
+   * be durable first, or a restart (or the cluster node taking the session over) would resend the
+   * PUBLISH and the client deliver it twice.
+   */
+  sendPubrel(packetId: number, stored: boolean): void {
+    const hold = stored && this.core.options.durableAcks;
+    if (hold || (this.acks !== undefined && !this.acks.empty)) this.sendAck({ type: 'pubrel', packetId }, hold);
+    else this.send({ type: 'pubrel', packetId });
   }
 
   /** Queues bytes; they are written with everything else queued this turn. */

@@ -107,6 +107,9 @@ export interface SessionLink {
    * written to the store this turn (a first QoS 2 send then waits for the commit).
    */
   sendFlight(flight: OutgoingFlight, dup: boolean, stored: boolean): SendResult;
-  /** Sends a PUBREL for a QoS 2 flight. */
-  sendPubrel(packetId: number): void;
+  /**
+   * Sends a PUBREL for a QoS 2 flight. `stored`: the flight's PUBREL stage was written to the store
+   * this turn (the PUBREL then waits for the commit).
+   */
+  sendPubrel(packetId: number, stored: boolean): void;
 }

@@ -46,9 +46,12 @@ export class Router {
     return delivered;
   }
 
-  /** A message published on another node, for the sessions here; `groups`: the shared groups this node serves for it. */
-  fromCluster(message: Message, groups: readonly string[]): void {
-    this.deliverLocally(message, groups.length === 0 ? NO_GROUPS : new Set(groups));
+  /**
+   * A message published on another node, for the sessions here; `groups`: the shared groups this
+   * node serves for it; `only`: the client ids whose (non-shared) subscriptions get it, when not all.
+   */
+  fromCluster(message: Message, groups: readonly string[], only?: ReadonlySet<string>): void {
+    this.deliverLocally(message, groups.length === 0 ? NO_GROUPS : new Set(groups), only);
   }
 
   /**
@@ -113,7 +116,7 @@ export class Router {
   }
 
   /** Delivers to this broker's sessions; `served`: the shared groups served here (undefined: all). */
-  private deliverLocally(message: Message, served: ReadonlySet<string> | undefined): number {
+  private deliverLocally(message: Message, served: ReadonlySet<string> | undefined, only?: ReadonlySet<string>): number {
     const { targets, groups } = this.index.routes(message.topic);
     const origin = message.origin;
     const topic = message.topic;
@@ -122,6 +125,7 @@ export class Router {
     for (let i = 0; i < targets.length; i++) {
       const target = targets[i]!;
       const session = target.session;
+      if (only !== undefined && !only.has(session.clientId)) continue;
       if (checkReceive && !this.mayReceive(session, topic)) continue;
       let route = target.route;
       if (target.ownRoute !== undefined && origin === session.clientId) {

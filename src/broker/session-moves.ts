@@ -15,6 +15,13 @@ import type { SubscriptionIndex } from './subscription-index.js';
  */
 const MOVE_GRACE_MS = 10_000;
 
+/**
+ * How long a session that arrived recognises duplicates: longer than the stub it left forwards
+ * (the stub's node sweeps on its own schedule, and a forwarded copy takes a hop), or the last
+ * forwarded copies of a busy topic would be delivered twice.
+ */
+const ARRIVAL_GRACE_MS = MOVE_GRACE_MS + 2000;
+
 /** A delivery for a session that is on its way to this node. */
 export interface HeldDelivery {
   readonly message: Message;
@@ -103,7 +110,7 @@ export class SessionMoves {
   /** `session` arrived from another node holding the messages `seen`: copies of them are dropped for a while. */
   arrived(session: Session, seen: Set<string>): void {
     session.recentIds = seen;
-    this.arrivals.set(session, Date.now() + MOVE_GRACE_MS);
+    this.arrivals.set(session, Date.now() + ARRIVAL_GRACE_MS);
   }
 
   /** `session` leaves this node again. */

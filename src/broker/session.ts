@@ -189,7 +189,7 @@ export class Session {
     }
     flight.state = 'pubrel';
     this.persistFlight(flight);
-    this.link?.sendPubrel(packetId);
+    this.link?.sendPubrel(packetId, this.journal !== undefined && flight.seq !== undefined);
     return true;
   }
 
@@ -210,7 +210,7 @@ export class Session {
     this.link = link;
     this.expiresAt = Infinity;
     for (const flight of this.outflight.values()) {
-      if (flight.state === 'pubrel') link.sendPubrel(flight.packetId);
+      if (flight.state === 'pubrel') link.sendPubrel(flight.packetId, false);
       // Discarded as if delivered [MQTT-3.1.2-25]: it must not hold an inflight slot.
       else if (link.sendFlight(flight, true, false) === SendResult.tooLarge) this.finish(flight);
     }

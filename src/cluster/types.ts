@@ -12,9 +12,10 @@ export interface ClusterHandler {
   /**
    * A message published on another node, for this node's subscribers. `groups` lists the shared
    * subscription groups (keys as `$share/{group}/{filter}`) this node was picked to serve; other
-   * matching groups are served elsewhere.
+   * matching groups are served elsewhere. `only`: deliver to these client ids' sessions only (a
+   * dead node's stream replayed by its adopter: the adopter's own subscribers had their copies).
    */
-  deliverFromCluster(message: Message, groups: readonly string[]): void;
+  deliverFromCluster(message: Message, groups: readonly string[], only?: ReadonlySet<string>): void;
   /** A retained message was set (or cleared) on another node. */
   retainedFromCluster(message: StoredRetained | { topic: string; cleared: true }): void;
   /** Every retained message of the cluster (after a reconnection to Redis): replaces the local copy. */
@@ -71,8 +72,9 @@ export interface ClusterBus {
   /**
    * Claims a client id for a connection on this node: the node that held it lets go first (closing
    * that connection). With `load`, resolves with the client's stored session state (if any).
+   * `clean`: the connection starts a session that ends with it (nothing stored to hand over).
    */
-  claimSession(clientId: string, load: boolean): Promise<StoredState | undefined>;
+  claimSession(clientId: string, load: boolean, clean?: boolean): Promise<StoredState | undefined>;
   /**
    * Sends a delivery to one session on `node` (it moved there; messages still routed here during the
    * move follow it). Duplicates are recognised there by `message.clusterId`, set here if missing.

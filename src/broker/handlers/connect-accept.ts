@@ -1,8 +1,9 @@
 /** An accepted CONNECT: the client id claimed (in a cluster), the previous connection taken over, the session resumed or started, CONNACK with what the server grants. */
-import type { ConnectPacket, Properties } from '../../protocol/types.js';
+import type { ConnectPacket, Properties, Will } from '../../protocol/types.js';
 import type { Connection } from '../connection.js';
 import type { Core } from '../context.js';
 import type { ClientIdentity } from '../hooks.js';
+import { ownedCopy } from '../messages.js';
 import { ConnectRefusal } from '../outcomes.js';
 import { NEVER_EXPIRES, type Session } from '../session.js';
 import { refuseConnect } from './connect.js';
@@ -66,7 +67,8 @@ function admit(core: Core, conn: Connection, packet: ConnectPacket, admission: A
     session.journal = journal;
     journal.putSession(session);
   }
-  session.will = packet.will;
+  // Kept for the whole connection: its payload (and correlation data) are copied out of the read buffer.
+  session.will = packet.will === undefined ? undefined : ownedWill(packet.will);
   session.inflightLimit = Math.min(options.maxInflight, packet.properties?.receiveMaximum ?? 65_535);
 
   const { keepalive, connack } = grants(core, packet, session, requestedExpiry, admission);
@@ -88,6 +90,13 @@ function admit(core: Core, conn: Connection, packet: ConnectPacket, admission: A
   // In a cluster the will is kept in Redis too, for another node to publish should this one die.
   if (packet.will !== undefined) core.cluster?.bus.clientOnline(clientId, packet.will);
   session.resume(conn);
+}
+
+/** `will` with its bytes in memory of their own (see ownedCopy). */
+function ownedWill(will: Will): Will {
+  const correlationData = will.properties?.correlationData;
+  const properties = correlationData === undefined ? will.properties : { ...will.properties, correlationData: ownedCopy(correlationData) };
+  return { ...will, payload: ownedCopy(will.payload), ...(properties === undefined ? {} : { properties }) };
 }
 
 /** The session a CONNECT gets: the stored one resumed [MQTT-3.1.2-4], or a new one [MQTT-3.1.2-6]. */

@@ -6,7 +6,7 @@ import { encodeShortAck } from '../../protocol/encoder.js';
 import type { PublishPacket } from '../../protocol/types.js';
 import type { Connection } from '../connection.js';
 import type { Core } from '../context.js';
-import { createMessage } from '../messages.js';
+import { createMessage, ownedCopy } from '../messages.js';
 import { PublishRefusal, type Outcome } from '../outcomes.js';
 import type { Session } from '../session.js';
 import { levelCount } from './subscribe.js';
@@ -94,7 +94,9 @@ function accept(core: Core, conn: Connection, session: Session, packet: PublishP
   const qos = packet.qos;
   const journal = core.turn.journal;
   const opsBefore = journal === undefined ? 0 : journal.size;
-  const payload = qos > 0 || packet.retain ? keepable(packet.payload) : packet.payload;
+  // Payloads that may outlive this read (queued, inflight, retained) do not keep a large read alive;
+  // a retained one, kept for long, never shares one of Node's pool slabs (ownedCopy).
+  const payload = packet.retain ? retainable(packet.payload) : qos > 0 ? keepable(packet.payload) : packet.payload;
   let delivered = -1;
   // [MQTT-4.3.3-2] a QoS 2 PUBLISH whose id awaits PUBREL is a duplicate: acknowledged, not delivered again.
   if (qos !== 2 || session.beginIncomingQos2(packet.packetId as number)) {
@@ -119,6 +121,11 @@ function accept(core: Core, conn: Connection, session: Session, packet: PublishP
 function keepable(payload: Buffer): Buffer {
   const backing = payload.buffer.byteLength;
   return backing <= KEEP_VIEW_BYTES || backing <= 2 * payload.length ? payload : Buffer.from(payload);
+}
+
+/** A retained payload: the view when it is most of its read buffer, else a copy in memory of its own. */
+function retainable(payload: Buffer): Buffer {
+  return payload.buffer.byteLength <= 2 * payload.length ? payload : ownedCopy(payload);
 }
 
 /** Read buffers up to this size are kept whole by the payloads that view them. */

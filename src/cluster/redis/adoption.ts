@@ -16,6 +16,13 @@ import type { Ownership } from './ownership.js';
 import { formatRouteChange, type Routes } from './routes.js';
 import { streamValue, type StreamReader } from './stream-reader.js';
 
+/**
+ * The adoption lock, taken only while the node's heartbeat key is still missing: a node that came
+ * back in time (its rejoin beats first, see Membership.standing) is not adopted, and one that comes
+ * back later finds the lock or the tombstone and fences itself.
+ */
+const TAKE_ADOPTION = "if redis.call('exists', KEYS[2]) == 1 then return 0 end if redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 1 end return 0";
+
 /** Moves the owner key from the dead node to the adopter, unless a client id was claimed elsewhere meanwhile. */
 const MOVE_OWNER = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2]) return 1 end return 0";
 
@@ -29,6 +36,9 @@ export interface AdoptionParts {
 
 /** Adopts dead nodes for this node. */
 export class Adoption {
+  /** Dead node → the client ids adopted from it (every adoption of this node's life). */
+  private readonly adopted = new Map<string, Set<string>>();
+
   constructor(
     private readonly nodeId: string,
     private readonly keys: RedisKeys,
@@ -40,15 +50,16 @@ export class Adoption {
   /** Takes over `dead` unless another node does; resolves once done. */
   async adopt(dead: string, handler: ClusterHandler): Promise<void> {
     const { keys, redis } = this;
-    const won = await redis.set(keys.adopt(dead), this.nodeId, 'PX', 60_000, 'NX');
-    if (won !== 'OK') return;
+    const won = (await redis.eval(TAKE_ADOPTION, 2, keys.adopt(dead), keys.alive(dead), this.nodeId, '60000')) as number;
+    if (won !== 1) return;
     this.log.warn({ node: dead }, "cluster: node missed its heartbeats: adopting its sessions, publishing its clients' wills");
     // This node's own stream waits while the dead node's entries are replayed (keeps their order).
     await this.parts.reader.pause();
     try {
       // 1. Its persistent sessions come here, with their subscriptions (so routes point here too).
       //    Meanwhile messages for the dead node keep collecting in its stream.
-      const sessions = await this.takeSessions(dead);
+      const { moved, sessions } = await this.takeSessions(dead);
+      this.adopted.set(dead, new Set(moved));
       handler.adoptSessions(sessions);
       handler.requestCommit();
       await handler.settle();
@@ -60,7 +71,7 @@ export class Adoption {
       const wills = await this.parts.ownership.willsOf(dead, false);
       for (const [cid, will] of wills) handler.publishOrphanWill(cid, will);
       // 4. What was sent to the dead node and not delivered there goes to the sessions now held here.
-      const replayed = await this.replay(dead, handler);
+      const replayed = await this.replay(dead, handler, new Set(moved));
       handler.requestCommit();
       await handler.settle();
       // 5. Only now is the dead node taken out of the route table.
@@ -77,8 +88,20 @@ export class Adoption {
     }
   }
 
+  /**
+   * The sessions a stream entry redirected from `dead` may reach: those adopted from it (from any
+   * adopted node if `dead` was adopted by a node this one adopted in turn).
+   */
+  adoptedFrom(dead: string): ReadonlySet<string> {
+    const direct = this.adopted.get(dead);
+    if (direct !== undefined) return direct;
+    const all = new Set<string>();
+    for (const ids of this.adopted.values()) for (const id of ids) all.add(id);
+    return all;
+  }
+
   /** Moves the dead node's client ids here (those not claimed elsewhere meanwhile) and loads their sessions. */
-  private async takeSessions(dead: string): Promise<StoredState> {
+  private async takeSessions(dead: string): Promise<{ moved: string[]; sessions: StoredState }> {
     const { keys, redis } = this;
     const moved: string[] = [];
     for (const cid of await redis.smembers(keys.nodeClients(dead))) {
@@ -86,16 +109,21 @@ export class Adoption {
       await redis.sadd(keys.nodeClients(this.nodeId), cid);
       moved.push(cid);
     }
-    return this.parts.store.loadSessions(moved);
+    return { moved, sessions: await this.parts.store.loadSessions(moved) };
   }
 
-  /** Delivers every entry left in the dead node's stream; returns how many envelopes. */
-  private async replay(dead: string, handler: ClusterHandler): Promise<number> {
+  /**
+   * Delivers every entry left in the dead node's stream to the sessions adopted from it (`adopted`),
+   * not to this node's own subscribers: a message was written to the dead node's stream for the
+   * subscribers there; the ones here had their copy through this node's stream (or locally).
+   * Returns how many envelopes.
+   */
+  private async replay(dead: string, handler: ClusterHandler, adopted: ReadonlySet<string>): Promise<number> {
     const entries = (await this.redis.xrangeBuffer(this.keys.stream(dead), '-', '+')) as [Buffer, Buffer[]][];
     let replayed = 0;
     for (const [, fields] of entries) {
       const value = streamValue(fields);
-      if (value !== undefined) replayed += deliverArrivals(handler, value);
+      if (value !== undefined) replayed += deliverArrivals(handler, value, undefined, adopted);
     }
     return replayed;
   }

@@ -63,6 +63,8 @@ export class RedisBus implements ClusterBus {
   private handler: ClusterHandler | undefined;
   private synced = false;
   private resyncing = false;
+  /** The lease ran out: at the next resynchronisation, the sessions this node still owns are reloaded from Redis. */
+  private reloadOwn = false;
 
   constructor(options: RedisBusOptions) {
     if (!isValidNodeId(options.nodeId)) throw new Error(`invalid node id "${options.nodeId}": use 1-128 of A-Z a-z 0-9 . _ : -`);
@@ -79,7 +81,7 @@ export class RedisBus implements ClusterBus {
     this.reader = new StreamReader(nodeId, keys, connections.reader, {
       isSynced: () => this.synced,
       isClosing: () => connections.closing,
-      receive: (value) => this.receive(value),
+      receive: (value, forNode) => this.receive(value, forNode),
       unsync: () => (this.synced = false),
       regain: () => void this.regained(),
     }, log);
@@ -92,7 +94,12 @@ export class RedisBus implements ClusterBus {
     this.membership = new Membership(nodeId, keys, connections, timing, {
       isReady: () => this.ready,
       isClosing: () => connections.closing,
-      fenced: () => this.handler?.fenced(),
+      fenced: () => {
+        // Not ready from here on: no claim, no commit until the node has rejoined.
+        this.synced = false;
+        this.handler?.fenced();
+      },
+      leaseLost: (silentMs) => this.leaseLost(silentMs),
       rejoin: () => {
         this.synced = false;
         return this.resync();
@@ -156,9 +163,38 @@ export class RedisBus implements ClusterBus {
     this.log.error({ node: this.nodeId }, 'cluster: lost Redis; serving local clients only (QoS 0 to other nodes is dropped, QoS 1/2 is not acknowledged) until it returns');
   }
 
+  /**
+   * Redis has not confirmed a heartbeat for longer than the heartbeat key lives: the link is cut or
+   * too slow, and the others may adopt this node from now on. Its writes stop now (every connection
+   * is reset, so nothing unsent reaches Redis late), and it drops every client and session: what it
+   * holds in memory may differ from Redis (commits failed), and may become another node's. When
+   * Redis answers again it reloads the sessions it still owns from Redis, or — adopted meanwhile —
+   * rejoins empty (docs/clustering.md, "Partitions").
+   */
+  private leaseLost(silentMs: number): void {
+    if (this.connections.closing) return;
+    this.synced = false;
+    this.reloadOwn = true;
+    this.log.error(
+      { node: this.nodeId, silentMs },
+      'cluster: Redis has not confirmed a heartbeat in time (link cut or too slow): dropping every client and session, not ready until Redis answers again',
+    );
+    this.handler?.fenced();
+    this.connections.reset();
+  }
+
   private async regained(): Promise<void> {
     if (this.connections.closing || this.handler === undefined || this.synced || this.resyncing || !this.connections.usable) return;
+    this.resyncing = true;
     try {
+      // Declared dead (or being adopted) while away: every session here is another node's now.
+      const standing = await this.membership.standing().finally(() => (this.resyncing = false));
+      if (!standing) {
+        // Adopted: the sessions are the adopter's, nothing to reload.
+        this.reloadOwn = false;
+        await this.membership.fence();
+        return;
+      }
       await this.resync();
       this.log.info({ node: this.nodeId }, 'cluster: Redis is back; routes and retained messages resynchronised');
     } catch (error) {
@@ -173,6 +209,7 @@ export class RedisBus implements ClusterBus {
     this.resyncing = true;
     this.routes.beginResync();
     try {
+      if (this.reloadOwn && this.handler !== undefined) await this.reloadSessions(this.handler);
       const tx = cmd.multi();
       this.membership.register(tx);
       this.routes.register(tx);
@@ -190,6 +227,19 @@ export class RedisBus implements ClusterBus {
     if (this.handler !== undefined) await this.retained.reload(this.handler);
   }
 
+  /**
+   * After a lost lease: the sessions this node still owns, as Redis has them (as at a restart), and
+   * the wills of the clients it dropped. Before the route set is registered again, so it holds
+   * their subscriptions.
+   */
+  private async reloadSessions(handler: ClusterHandler): Promise<void> {
+    const state = await this.store.load();
+    handler.adoptSessions(state);
+    for (const [cid, will] of await this.ownership.willsOf(this.nodeId, true)) handler.publishOrphanWill(cid, will);
+    this.reloadOwn = false;
+    this.log.info({ node: this.nodeId, sessions: state.sessions.length }, 'cluster: sessions this node still owns reloaded from Redis');
+  }
+
   // ---- what arrives ----
 
   private onChannel(channel: string, payload: Buffer): void {
@@ -203,11 +253,11 @@ export class RedisBus implements ClusterBus {
     }
   }
 
-  /** Delivers what another node sent (one envelope or a batch). */
-  private receive(data: Buffer): void {
+  /** Delivers what another node sent (one envelope or a batch); `forNode`: the dead node it was redirected from. */
+  private receive(data: Buffer, forNode?: string): void {
     if (this.handler === undefined) return;
     try {
-      deliverArrivals(this.handler, data, this.stats);
+      deliverArrivals(this.handler, data, this.stats, forNode === undefined ? undefined : this.adoption.adoptedFrom(forNode));
     } catch (error) {
       this.log.error({ err: error }, 'cluster: undecodable message from another node dropped');
     }
@@ -238,9 +288,9 @@ export class RedisBus implements ClusterBus {
 
   // ---- client ids ----
 
-  claimSession(clientId: string, load: boolean): Promise<StoredState | undefined> {
+  claimSession(clientId: string, load: boolean, clean = false): Promise<StoredState | undefined> {
     if (!this.ready) return Promise.reject(new Error('cluster: Redis unavailable'));
-    return this.ownership.claim(clientId, load);
+    return this.ownership.claim(clientId, load, clean);
   }
 
   clientOnline(clientId: string, will: Will | undefined): void {

@@ -2,6 +2,7 @@
  * The four Redis connections of a cluster node, each for one kind of traffic, with their connection
  * errors logged once per outage, and the first connect (with the Redis version check).
  */
+import { Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { withoutPassword } from '../../persistence/redis/redis-store.js';
 
@@ -36,7 +37,11 @@ export class RedisConnections {
   constructor(url: string, nodeId: string, private readonly log: ClusterLogger) {
     this.url = withoutPassword(url);
     const retryStrategy = (times: number): number => Math.min(100 * times, 2000);
-    const base = { lazyConnect: true, retryStrategy, maxRetriesPerRequest: 1, connectionName: `starling:${nodeId}` } as const;
+    // A connect attempt into a silent network (packets dropped) gives up after 3 s and is retried,
+    // so a healed link is found again within seconds. A command whose answer never came is never
+    // sent again on the next connection (ioredis would by default): its transaction may have been
+    // applied already, or may land after this node was declared dead (docs/clustering.md, Fencing).
+    const base = { lazyConnect: true, retryStrategy, maxRetriesPerRequest: 1, connectTimeout: 3000, autoResendUnfulfilledCommands: false, connectionName: `starling:${nodeId}` } as const;
     this.cmd = new Redis(url, { ...base, enableOfflineQueue: false });
     this.beat = new Redis(url, { ...base, enableOfflineQueue: false });
     this.sub = new Redis(url, { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null });
@@ -44,6 +49,27 @@ export class RedisConnections {
     for (const [name, client] of this.named()) {
       client.on('error', (error: Error) => this.connectionError(name, error));
       client.on('ready', () => this.reportedErrors.delete(name));
+      // Without resending (above), ioredis would leave these promises pending for ever: a commit
+      // in flight fails instead, and what waited for it is given up (the clients resend).
+      client.on('close', () => failUnanswered(client, `Redis connection "${name}" closed before it answered`));
+    }
+  }
+
+  /**
+   * Drops every connection at once (TCP reset: nothing still unsent leaves this host later) and
+   * fails the commands not yet answered; ioredis then reconnects. Used when Redis stopped
+   * confirming this node's heartbeat: past its lease, this node must not write.
+   */
+  reset(): void {
+    for (const [name, client] of this.named()) {
+      failUnanswered(client, `Redis connection "${name}" reset: this node's lease ran out`);
+      const stream: unknown = client.stream;
+      if (!(stream instanceof Socket) || stream.destroyed) continue;
+      try {
+        stream.resetAndDestroy();
+      } catch {
+        stream.destroy();
+      }
     }
   }
 
@@ -87,4 +113,12 @@ export class RedisConnections {
     this.reportedErrors.add(name);
     this.log.warn({ connection: name, err: error.message }, 'cluster: Redis connection error (retrying; logged once per outage)');
   }
+}
+
+/** Rejects every command `client` sent and has no answer for (their outcome is unknown). */
+function failUnanswered(client: Redis, why: string): void {
+  const queue = client.commandQueue;
+  if (queue.length === 0) return;
+  const error = new Error(`${why}; the outcome of ${queue.length} commands in flight is unknown`);
+  for (let item = queue.shift(); item !== undefined; item = queue.shift()) item.command.reject(error);
 }

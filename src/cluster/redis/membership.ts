@@ -1,7 +1,8 @@
 /**
- * A node's membership of the cluster: its registration and heartbeat key, the check of the other
- * nodes' heartbeats (a dead one is handed to the adoption), fencing (this node was declared dead
- * while cut off), and the wait of a restarted node while another still adopts its previous life.
+ * A node's membership of the cluster: its registration and heartbeat key, its lease (how long after
+ * the last heartbeat Redis confirmed it may still write), the check of the other nodes' heartbeats
+ * (a dead one is handed to the adoption), fencing (this node was declared dead while cut off), and
+ * the wait of a restarted node while another still adopts its previous life.
  */
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from '../../persistence/redis/keys.js';
@@ -32,14 +33,33 @@ export interface MembershipHost {
   rejoin(): Promise<void>;
   /** Takes over a dead node (resolves once done; another check retries after a failure). */
   adopt(node: string): Promise<void>;
+  /** Redis has not confirmed a heartbeat for a whole heartbeat expiry: stop writing, reconnect. */
+  leaseLost(silentMs: number): void;
 }
+
+/**
+ * The heartbeat: refreshes this node's key unless it was declared dead (tombstone) or another node
+ * is adopting it right now (lock); then it answers 0 and the node fences itself.
+ */
+const BEAT =
+  "if redis.call('exists', KEYS[2]) == 1 or redis.call('exists', KEYS[3]) == 1 then return 0 end redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
 
 /** Heartbeat, failure detection and fencing of one node. */
 export class Membership {
   private readonly detector: FailureDetector;
   private timer: NodeJS.Timeout | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
   private ticking = false;
   private fencing = false;
+  /**
+   * When the last heartbeat Redis confirmed was sent. Its key lives `heartbeatTtlMs` from then at
+   * least, and no node adopts this one before `deadAfterMs` more have passed: so writes stop at
+   * `lastBeatAt + heartbeatTtlMs`, leaving `deadAfterMs` for anything still on the wire.
+   */
+  private lastBeatAt = 0;
+  private registeringAt = 0;
+  /** True from a confirmed heartbeat (or registration) until the lease runs out. */
+  private leaseHeld = false;
 
   constructor(
     private readonly nodeId: string,
@@ -55,13 +75,34 @@ export class Membership {
 
   /** Adds to `tx` this node's registration and a first heartbeat. */
   register(tx: Transaction): void {
+    this.registeringAt = Date.now();
     tx.sadd(this.keys.nodes(), this.nodeId);
     tx.set(this.keys.alive(this.nodeId), String(Date.now()), 'PX', this.timing.heartbeatTtlMs);
   }
 
   /** The node is (again) connected and registered: others are judged only after a while. */
   connected(): void {
+    this.lastBeatAt = this.registeringAt;
+    this.leaseHeld = true;
     this.detector.connected(Date.now());
+  }
+
+  /**
+   * On reconnecting: true (and a fresh heartbeat) if this node may carry on; false if it was
+   * declared dead meanwhile or is being adopted right now — then it must fence itself first.
+   */
+  async standing(): Promise<boolean> {
+    const sentAt = Date.now();
+    const alive = (await this.beatOnce(this.redis.cmd)) === 1;
+    if (alive) this.confirmed(sentAt);
+    return alive;
+  }
+
+  /** A heartbeat sent at `sentAt` was confirmed: the lease runs from then (unless the answer came too late to count). */
+  private confirmed(sentAt: number): void {
+    if (Date.now() - sentAt > this.timing.heartbeatTtlMs) return;
+    this.lastBeatAt = Math.max(this.lastBeatAt, sentAt);
+    this.leaseHeld = true;
   }
 
   /** A node restarted while another is adopting its previous life waits for that to finish (≤ 60 s). */
@@ -84,11 +125,28 @@ export class Membership {
   start(): void {
     this.timer = setInterval(() => void this.tick(), this.timing.heartbeatMs);
     this.timer.unref();
+    // Checked more often than the heartbeat: the lease must end on time even while a beat hangs.
+    this.leaseTimer = setInterval(() => this.checkLease(), Math.max(50, this.timing.heartbeatMs / 4));
+    this.leaseTimer.unref();
   }
 
   /** Stops the heartbeat (the key expires, or is deleted by `leave`). */
   stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer);
+    if (this.leaseTimer !== undefined) clearInterval(this.leaseTimer);
+  }
+
+  /** Ends the lease once no heartbeat was confirmed for a heartbeat key's lifetime (also while Redis is known to be away). */
+  private checkLease(): void {
+    if (this.host.isClosing() || !this.leaseHeld) return;
+    const silent = Date.now() - this.lastBeatAt;
+    if (silent <= this.timing.heartbeatTtlMs) return;
+    this.leaseHeld = false;
+    this.host.leaseLost(silent);
+  }
+
+  private beatOnce(redis: Redis): Promise<number> {
+    return redis.eval(BEAT, 3, this.keys.alive(this.nodeId), this.keys.dead(this.nodeId), this.keys.adopt(this.nodeId), String(Date.now()), String(this.timing.heartbeatTtlMs)) as Promise<number>;
   }
 
   /** Deletes the heartbeat key: the others may adopt this node once the failure timeout has passed. */
@@ -101,18 +159,13 @@ export class Membership {
     this.ticking = true;
     try {
       // Heartbeat, unless the others declared this node dead while it was cut off (then: fenced).
-      const alive = (await this.redis.beat.eval(
-        "if redis.call('exists', KEYS[2]) == 1 then return 0 end redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1",
-        2,
-        this.keys.alive(this.nodeId),
-        this.keys.dead(this.nodeId),
-        String(Date.now()),
-        String(this.timing.heartbeatTtlMs),
-      )) as number;
+      const sentAt = Date.now();
+      const alive = await this.beatOnce(this.redis.beat);
       if (alive === 0) {
         await this.fence();
         return;
       }
+      this.confirmed(sentAt);
       await this.detectDeadNodes();
     } catch (error) {
       if (!this.host.isClosing() && this.host.isReady()) this.log.warn({ err: error }, 'cluster: heartbeat failed');
@@ -121,12 +174,15 @@ export class Membership {
     }
   }
 
-  private async fence(): Promise<void> {
+  /** Drops every client and session (they are the adopter's now), waits for the adoption to end, rejoins empty. */
+  async fence(): Promise<void> {
     if (this.fencing) return;
     this.fencing = true;
     try {
       this.log.error({ node: this.nodeId }, 'cluster: this node was declared dead while cut off from Redis and its sessions were adopted: dropping every client, rejoining empty');
       this.host.fenced();
+      // Rejoining before the adopter is done would let its clean-up (route table, stream) erase the new registration.
+      await this.waitForAdoption();
       await this.clearTombstone();
       await this.host.rejoin();
     } finally {

@@ -11,7 +11,7 @@ import type { QoS } from '../../protocol/types.js';
 import { encodeBatches, encodeEnvelope } from '../envelope.js';
 import type { ClusterRoute, InterestTable } from '../interest-table.js';
 import type { ClusterStats } from '../types.js';
-import { STREAM_FIELD } from './stream-reader.js';
+import { STREAM_FIELD, STREAM_TARGET_FIELD } from './stream-reader.js';
 
 /**
  * Envelope bytes on their way to Redis (queued for the next commit or in a commit not yet answered)
@@ -26,7 +26,9 @@ const NO_GROUP_PLAN: GroupPlan = { local: undefined, remote: undefined };
 
 /**
  * XADD to a node's stream, or, when that node was declared dead, to the stream of the node that
- * adopted it (following up to 8 adoptions): nothing is written to a stream nobody will read.
+ * adopted it (following up to 8 adoptions): nothing is written to a stream nobody will read. A
+ * redirected entry names the node it was for (a second field): only the sessions adopted from
+ * there take it; the adopter's own subscribers had their copy already.
  */
 const ROUTED_XADD = `
 local node = ARGV[1]
@@ -34,6 +36,9 @@ for i = 1, 8 do
   local adopter = redis.call('get', ARGV[2] .. 'dead:' .. node)
   if not adopter then break end
   node = adopter
+end
+if node ~= ARGV[1] then
+  return redis.call('xadd', ARGV[2] .. 'stream:' .. node, '*', '${STREAM_FIELD}', ARGV[3], '${STREAM_TARGET_FIELD}', ARGV[1])
 end
 return redis.call('xadd', ARGV[2] .. 'stream:' .. node, '*', '${STREAM_FIELD}', ARGV[3])`;
 

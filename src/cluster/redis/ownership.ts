@@ -1,5 +1,5 @@
 /**
- * Client-id ownership across nodes: a claim takes `owner:{clientId}` (atomic SET … GET) and asks the
+ * Client-id ownership across nodes: a claim takes `owner:{clientId}` when it is free or ours (one script), else asks the
  * previous holder to let go (a control message on its channel, answered once its state is stored);
  * the wills of the clients connected here, kept in Redis for whoever adopts this node; and the
  * ownership a clean session gives up when it ends. Wills and releases commit with their turn; the
@@ -9,7 +9,7 @@ import { deserialize, serialize } from 'node:v8';
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from '../../persistence/redis/keys.js';
 import type { RedisStore } from '../../persistence/redis/redis-store.js';
-import { execOrThrow, type Transaction, type TransactionPart } from '../../persistence/redis/transaction.js';
+import { type Transaction, type TransactionPart } from '../../persistence/redis/transaction.js';
 import type { StoredState } from '../../persistence/types.js';
 import type { Will } from '../../protocol/types.js';
 import type { ClusterHandler } from '../types.js';
@@ -24,32 +24,38 @@ export type Control = { t: 'release'; cid: string; from: string; rid: number } |
 /** Deletes the owner key only if it still names this node (a later claim elsewhere stays). */
 const RELEASE_OWNER = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end return 0";
 
+/** Names this node owner if the key still names the node that let go (ARGV[1], "" for none): 1, else 0. */
+const TAKE_OWNER = "if (redis.call('get', KEYS[1]) or '') == ARGV[1] then redis.call('set', KEYS[1], ARGV[2]) return 1 end return 0";
+
 /**
- * A claim in one step. KEYS: the owner key, the session's record, deliveries and QoS 2 ids; ARGV:
- * this node, "1" to read the stored session, the prefix of the heartbeat keys. Takes the owner key
- * (SET … GET). When it was free or already this node's, the answer carries the stored session, if
- * asked for and there is one: {nil, 0, record, delivery values, QoS 2 ids}, or {} for none. When
- * another node held it: {that node, 1 if its heartbeat is alive} (the claim then asks it to let go).
+ * The common claim in one step. KEYS: the owner key, the session's record, deliveries and QoS 2
+ * ids; ARGV: this node, "1" to read the stored session. When the owner key is free or already this
+ * node's, it names this node and the answer carries the stored session, if asked for and there is
+ * one: {nil, record, delivery values, QoS 2 ids}, or {} for none. When another node holds it, the
+ * key is left alone and the answer is {that node}: the claim then takes the slow path (that node
+ * lets go first, then a compare-and-set).
  */
-const CLAIM = `local previous = redis.call('SET', KEYS[1], ARGV[1], 'GET')
-if previous and previous ~= ARGV[1] then return {previous, redis.call('EXISTS', ARGV[3] .. previous)} end
+const CLAIM = `local previous = redis.call('GET', KEYS[1])
+if previous and previous ~= ARGV[1] then return {previous} end
+if not previous then redis.call('SET', KEYS[1], ARGV[1]) end
 if ARGV[2] ~= '1' then return {} end
 local session = redis.call('GET', KEYS[2])
 if not session then return {} end
-return {false, 0, session, redis.call('HVALS', KEYS[3]), redis.call('SMEMBERS', KEYS[4])}`;
+return {false, session, redis.call('HVALS', KEYS[3]), redis.call('SMEMBERS', KEYS[4])}`;
 
 /** The claim script, as ioredis defines it on the connection and its pipelines. */
 interface ClaimCommand {
-  starlingClaimBuffer(owner: string, session: string, deliveries: string, qos2: string, node: string, load: '0' | '1', alivePrefix: string): unknown;
+  starlingClaimBuffer(owner: string, session: string, deliveries: string, qos2: string, node: string, load: '0' | '1'): unknown;
 }
 
 /** The answer of CLAIM (binary: session records and bodies are v8-serialized). */
-type ClaimReply = [] | [previous: Buffer, alive: number] | [null, 0, session: Buffer, deliveries: Buffer[], qos2: Buffer[]];
+type ClaimReply = [] | [previous: Buffer] | [null, session: Buffer, deliveries: Buffer[], qos2: Buffer[]];
 
 /** A claim waiting for the end of the turn. */
 interface PendingClaim {
   clientId: string;
   load: boolean;
+  clean: boolean;
   resolve: (state: StoredState | undefined) => void;
   reject: (error: unknown) => void;
 }
@@ -66,7 +72,9 @@ export class Ownership implements TransactionPart {
   /** Claims not sent yet: they go together at the end of the turn, or when the batch in flight is answered. */
   private claims: PendingClaim[] = [];
   /** A batch of claims is on its way to Redis (or scheduled to go at the end of this turn). */
-  private claiming = false;
+  private sending = false;
+  /** Claims in progress here, by client id: a later claim of the same id waits for the earlier one. */
+  private readonly claiming = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly nodeId: string,
@@ -85,9 +93,13 @@ export class Ownership implements TransactionPart {
   }
 
   /**
-   * Takes `clientId` for this node; the node that held it (if alive) lets go first. With `load`,
-   * resolves with the client's stored session state (undefined when nothing is stored). Throws if
-   * another node claimed it meanwhile.
+   * Takes `clientId` for this node; the node that held it lets go first. With `load`, resolves with
+   * the client's stored session state (undefined when nothing is stored). Throws if another node
+   * claimed it meanwhile, and — unless the session is `clean` — if the node that holds it is still
+   * a member of the cluster but does not let go in time (cut off, or stopped and not yet adopted):
+   * what that node holds for the session (its stream's entries, state it could not store) reaches
+   * the session only through that node or its adopter, so the client is refused until one of them
+   * answers.
    *
    * Claims go to Redis in batches, one CLAIM script each (a client id that was free or already this
    * node's costs that script and nothing more; only a takeover from another node takes further
@@ -95,27 +107,38 @@ export class Ownership implements TransactionPart {
    * the next one gathers until it is answered (group commit). A storm of CONNECTs costs one Redis
    * write and one read per batch, not per client.
    */
-  claim(clientId: string, load: boolean): Promise<StoredState | undefined> {
-    return new Promise((resolve, reject) => {
-      this.claims.push({ clientId, load, resolve, reject });
-      if (!this.claiming) {
-        this.claiming = true;
-        setImmediate(this.sendClaims);
-      }
-    });
+  claim(clientId: string, load: boolean, clean = false): Promise<StoredState | undefined> {
+    // A client that gives up waiting for CONNACK connects again while its first claim still waits
+    // for the previous node: the second claim would find this node already named owner and skip
+    // the release. Claims of one client id run one after the other.
+    const before = this.claiming.get(clientId);
+    const start = (): Promise<StoredState | undefined> =>
+      new Promise((resolve, reject) => {
+        this.claims.push({ clientId, load, clean, resolve, reject });
+        if (!this.sending) {
+          this.sending = true;
+          setImmediate(this.sendClaims);
+        }
+      });
+    const run = before === undefined ? start() : before.then(start, start);
+    this.claiming.set(clientId, run);
+    const forget = (): void => {
+      if (this.claiming.get(clientId) === run) this.claiming.delete(clientId);
+    };
+    run.then(forget, forget);
+    return run;
   }
 
   private readonly sendClaims = (): void => {
     const claims = this.claims;
     this.claims = [];
     if (claims.length === 0) {
-      this.claiming = false;
+      this.sending = false;
       return;
     }
     const keys = this.keys;
-    const alivePrefix = keys.alive('');
     const send = (to: ClaimCommand, { clientId, load }: PendingClaim): unknown =>
-      to.starlingClaimBuffer(keys.owner(clientId), keys.session(clientId), keys.deliveries(clientId), keys.qos2(clientId), this.nodeId, load ? '1' : '0', alivePrefix);
+      to.starlingClaimBuffer(keys.owner(clientId), keys.session(clientId), keys.deliveries(clientId), keys.qos2(clientId), this.nodeId, load ? '1' : '0');
     let answers: Promise<[error: Error | null, reply: unknown][] | null>;
     if (claims.length === 1) {
       // One claim: the command alone (a pipeline costs more than it saves).
@@ -141,36 +164,54 @@ export class Ownership implements TransactionPart {
     );
   };
 
-  /** What a claim's script answered: the stored session, or a takeover from another node. */
-  private async claimed({ clientId, load }: PendingClaim, reply: ClaimReply): Promise<StoredState | undefined> {
+  /** What a claim's script answered: the stored session, or another node holds the id (the slow path). */
+  private async claimed({ clientId, load, clean }: PendingClaim, reply: ClaimReply): Promise<StoredState | undefined> {
     if (reply.length === 0) return undefined;
-    if (reply[0] === null) return this.store.decodeSession(clientId, reply[2], reply[3], reply[4]);
-    const previous = reply[0].toString();
-    if (reply[1] === 1) await this.requestRelease(previous, clientId);
-    // Its node has let go (or is dead): the client id changes sets, and its session is read now.
-    const me = this.nodeId;
-    const keys = this.keys;
-    const pipeline = this.redis.pipeline().srem(keys.nodeClients(previous), clientId).sadd(keys.nodeClients(me), clientId);
-    if (load) pipeline.getBuffer(keys.session(clientId)).hvalsBuffer(keys.deliveries(clientId)).smembers(keys.qos2(clientId));
-    pipeline.get(keys.owner(clientId));
-    const answers = await execOrThrow(pipeline);
-    // Two connections with one client id on two nodes at once: the later claim wins.
-    if (answers.at(-1) !== me) throw new Error('client id claimed by another node meanwhile');
-    const session = answers[2] as Buffer | null | undefined;
-    return load && session !== null && session !== undefined ? this.store.decodeSession(clientId, session, answers[3] as Buffer[], answers[4] as string[]) : undefined;
+    if (reply[0] === null) return this.store.decodeSession(clientId, reply[1], reply[2], reply[3]);
+    return this.takeOver(clientId, load, clean);
   }
 
-  private requestRelease(node: string, clientId: string): Promise<void> {
+  /**
+   * The owner key is taken only once the previous node has let go (compare and set): a claim that
+   * waits must not name this node owner, or a claim elsewhere would ask this node, which holds
+   * nothing, instead of the node that holds the session. Two claims at once: the one that takes
+   * the key second asks the first to let go in turn (the later claim wins).
+   */
+  private async takeOver(clientId: string, load: boolean, clean: boolean): Promise<StoredState | undefined> {
+    const me = this.nodeId;
+    const owner = this.keys.owner(clientId);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const previous = await this.redis.get(owner);
+      if (previous !== null && previous !== me) {
+        const released = (await this.redis.exists(this.keys.alive(previous))) === 1 && (await this.requestRelease(previous, clientId));
+        if (!released && !clean && (await this.redis.sismember(this.keys.nodes(), previous)) === 1) {
+          throw new Error(`the session is held by node ${previous}, which does not answer; refused until it does or is adopted`);
+        }
+      }
+      if (((await this.redis.eval(TAKE_OWNER, 1, owner, previous ?? '', me)) as number) === 0) continue;
+      if (previous !== null && previous !== me) {
+        await this.redis.srem(this.keys.nodeClients(previous), clientId);
+        await this.redis.sadd(this.keys.nodeClients(me), clientId);
+      }
+      const state = load ? await this.store.loadSessions([clientId]) : undefined;
+      if ((await this.redis.get(owner)) !== me) throw new Error('client id claimed by another node meanwhile');
+      return state;
+    }
+    throw new Error('client id claimed by other nodes meanwhile, three times');
+  }
+
+  /** Asks `node` to let go of `clientId`; true once it did, false if it did not answer in time. */
+  private requestRelease(node: string, clientId: string): Promise<boolean> {
     const rid = this.nextRid++;
-    return new Promise<void>((resolve) => {
+    return new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
         this.releaseWaiters.delete(rid);
-        this.log.warn({ clientId, node }, 'cluster: the node holding the session did not let go in time; taking it as stored');
-        resolve();
+        this.log.warn({ clientId, node }, 'cluster: the node holding the session did not let go in time');
+        resolve(false);
       }, this.claimTimeoutMs);
       this.releaseWaiters.set(rid, () => {
         clearTimeout(timer);
-        resolve();
+        resolve(true);
       });
       this.send(node, { t: 'release', cid: clientId, from: this.nodeId, rid });
     });

@@ -93,8 +93,13 @@ export class Routes implements TransactionPart {
     this.backlog ??= [];
   }
 
-  /** Adds to `tx` the replacement of this node's route set by what it holds now, announced. */
+  /**
+   * Adds to `tx` the replacement of this node's route set by what it holds now, announced. It
+   * supersedes the changes not yet written (made while Redis was away): they are dropped, so none
+   * is announced late (a late removal would make the other nodes skip this node for a moment).
+   */
   register(tx: Transaction): void {
+    this.changes = [];
     const mine = this.keys.routes(this.nodeId);
     tx.del(mine);
     if (this.own.size > 0) tx.sadd(mine, ...this.own);

@@ -11,6 +11,8 @@ import type { ClusterLogger } from './connections.js';
 
 /** What a node's stream holds per entry: one field with the envelope (or a batch of them). */
 export const STREAM_FIELD = 'm';
+/** In an entry redirected to an adopter: the (dead) node it was written for. */
+export const STREAM_TARGET_FIELD = 'f';
 const GROUP = 'starling';
 /** Entries read at once; the next read waits until their deliveries are committed. */
 const STREAM_BATCH = 512;
@@ -21,8 +23,8 @@ export interface StreamReaderHost {
   isSynced(): boolean;
   /** True once the node leaves. */
   isClosing(): boolean;
-  /** Hands an entry's value (an envelope or a batch) to the broker. */
-  receive(value: Buffer): void;
+  /** Hands an entry's value (an envelope or a batch) to the broker; `forNode`: the dead node it was redirected from. */
+  receive(value: Buffer, forNode: string | undefined): void;
   /** The consumer group is gone (Redis lost its data): the node is no longer registered. */
   unsync(): void;
   /** Registers the node again (after `unsync`, or a read failing while not synchronised). */
@@ -31,7 +33,16 @@ export interface StreamReaderHost {
 
 /** The value of the envelope field of a stream entry. */
 export function streamValue(fields: Buffer[]): Buffer | undefined {
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === STREAM_FIELD) return fields[i + 1];
+  return field(fields, STREAM_FIELD);
+}
+
+/** The node a redirected entry was written for (undefined for an entry written for this node). */
+export function streamTarget(fields: Buffer[]): string | undefined {
+  return field(fields, STREAM_TARGET_FIELD)?.toString();
+}
+
+function field(fields: Buffer[], name: string): Buffer | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === name) return fields[i + 1];
   return undefined;
 }
 
@@ -138,7 +149,7 @@ export class StreamReader implements TransactionPart {
     for (const [id, fields] of entries) {
       this.acks.push(id.toString());
       const value = fields === null ? undefined : streamValue(fields);
-      if (value !== undefined) this.host.receive(value);
+      if (value !== undefined) this.host.receive(value, streamTarget(fields ?? []));
     }
     this.handler?.requestCommit();
     // Wait until these deliveries and their acknowledgements are committed before reading more:
