@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { DataDirLock } from './data-dir-lock.js';
-import type { Persistence, StoreOp, StoredDelivery, StoredIncomingQos2, StoredMessage, StoredRetained, StoredSession, StoredState } from './types.js';
+import type { Persistence, StoreOp, StoredDelivery, StoredIncomingQos2, StoredMessage, StoredRecord, StoredRetained, StoredSession, StoredState } from './types.js';
 
 /** On-disk format version written by this build. Bump it on any incompatible change. */
 export const FORMAT_VERSION = 1;
@@ -47,6 +47,8 @@ export class LmdbPersistence implements Persistence {
   private readonly deliveries: Database<StoredDelivery, [string, number]>;
   private readonly incomingQos2: Database<StoredIncomingQos2, [string, number]>;
   private readonly retained: Database<StoredRetained, string>;
+  /** Records of the worker hub (owners, wills, inboxes), keyed [space, key]. */
+  private readonly records: Database<Buffer, [string, string]>;
   private readonly sync: boolean;
   /** Delivery seqs ('d' + client id) and QoS 2 ids ('q' + client id) written and not yet committed. */
   private readonly uncommitted = new Map<string, Set<number>>();
@@ -80,6 +82,7 @@ export class LmdbPersistence implements Persistence {
     this.deliveries = this.root.openDB<StoredDelivery, [string, number]>({ name: 'deliveries' });
     this.incomingQos2 = this.root.openDB<StoredIncomingQos2, [string, number]>({ name: 'incoming-qos2' });
     this.retained = this.root.openDB<StoredRetained, string>({ name: 'retained' });
+    this.records = this.root.openDB<Buffer, [string, string]>({ name: 'records', encoding: 'binary' });
     const format = this.meta.get('format');
     if (format === undefined) {
       this.meta.putSync('format', FORMAT_VERSION);
@@ -104,6 +107,9 @@ export class LmdbPersistence implements Persistence {
     for (const { value } of this.messages.getRange()) state.messages.push(value);
     for (const { value } of this.incomingQos2.getRange()) state.incomingQos2.push(value);
     for (const { value } of this.retained.getRange()) state.retained.push(value);
+    const records: StoredRecord[] = [];
+    for (const { key, value } of this.records.getRange()) records.push({ space: key[0], key: key[1], value });
+    if (records.length > 0) state.records = records;
     return Promise.resolve(state);
   }
 
@@ -140,6 +146,12 @@ export class LmdbPersistence implements Persistence {
           break;
         case 'deleteRetained':
           last = this.retained.remove(op.topic);
+          break;
+        case 'putRecord':
+          last = this.records.put([op.record.space, op.record.key], op.record.value);
+          break;
+        case 'deleteRecord':
+          last = this.records.remove([op.space, op.key]);
           break;
       }
     }
