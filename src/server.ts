@@ -9,6 +9,7 @@ import type { Logger } from './broker/logger.js';
 import type { PublishInput } from './model/message.js';
 import { defaultNodeId } from './cluster/node-id.js';
 import { RedisBus } from './cluster/redis/bus.js';
+import type { WorkerBus } from './cluster/workers/worker-bus.js';
 import { checkBridgesConfig, ConfigError } from './config/config.js';
 import { crossCheck } from './config/checks.js';
 import { unreadableFiles } from './config/file-check.js';
@@ -89,10 +90,17 @@ export interface StarlingServer {
   close(): Promise<void>;
 }
 
+/** What a worker of a group (`starling --workers N`) adds to `startServer`: its bus to the hub. */
+export interface WorkerInternals {
+  /** The worker's bus: the broker is a node of the group, its store the hub's. */
+  bus: WorkerBus;
+  logger: Logger;
+}
+
 /** Composition root: builds the broker and its listeners from a configuration and starts them. */
-export async function startServer(options: ServerOptions | StarlingConfig = {}): Promise<StarlingServer> {
+export async function startServer(options: ServerOptions | StarlingConfig = {}, worker?: WorkerInternals): Promise<StarlingServer> {
   const config = resolve(options);
-  const logger: Logger = ('logger' in options && options.logger) || createLogger(config.logLevel, config.logFormat);
+  const logger: Logger = worker?.logger ?? (('logger' in options && options.logger) || createLogger(config.logLevel, config.logFormat));
   const problems = [...crossCheck(config, () => 'configuration'), ...unreadableFiles(config)];
   if (problems.length > 0) throw new ConfigError(problems);
   for (const warning of 'warnings' in options ? (options.warnings ?? []) : []) logger.warn({}, warning);
@@ -119,7 +127,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
   // Anonymous policy (docs/security.md): a listener beyond loopback needs authentication or --allow-anonymous.
   for (const l of planned) for (const host of l.hosts) security.checkListener({ name: l.name, host, port: l.port, authenticatesClients: l.tls?.requireClientCert === true });
   const firstPort = planned[0]?.port ?? config.port;
-  const cluster = config.cluster === undefined ? undefined : openCluster(config.cluster, firstPort, logger);
+  const cluster: RedisBus | WorkerBus | undefined = worker?.bus ?? (config.cluster === undefined ? undefined : openCluster(config.cluster, firstPort, logger));
   const store = cluster?.store ?? openStore(options, config);
   if (cluster !== undefined) {
     init.cluster = cluster;
@@ -137,7 +145,8 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
     }
     if (cluster !== undefined) {
       await cluster.start(broker.cluster!);
-      logger.info({ node: cluster.nodeId, redis: cluster.url }, `cluster node "${cluster.nodeId}" joined through Redis`);
+      if (cluster instanceof RedisBus) logger.info({ node: cluster.nodeId, redis: cluster.url }, `cluster node "${cluster.nodeId}" joined through Redis`);
+      else logger.info({ node: cluster.nodeId }, `worker ${cluster.nodeId} joined the group`);
     }
   } catch (error) {
     await broker.close().catch(() => undefined);
@@ -225,7 +234,7 @@ function openStore(options: ServerOptions | StarlingConfig, config: StarlingConf
 }
 
 /** Stops what started, after a failed start. */
-async function closeAll(broker: Broker, listeners: ListenerSet | undefined, cluster: RedisBus | undefined, store: Persistence | undefined): Promise<void> {
+async function closeAll(broker: Broker, listeners: ListenerSet | undefined, cluster: RedisBus | WorkerBus | undefined, store: Persistence | undefined): Promise<void> {
   await Promise.all([listeners?.close(), broker.close()]).catch(() => undefined);
   await cluster?.close().catch(() => undefined);
   await store?.close().catch(() => undefined);

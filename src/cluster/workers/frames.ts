@@ -51,6 +51,8 @@ export type WorkerFrame =
   | { t: 'gather'; rid: number; what: string; arg: unknown }
   /** The answer to a `report`. */
   | { t: 'reported'; rid: number; value: unknown }
+  /** The worker's listeners are open: it serves clients. */
+  | { t: 'ready' }
   /** The worker leaves (a graceful stop): its routes stay, its inbox keeps filling. */
   | { t: 'leave' };
 
@@ -72,7 +74,7 @@ export type HubFrame =
   /** The load of the other workers (for limits that hold for the whole group). */
   | { t: 'load'; others: WorkerLoad };
 
-const WORKER_FRAMES = new Set(['commit', 'load', 'start', 'claim', 'released', 'gather', 'reported', 'leave']);
+const WORKER_FRAMES = new Set(['commit', 'load', 'start', 'claim', 'released', 'gather', 'reported', 'ready', 'leave']);
 const HUB_FRAMES = new Set(['committed', 'loaded', 'started', 'claimed', 'deliver', 'routes', 'retained', 'release', 'gathered', 'report', 'load']);
 
 /** The bytes of a frame. */

@@ -45,6 +45,7 @@ interface Peer {
   link: FrameLink | undefined;
   /** True once its bus started (it answers releases, takes deliveries). */
   started: boolean;
+  pid: number | undefined;
   load: WorkerLoad;
   routes: Set<string>;
 }
@@ -52,6 +53,8 @@ interface Peer {
 /** The primary's side of every worker. */
 export class Hub {
   readonly stats: HubStats = { commits: 0, inboxed: 0, droppedQos0: 0 };
+  /** Called each time a worker is ready (its listeners are open). */
+  onServing: ((node: string) => void) | undefined;
   private readonly peers = new Map<string, Peer>();
   private readonly claims: HubClaims;
   private nextRid = 1;
@@ -90,10 +93,11 @@ export class Hub {
     return new Hub(options.store, state, options.logger, options);
   }
 
-  /** The worker `node` is reachable through `link` (a new process for it). */
-  attach(node: string, link: FrameLink): void {
+  /** The worker `node` is reachable through `link` (a new process for it, `pid`). */
+  attach(node: string, link: FrameLink, pid?: number): void {
     const peer = this.peer(node);
     peer.link = link;
+    peer.pid = pid;
     peer.started = false;
     link.onFrame((data) => {
       if (peer.link !== link) return;
@@ -124,12 +128,12 @@ export class Hub {
   }
 
   /** Load of every worker (connections, sessions), for the per-worker view. */
-  loads(): [string, WorkerLoad & { up: boolean }][] {
+  loads(): [string, WorkerLoad & { up: boolean; pid: number | undefined }][] {
     return [...this.peers.values()].map((p) => [p.node, this.loadOf(p)]);
   }
 
-  private loadOf(peer: Peer): WorkerLoad & { up: boolean } {
-    return { connections: peer.load.connections, sessions: this.claims.heldBy(peer.node), up: peer.started };
+  private loadOf(peer: Peer): WorkerLoad & { up: boolean; pid: number | undefined } {
+    return { connections: peer.load.connections, sessions: this.claims.heldBy(peer.node), up: peer.started, pid: peer.pid };
   }
 
   /** Stops taking frames; the store is closed by its owner. */
@@ -139,7 +143,7 @@ export class Hub {
 
   private peer(node: string): Peer {
     let peer = this.peers.get(node);
-    if (peer === undefined) this.peers.set(node, (peer = { node, link: undefined, started: false, load: { connections: 0, sessions: 0 }, routes: new Set() }));
+    if (peer === undefined) this.peers.set(node, (peer = { node, link: undefined, started: false, pid: undefined, load: { connections: 0, sessions: 0 }, routes: new Set() }));
     return peer;
   }
 
@@ -177,6 +181,9 @@ export class Hub {
       case 'reported':
         this.reported(peer.node, frame.rid, frame.value);
         break;
+      case 'ready':
+        this.onServing?.(peer.node);
+        break;
       case 'leave':
         peer.started = false;
         break;
@@ -210,7 +217,7 @@ export class Hub {
       peer.started = true;
       this.claims.started(peer.node);
       this.scheduleLoad();
-      this.log.info({ node: peer.node, wills: wills.length }, `workers: worker ${peer.node} serving`);
+      this.log.info({ node: peer.node, pid: peer.pid, wills: wills.length }, `workers: worker ${peer.node} joined`);
     };
     if (ops.length === 0) go();
     else this.store.apply(ops).then(go, (error: unknown) => this.log.error({ node: peer.node, err: error }, 'workers: taking the wills of a worker failed'));

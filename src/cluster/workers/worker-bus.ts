@@ -97,6 +97,11 @@ export class WorkerBus implements ClusterBus {
     for (const [clientId, will] of frame.wills) handler.publishOrphanWill(clientId, will);
   }
 
+  /** Tells the hub this worker serves clients (its listeners are open). */
+  serving(): void {
+    if (this.connected) this.link.send(encodeFrame({ t: 'ready' }));
+  }
+
   close(): Promise<void> {
     this.started = false;
     if (this.connected) this.link.send(encodeFrame({ t: 'leave' }));
