@@ -19,6 +19,7 @@ import { createLogger, type LogFormat } from './create-logger.js';
 import { startListeners, type BoundListener, type ListenerSet } from './listener-set.js';
 import { LmdbPersistence } from './persistence/lmdb.js';
 import type { Persistence } from './persistence/types.js';
+import { reportFor } from './http/group-view.js';
 import { createSysPublisher, startWebServices, type WebServices } from './web-services.js';
 
 export type { BoundListener } from './listener-set.js';
@@ -138,6 +139,8 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}, 
     init.durableAcks ??= config.durability === 'full';
   }
   const broker = new Broker(init);
+  // Each worker answers the others' report requests (the group's metrics and API views).
+  worker?.bus.setReporter(reportFor(broker.query));
   try {
     if (store !== undefined) {
       const restored = await broker.restore();
@@ -176,6 +179,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}, 
       http: config.http,
       sys,
       ...(cluster === undefined ? {} : { clusterReady: () => cluster.ready }),
+      ...(worker === undefined ? {} : { group: worker.bus }),
     });
     bridges = await startBridges(config.bridges, { broker, logger });
   } catch (error) {

@@ -5,6 +5,7 @@ import type { Broker } from './broker/broker.js';
 import type { Logger } from './broker/logger.js';
 import type { HttpConfig, SysConfig } from './config/schema.js';
 import type { ListenerView } from './http/api.js';
+import type { GroupView } from './http/group-view.js';
 import { HttpServer } from './http/http-server.js';
 import { defaultDashboardDir } from './http/static-files.js';
 import { SysPublisher } from './sys/sys-publisher.js';
@@ -42,6 +43,8 @@ export interface WebServicesInput {
   sys: SysPublisher | undefined;
   /** In a cluster: whether the node reaches the shared state (Redis); /readyz is 503 while not. */
   clusterReady?: () => boolean;
+  /** In a worker group: metrics and the API show the whole group. */
+  group?: GroupView;
 }
 
 /** The HTTP server and $SYS publisher, running. */
@@ -92,6 +95,7 @@ export async function startWebServices(input: WebServicesInput): Promise<WebServ
         listeners: () => views,
         ...(gateway === undefined ? {} : { upgrade: gateway.handleUpgrade.bind(gateway) }),
         ready: () => ready && (input.clusterReady?.() ?? true),
+        ...(input.group === undefined ? {} : { group: input.group }),
       });
       try {
         const address = await server.listen();

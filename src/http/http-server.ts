@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { BrokerQuery } from '../broker/query.js';
 import type { Logger } from '../broker/logger.js';
 import { ApiError, createApiRouter, type ListenerView } from './api.js';
+import { GroupQuery, type GroupView } from './group-view.js';
 import { BrokerMetrics } from './metrics.js';
 import type { Router } from './router.js';
 import { StaticFiles } from './static-files.js';
@@ -28,6 +29,8 @@ export interface HttpServerOptions {
   upgrade?: (request: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
   /** Whether the broker accepts clients (for /readyz). */
   ready: () => boolean;
+  /** In a worker group: metrics and the API show the whole group, gathered through the hub. */
+  group?: GroupView;
 }
 
 /** A Host header that can go into a header value as it is: a name or IPv4 address, or [IPv6], and a port. */
@@ -70,8 +73,9 @@ export class HttpServer {
   private readonly apiMode: 'token' | 'open-loopback' | 'disabled';
 
   constructor(private readonly options: HttpServerOptions) {
-    this.metrics = new BrokerMetrics(options.admin);
-    this.api = createApiRouter(options.admin, { version: options.version, listeners: options.listeners });
+    const group = options.group === undefined ? undefined : new GroupQuery(options.group);
+    this.metrics = new BrokerMetrics(options.admin, group);
+    this.api = createApiRouter(options.admin, { version: options.version, listeners: options.listeners, ...(group === undefined ? {} : { group }) });
     this.files = options.dashboardDir === undefined ? undefined : new StaticFiles(options.dashboardDir);
     const token = options.apiToken;
     this.tokenDigest = token === undefined || token === '' ? undefined : digest(token);
