@@ -24,8 +24,10 @@ export interface ClaimsHost {
 export class HubClaims {
   /** Client id → the worker holding it (connected there, or its persistent session stored for it). */
   private readonly holders = new Map<string, string>();
-  /** Client id → the worker it is connected to. */
+  /** Client id → the worker it is connected to (since its claim; until it goes away there). */
   private readonly connected = new Map<string, string>();
+  /** Connected client ids per worker. */
+  private readonly online = new Map<string, number>();
   /** Client ids held per worker. */
   private readonly counts = new Map<string, number>();
   /** The last claim of each client id (the next one waits for it). */
@@ -44,6 +46,26 @@ export class HubClaims {
   /** Client ids `node` holds (its sessions, connected or stored). */
   heldBy(node: string): number {
     return this.counts.get(node) ?? 0;
+  }
+
+  /** Clients connected to `node`. */
+  connectedTo(node: string): number {
+    return this.online.get(node) ?? 0;
+  }
+
+  private connect(clientId: string, node: string): void {
+    const previous = this.connected.get(clientId);
+    if (previous === node) return;
+    if (previous !== undefined) this.online.set(previous, (this.online.get(previous) ?? 1) - 1);
+    this.connected.set(clientId, node);
+    this.online.set(node, (this.online.get(node) ?? 0) + 1);
+  }
+
+  private disconnect(clientId: string): void {
+    const previous = this.connected.get(clientId);
+    if (previous === undefined) return;
+    this.connected.delete(clientId);
+    this.online.set(previous, (this.online.get(previous) ?? 1) - 1);
   }
 
   private hold(clientId: string, node: string): void {
@@ -76,6 +98,8 @@ export class HubClaims {
   private async take(node: string, clientId: string, load: boolean): Promise<StoredState | undefined> {
     const previous = this.holders.get(clientId);
     this.hold(clientId, node);
+    // Every CONNECT of a worker claims its client id: the claim is the connection, for the counts.
+    this.connect(clientId, node);
     if (previous !== undefined && previous !== node) await this.letGo(previous, clientId, node);
     const ops: StoreOp[] = [];
     if (this.state.hasSession(clientId) && this.state.owners.get(clientId) !== node) this.state.setOwner(clientId, node, ops);
@@ -144,7 +168,7 @@ export class HubClaims {
   down(node: string): void {
     for (const release of [...this.releases.values()]) if (release.node === node) release.done();
     for (const [clientId, holder] of this.holders) if (holder === node && this.state.owners.get(clientId) !== node) this.unhold(clientId);
-    for (const [clientId, holder] of this.connected) if (holder === node) this.connected.delete(clientId);
+    for (const [clientId, holder] of this.connected) if (holder === node) this.disconnect(clientId);
   }
 
   /** `node` loads its sessions again (a new process): it holds exactly the persistent sessions it owns. */
@@ -152,14 +176,9 @@ export class HubClaims {
     this.down(node);
   }
 
-  /** A client connected to `node`. */
-  online(clientId: string, node: string): void {
-    this.connected.set(clientId, node);
-  }
-
   /** A client of `node` went away; a clean session lets its client id go. */
   offline(clientId: string, node: string, persistent: boolean, ops: StoreOp[]): void {
-    if (this.connected.get(clientId) === node) this.connected.delete(clientId);
+    if (this.connected.get(clientId) === node) this.disconnect(clientId);
     if (persistent || this.holders.get(clientId) !== node) return;
     this.unhold(clientId);
     this.state.release(node, clientId, ops);

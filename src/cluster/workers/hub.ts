@@ -46,7 +46,6 @@ interface Peer {
   /** True once its bus started (it answers releases, takes deliveries). */
   started: boolean;
   pid: number | undefined;
-  load: WorkerLoad;
   routes: Set<string>;
 }
 
@@ -121,7 +120,6 @@ export class Hub {
     if (p === undefined || p.link === undefined) return;
     p.link = undefined;
     p.started = false;
-    p.load.connections = 0;
     this.claims.down(p.node);
     for (const [rid, gather] of this.gathers) if (gather.waiting.delete(p.node) && gather.waiting.size === 0) this.finishGather(rid);
     this.scheduleLoad();
@@ -133,7 +131,7 @@ export class Hub {
   }
 
   private loadOf(peer: Peer): WorkerLoad & { up: boolean; pid: number | undefined } {
-    return { connections: peer.load.connections, sessions: this.claims.heldBy(peer.node), up: peer.started, pid: peer.pid };
+    return { connections: this.claims.connectedTo(peer.node), sessions: this.claims.heldBy(peer.node), up: peer.started, pid: peer.pid };
   }
 
   /** Stops taking frames; the store is closed by its owner. */
@@ -143,7 +141,7 @@ export class Hub {
 
   private peer(node: string): Peer {
     let peer = this.peers.get(node);
-    if (peer === undefined) this.peers.set(node, (peer = { node, link: undefined, started: false, pid: undefined, load: { connections: 0, sessions: 0 }, routes: new Set() }));
+    if (peer === undefined) this.peers.set(node, (peer = { node, link: undefined, started: false, pid: undefined, routes: new Set() }));
     return peer;
   }
 
@@ -167,6 +165,7 @@ export class Hub {
         this.start(peer, frame.rid, frame.routes);
         break;
       case 'claim':
+        this.scheduleLoad();
         this.claims.claim(peer.node, frame.clientId, frame.load).then(
           (state) => this.send(peer.node, state === undefined ? { t: 'claimed', rid: frame.rid } : { t: 'claimed', rid: frame.rid, state }),
           (error: unknown) => this.send(peer.node, { t: 'claimed', rid: frame.rid, error: error instanceof Error ? error.message : String(error) }),
@@ -229,10 +228,7 @@ export class Hub {
     const state = this.state;
     const ops: StoreOp[] = [];
     this.stats.commits++;
-    for (const [clientId, will] of frame.online) {
-      this.claims.online(clientId, node);
-      if (will !== null) state.setWill(node, clientId, will, ops);
-    }
+    for (const [clientId, will] of frame.online) if (will !== null) state.setWill(node, clientId, will, ops);
     state.applyOps(node, frame.ops, ops);
     for (const op of frame.ops) if (op.op === 'deleteSession') this.claims.sessionDeleted(op.clientId, node);
     state.ackInbox(node, frame.acks, ops);
@@ -260,10 +256,7 @@ export class Hub {
       }
     }
     this.stats.inboxed += entries.length;
-    if (frame.online.length > 0 || frame.offline.length > 0) {
-      peer.load.connections += frame.online.length - frame.offline.length;
-      this.scheduleLoad();
-    }
+    if (frame.offline.length > 0) this.scheduleLoad();
     const retained = retainedChanges(frame.ops);
     this.store.apply(ops).then(
       () => {

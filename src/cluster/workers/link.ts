@@ -16,10 +16,12 @@ export interface FrameLink {
 
 /** What `processLink` needs of a process or a cluster worker: Node's IPC channel. */
 export interface IpcEndpoint {
-  send?(message: unknown): boolean;
+  send?(message: unknown, sendHandle: undefined, options: object, callback: (error: Error | null) => void): boolean;
   on(event: 'message', listener: (message: unknown) => void): unknown;
   on(event: 'disconnect', listener: () => void): unknown;
 }
+
+function ignore(): void {}
 
 /**
  * A link over Node's IPC channel: in a worker, `process`; in the primary, the `cluster.Worker`.
@@ -28,7 +30,8 @@ export interface IpcEndpoint {
 export function ipcLink(endpoint: IpcEndpoint): FrameLink {
   return {
     send(frame) {
-      endpoint.send?.(frame);
+      // A channel closing under a send (the other process died) is reported by onClose, not thrown.
+      endpoint.send?.(frame, undefined, {}, ignore);
     },
     onFrame(receive) {
       endpoint.on('message', (message) => {
