@@ -19,7 +19,8 @@ import { createLogger, type LogFormat } from './create-logger.js';
 import { startListeners, type BoundListener, type ListenerSet } from './listener-set.js';
 import { LmdbPersistence } from './persistence/lmdb.js';
 import type { Persistence } from './persistence/types.js';
-import { reportFor } from './http/group-view.js';
+import { GroupQuery, reportFor, sumOverviews } from './http/group-view.js';
+import type { SysPublisherOptions } from './sys/sys-publisher.js';
 import { createSysPublisher, startWebServices, type WebServices } from './web-services.js';
 
 export type { BoundListener } from './listener-set.js';
@@ -123,7 +124,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}, 
   const init: BrokerInit = { ...config.limits, maxConnectionsPerListener, ...config.features, logger, plugins: security.plugins, allowAnonymous: security.allowAnonymous };
   if ('authenticate' in options && options.authenticate !== undefined) init.authenticate = options.authenticate;
   // $SYS runs only when asked for (the command line always asks).
-  const sys = createSysPublisher(options.sys === undefined ? undefined : config.sys);
+  const sys = createSysPublisher(options.sys === undefined ? undefined : config.sys, worker === undefined ? undefined : groupSys(worker.bus));
   if (sys !== undefined) init.plugins = [...(init.plugins ?? []), sys.plugin];
   // Anonymous policy (docs/security.md): a listener beyond loopback needs authentication or --allow-anonymous.
   for (const l of planned) for (const host of l.hosts) security.checkListener({ name: l.name, host, port: l.port, authenticatesClients: l.tls?.requireClientCert === true });
@@ -220,6 +221,21 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}, 
       await stopped;
       await cluster?.close();
       await store?.close();
+    },
+  };
+}
+
+/** In a worker group, $SYS statistics are the group's, published by worker w1 (events by every worker). */
+function groupSys(bus: WorkerBus): Pick<SysPublisherOptions, 'statistics' | 'source'> {
+  if (bus.nodeId !== 'w1') return { statistics: false };
+  const query = new GroupQuery(bus);
+  return {
+    async source() {
+      const overviews = (await query.overviews()).map(([, o]) => o);
+      const { stats, totals } = sumOverviews(overviews);
+      const memory = { heapUsed: 0, heapTotal: 0 };
+      for (const o of overviews) for (const key of ['heapUsed', 'heapTotal'] as const) memory[key] += o.memory[key];
+      return { stats, totals, memory };
     },
   };
 }

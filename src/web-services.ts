@@ -8,7 +8,7 @@ import type { ListenerView } from './http/api.js';
 import type { GroupView } from './http/group-view.js';
 import { HttpServer } from './http/http-server.js';
 import { defaultDashboardDir } from './http/static-files.js';
-import { SysPublisher } from './sys/sys-publisher.js';
+import { SysPublisher, type SysPublisherOptions } from './sys/sys-publisher.js';
 import { ListenError } from './listener-set.js';
 import { describePortHolder } from './transport/address-in-use.js';
 import { WebSocketGateway } from './transport/ws.js';
@@ -26,9 +26,9 @@ function readVersion(): string {
 }
 
 /** The $SYS publisher for a configuration (its plugin must be given to the broker), or undefined. */
-export function createSysPublisher(sys: SysConfig | undefined): SysPublisher | undefined {
+export function createSysPublisher(sys: SysConfig | undefined, group?: Pick<SysPublisherOptions, 'statistics' | 'source'>): SysPublisher | undefined {
   if (sys === undefined) return undefined;
-  return new SysPublisher({ interval: sys.interval, events: sys.events, version: `starling version ${STARLING_VERSION}` });
+  return new SysPublisher({ interval: sys.interval, events: sys.events, version: `starling version ${STARLING_VERSION}`, ...group });
 }
 
 /** What startWebServices needs to know of the rest of the server. */

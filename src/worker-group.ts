@@ -135,9 +135,8 @@ export async function startWorker(config: StarlingConfig, warnings: readonly str
     logger.error({}, 'the primary process is gone; exiting');
     process.exit(1);
   });
-  // $SYS statistics are published by one worker (events of connects and disconnects by each).
-  const sys = node === 'w1' ? config.sys : { ...config.sys, interval: 0 };
-  const server = await startServer({ ...config, sys, warnings: node === 'w1' ? warnings : [] }, { bus, logger });
+  // $SYS statistics are published by w1 with the group's totals, events by each worker (server.ts).
+  const server = await startServer({ ...config, warnings: node === 'w1' ? warnings : [] }, { bus, logger });
   bus.serving();
   return server;
 }

@@ -5,6 +5,7 @@
  * per-worker view of the REST API. Every process is stopped by PID.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './temp-dir.js';
 
@@ -164,6 +165,9 @@ export async function startGroup(options: GroupOptions = {}, ports?: { port: num
       await Promise.all(all.map((pid) => gone(pid)));
     },
     async stop() {
+      // STARLING_TEST_LOG=file keeps the group's log lines for a look after the run.
+      const keep = process.env['STARLING_TEST_LOG'];
+      if (keep !== undefined && keep.includes('/')) appendFileSync(keep, `${lines.join('\n')}\n`);
       if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGTERM');
       const timer = setTimeout(() => child.pid !== undefined && child.exitCode === null && process.kill(child.pid, 'SIGKILL'), 15_000);
       const code = await exited;

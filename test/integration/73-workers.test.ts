@@ -17,7 +17,7 @@ import { startGroup, type Group } from '../helpers/worker-group.js';
 let group: Group;
 
 before(async () => {
-  group = await startGroup({ workers: 3 });
+  group = await startGroup({ workers: 3, args: ['--sys-interval', '1'] });
 }, { timeout: 60_000 });
 
 after(async () => {
@@ -184,4 +184,17 @@ test('a shared subscription with members on every worker gets each message once,
   const per = members.map((m) => inbox(m.client).messages.filter((x) => x.topic === 'jobs/work').map((x) => Number(x.payload)));
   assert.deepEqual(per.flat().sort((a, b) => a - b), Array.from({ length: 90 }, (_, i) => i), 'each job exactly once');
   for (const [i, got] of per.entries()) assert.ok(got.length >= 10, `member on ${members[i]!.worker} got ${got.length} of 90`);
+});
+
+test('$SYS shows the whole group: clients connected on every worker, published once, seen from any worker', async () => {
+  const clients = await spread(6, 'sys');
+  const [watcher] = await spread(1, 'sys-watch');
+  const expected = ((await group.api('/api/overview')) as { totals: { clientsConnected: number } }).totals.clientsConnected;
+  assert.ok(expected >= 7);
+  await watcher!.client.subscribeAsync('$SYS/broker/clients/connected', { qos: 0 });
+  // More clients than any one worker holds: only the group's total can reach it.
+  await waitUntil(() => inbox(watcher!.client).messages.some((m) => m.topic === '$SYS/broker/clients/connected' && Number(m.payload) >= expected), 10_000, () => `$SYS values seen: ${inbox(watcher!.client).messages.map((m) => m.payload).join(' ')}`);
+  const perWorker = await group.workers();
+  assert.ok(perWorker.every((w) => w.connections < expected), 'no single worker holds them all');
+  for (const c of clients) await endClient(c.client);
 });
