@@ -35,7 +35,7 @@ async function startBroker(workers: number): Promise<Broker> {
   const ready = workers > 1 ? new RegExp(`all ${workers} workers serving`) : /HTTP \(dashboard/;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`broker not ready in 60 s:\n${text.slice(-2000)}`)), 60_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       text += chunk.toString();
       if (ready.test(text) && /HTTP \(dashboard/.test(text)) {
         clearTimeout(timer);
@@ -44,7 +44,7 @@ async function startBroker(workers: number): Promise<Broker> {
     });
     child.once('exit', (code) => reject(new Error(`broker exited (${code}):\n${text.slice(-2000)}`)));
   });
-  child.stdout!.resume();
+  child.stdout.resume();
   const port = Number(/mqtt:\/\/127\.0\.0\.1:(\d+)/.exec(text)![1]);
   const httpPort = Number(/http:\/\/127\.0\.0\.1:(\d+)\//.exec(text)![1]);
   return {
