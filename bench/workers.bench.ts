@@ -6,7 +6,7 @@
  * machine is shared.
  *
  *   npm run build
- *   node --import tsx bench/workers.bench.ts conn|cpu|throughput|all [--repeat 3] [--conns 100000]
+ *   node --import tsx bench/workers.bench.ts conn|connect|cpu|throughput|all [--repeat 3] [--conns 100000]
  *
  * MQLOAD=/path/to/mqload overrides the generator (default /work/benchruns/bin/mqload, or build
  * ../shared/bench/mqload.c with `cc -O2 -o mqload mqload.c -lm`).
@@ -27,10 +27,10 @@ interface Broker {
 }
 
 /** Starts the broker (one process, or a group of `workers`) on free ports, in memory, and waits until it serves. */
-async function startBroker(workers: number): Promise<Broker> {
+async function startBroker(workers: number, env: NodeJS.ProcessEnv = {}): Promise<Broker> {
   const args = [CLI, '--port', '0', '--http-port', '0', '--store', 'memory', '--log-format', 'json', '--sys-interval', '0'];
   if (workers > 1) args.push('--workers', String(workers));
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   let text = '';
   const ready = workers > 1 ? new RegExp(`all ${workers} workers serving`) : /HTTP \(dashboard/;
   await new Promise<void>((resolve, reject) => {
@@ -74,7 +74,8 @@ function mqload(args: string[]): Promise<Record<string, string>> {
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
-    child.once('exit', (code) => {
+    // 'close', not 'exit': the result line may still be in the pipe when the process exits.
+    child.once('close', (code) => {
       clearTimeout(timer);
       const line = out.trim().split('\n').pop() ?? '';
       const record: Record<string, string> = {};
@@ -141,6 +142,34 @@ async function conn(total: number): Promise<void> {
   } finally {
     await broker.stop();
   }
+}
+
+/**
+ * What a connect costs: 10,000 idle connections on one process, on two workers with the primary's
+ * round-robin (the default), and on two workers with the kernel's spreading (NODE_CLUSTER_SCHED_POLICY=none).
+ */
+async function connectCost(repeat: number): Promise<void> {
+  const variants: [string, number, NodeJS.ProcessEnv][] = [
+    ['one process', 1, {}],
+    ['2 workers, round-robin', 2, {}],
+    ['2 workers, kernel (SCHED_NONE)', 2, { NODE_CLUSTER_SCHED_POLICY: 'none' }],
+  ];
+  const cpu = new Map<string, number[]>();
+  const rate = new Map<string, number[]>();
+  for (let i = 0; i < repeat; i++) {
+    for (const [name, workers, env] of variants) {
+      const broker = await startBroker(workers, env);
+      try {
+        const r = await mqload(['-s', 'conn', '-c', '10000', '-H', '4', '-B', '8', '-T', '120', '-p', String(broker.port), '-x', String(broker.pid)]);
+        console.log(`connect ${name} run ${i + 1}: ${r['conn_per_s']} conn/s, ${r['broker_cpu_us_per_conn']} µs broker CPU per connection, ${r['bytes_per_conn']} B RSS per connection, ${r['status']}`);
+        (cpu.get(name) ?? cpu.set(name, []).get(name)!).push(Number(r['broker_cpu_us_per_conn']));
+        (rate.get(name) ?? rate.set(name, []).get(name)!).push(Number(r['conn_per_s']));
+      } finally {
+        await broker.stop();
+      }
+    }
+  }
+  for (const [name] of variants) console.log(`connect ${name}: median ${fmt(median(rate.get(name)!))} conn/s, ${fmt(median(cpu.get(name)!), 1)} µs broker CPU per connection`);
 }
 
 /** One fan-in run against `workers`: broker CPU per delivered message and the rate. */
@@ -221,5 +250,6 @@ const { positionals, values } = parseArgs({ allowPositionals: true, options: { r
 const what = positionals[0] ?? 'all';
 const repeat = Number(values.repeat);
 if (what === 'conn' || what === 'all') await conn(Number(values.conns));
+if (what === 'connect' || what === 'all') await connectCost(repeat);
 if (what === 'cpu' || what === 'all') await cpu(repeat);
 if (what === 'throughput' || what === 'all') await throughput(repeat);
