@@ -12,6 +12,7 @@
  * ../shared/bench/mqload.c with `cc -O2 -o mqload mqload.c -lm`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -172,16 +173,33 @@ async function connectCost(repeat: number): Promise<void> {
   for (const [name] of variants) console.log(`connect ${name}: median ${fmt(median(rate.get(name)!))} conn/s, ${fmt(median(cpu.get(name)!), 1)} µs broker CPU per connection`);
 }
 
-/** One fan-in run against `workers`: broker CPU per delivered message and the rate. */
-async function fanin(workers: number, extra: string[], check?: (b: Broker) => Promise<string>): Promise<{ perMsgUs: number; rate: number; note: string; raw: Record<string, string> }> {
+/** CPU seconds (user + system) used so far by process `pid`, from /proc (clock ticks: fine over seconds). */
+function processCpu(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * One fan-in run against `workers`: broker CPU per delivered message and the rate; with workers, the
+ * share of the primary (the hub) and of the workers, per message received over the whole run.
+ */
+async function fanin(workers: number, extra: string[], check?: (b: Broker) => Promise<string>): Promise<{ perMsgUs: number; rate: number; note: string; raw: Record<string, string>; hubUs?: number; workersUs?: number }> {
   const broker = await startBroker(workers);
   try {
     let note = '';
+    const hubBefore = processCpu(broker.pid);
+    const workersBefore = workers > 1 ? ((await overview(broker.httpPort)).workers ?? []).reduce((n, w) => n + w.cpuSeconds, 0) : 0;
     const run = mqload(['-s', 'fanin', '-m', '64', '-d', '5', '-p', String(broker.port), '-x', String(broker.pid), ...extra]);
     if (check !== undefined) note = await check(broker);
     const r = await run;
     const perSecond = Number(r['msgs_per_broker_cpu_s']);
-    return { perMsgUs: 1e6 / perSecond, rate: Number(r['msgs_per_s']), note: `${note} status=${r['status']} lost=${r['lost']}`, raw: r };
+    const out = { perMsgUs: 1e6 / perSecond, rate: Number(r['msgs_per_s']), note: `${note} status=${r['status']} lost=${r['lost']}`, raw: r };
+    if (workers === 1) return out;
+    const received = Number(r['received']);
+    const hubUs = ((processCpu(broker.pid) - hubBefore) * 1e6) / received;
+    const workersUs = ((((await overview(broker.httpPort)).workers ?? []).reduce((n, w) => n + w.cpuSeconds, 0) - workersBefore) * 1e6) / received;
+    return { ...out, hubUs, workersUs };
   } finally {
     await broker.stop();
   }
@@ -209,16 +227,22 @@ async function cpu(repeat: number): Promise<void> {
   for (const qos of ['0', '1']) {
     const single: number[] = [];
     const cross: number[] = [];
+    const hub: number[] = [];
+    const inWorkers: number[] = [];
     const notes: string[] = [];
     for (let i = 0; i < repeat; i++) {
       const one = await fanin(1, ['-P', '1', '-q', qos]);
       single.push(one.perMsgUs);
       const two = await fanin(2, ['-P', '1', '-q', qos], placement);
       if (two.note.startsWith('cross-worker')) cross.push(two.perMsgUs);
-      notes.push(`1w ${fmt(one.perMsgUs, 2)} µs (${fmt(one.rate)}/s), 2w ${fmt(two.perMsgUs, 2)} µs (${fmt(two.rate)}/s, ${two.note})`);
+      notes.push(`1w ${fmt(one.perMsgUs, 2)} µs (${fmt(one.rate)}/s), 2w ${fmt(two.perMsgUs, 2)} µs (${fmt(two.rate)}/s, hub ${fmt(two.hubUs ?? 0, 2)} µs + workers ${fmt(two.workersUs ?? 0, 2)} µs per message over the run, ${two.note})`);
+      if (two.note.startsWith('cross-worker')) {
+        hub.push(two.hubUs ?? 0);
+        inWorkers.push(two.workersUs ?? 0);
+      }
     }
     console.log(`cpu QoS ${qos}: ${notes.join(' | ')}`);
-    console.log(`cpu QoS ${qos}: median broker CPU per message: same process ${fmt(median(single), 2)} µs, across two workers (publisher's worker + hub + subscriber's worker) ${cross.length === 0 ? 'n/a' : fmt(median(cross), 2)} µs`);
+    console.log(`cpu QoS ${qos}: median broker CPU per message: same process ${fmt(median(single), 2)} µs, across two workers (publisher's worker + hub + subscriber's worker) ${cross.length === 0 ? 'n/a' : fmt(median(cross), 2)} µs${hub.length === 0 ? '' : ` (over the whole run: hub ${fmt(median(hub), 2)} µs, workers ${fmt(median(inWorkers), 2)} µs)`}`);
   }
 }
 
@@ -236,7 +260,7 @@ async function throughput(repeat: number): Promise<void> {
         rows[workers]!.rate.push(r.rate);
         rows[workers]!.perMsg.push(r.perMsgUs);
         rows[workers]!.cpu.push(Number(r.raw['broker_cpu_pct']));
-        console.log(`${name} ${workers}w run ${i + 1}: ${fmt(r.rate)} msgs/s, ${fmt(r.perMsgUs, 2)} µs broker CPU/msg, broker ${r.raw['broker_cpu_pct']}% gen ${r.raw['gen_cpu_pct']}% host ${r.raw['host_cpu_pct']}%, p50 ${r.raw['p50_us']} µs p99 ${r.raw['p99_us']} µs, ${r.note}`);
+        console.log(`${name} ${workers}w run ${i + 1}: ${fmt(r.rate)} msgs/s, ${fmt(r.perMsgUs, 2)} µs broker CPU/msg${r.hubUs === undefined ? '' : ` (run: hub ${fmt(r.hubUs, 2)} µs, workers ${fmt(r.workersUs ?? 0, 2)} µs)`}, broker ${r.raw['broker_cpu_pct']}% gen ${r.raw['gen_cpu_pct']}% host ${r.raw['host_cpu_pct']}%, p50 ${r.raw['p50_us']} µs p99 ${r.raw['p99_us']} µs, ${r.note}`);
       }
     }
     for (const workers of [1, 2]) {

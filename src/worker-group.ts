@@ -71,7 +71,11 @@ export async function startWorkerGroup(config: StarlingConfig, warnings: readonl
   const serving = new Set<string>();
   let stopping = false;
   let allServing: () => void = () => {};
-  const ready = new Promise<void>((resolve) => (allServing = resolve));
+  let failed: (error: Error) => void = () => {};
+  const ready = new Promise<void>((resolve, reject) => {
+    allServing = resolve;
+    failed = reject;
+  });
   const fork = (node: string): void => {
     const worker = cluster.fork({ [WORKER_ENV]: node });
     byWorker.set(worker, { node, startedAt: Date.now() });
@@ -90,6 +94,12 @@ export async function startWorkerGroup(config: StarlingConfig, warnings: readonl
     byWorker.delete(worker);
     hub.down(entry.node);
     if (stopping) return;
+    if (serving.size < count) {
+      // A worker that cannot start (a port in use, a file it cannot read) would fail again: stop.
+      stopping = true;
+      failed(new Error(`worker ${entry.node} exited during start (${signal ?? `code ${code}`}); its log says why`));
+      return;
+    }
     const quick = Date.now() - entry.startedAt < QUICK_DEATH_MS;
     logger.warn({ node: entry.node, pid: worker.process.pid, code, signal }, `worker ${entry.node} exited; restarting it${quick ? ' in 1 s' : ''}`);
     setTimeout(() => {
@@ -97,7 +107,14 @@ export async function startWorkerGroup(config: StarlingConfig, warnings: readonl
     }, quick ? 1000 : 0).unref();
   });
   for (const node of nodes) fork(node);
-  await ready;
+  try {
+    await ready;
+  } catch (error) {
+    for (const worker of byWorker.keys()) worker.process.kill('SIGKILL');
+    hub.close();
+    await store.close();
+    throw error;
+  }
 
   return {
     logger,

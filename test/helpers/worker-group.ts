@@ -123,7 +123,7 @@ export async function startGroup(options: GroupOptions = {}, ports?: { port: num
   };
   const api = async (path: string): Promise<unknown> => {
     const response = await fetch(`http://127.0.0.1:${httpPort}${path}`, { signal: AbortSignal.timeout(5000) });
-    return (await response.json()) as unknown;
+    return (await response.json());
   };
   return {
     port,

@@ -338,6 +338,18 @@ export class HubState {
     }
   }
 
+  /** Drops the inboxes of workers not in `nodes` (the group shrank); returns how many entries went. */
+  dropInboxes(nodes: ReadonlySet<string>, out: StoreOp[]): number {
+    let dropped = 0;
+    for (const [node, inbox] of this.inboxes) {
+      if (nodes.has(node)) continue;
+      for (const seq of inbox.keys()) out.push({ op: 'deleteRecord', space: INBOX, key: inboxKey(node, seq) });
+      dropped += inbox.size;
+      this.inboxes.delete(node);
+    }
+    return dropped;
+  }
+
   /** `node`'s unacknowledged inbox entries, oldest first. */
   inbox(node: string): InboxEntry[] {
     return [...(this.inboxes.get(node) ?? new Map<number, Buffer>())].sort(([a], [b]) => a - b).map(([seq, data]) => ({ seq, data }));

@@ -87,6 +87,8 @@ export class Hub {
     const unowned = state.unowned(nodes);
     // Spread evenly and deterministically: a session's subscriptions must be someone's interest.
     unowned.forEach((clientId, i) => state.setOwner(clientId, options.nodes[i % options.nodes.length]!, cleanup));
+    const dropped = state.dropInboxes(nodes, cleanup);
+    if (dropped > 0) options.logger.warn({ entries: dropped }, 'workers: messages waiting for workers this group no longer has were dropped (fewer workers than before)');
     if (cleanup.length > 0) await options.store.apply(cleanup);
     if (unowned.length > 0) options.logger.info({ sessions: unowned.length }, 'workers: stored sessions shared out among the workers');
     return new Hub(options.store, state, options.logger, options);
