@@ -26,14 +26,14 @@ const LAYERS = {
   client: { layers: ['protocol'], packages: ['ws'], io: true },
   config: { layers: ['protocol', 'cluster'], packages: ['jsonc-parser'], io: true },
   bridge: { layers: ['protocol', 'model', 'client', 'config'], types: ['broker'], io: true },
-  cli: { layers: ['protocol', 'model', 'client', 'config', 'auth', 'persistence'], packages: ['mqtt-packet'], io: true, root: ['server.js', 'web-services.js'] },
+  cli: { layers: ['protocol', 'model', 'client', 'config', 'auth', 'persistence'], packages: ['mqtt-packet'], io: true, root: ['server.js', 'web-services.js', 'worker-group.js'] },
 };
 /** Packages a layer may use only when its entry lists them. */
 const PACKAGES = ['pino', 'ioredis', 'lmdb', 'ws', 'jose', 'prom-client', 'mqtt-packet', 'jsonc-parser'];
 /** Node modules that do I/O: not in the pure layers (protocol, model, broker core, $SYS). */
 const IO = ['node:net', 'node:tls', 'node:fs', 'node:fs/promises', 'node:http', 'node:https', 'node:dgram', 'node:child_process'];
 /** Files at the root of src/: the composition root and the public entry, imported by no layer (but cli's `root`). */
-const ROOT = ['server.js', 'web-services.js', 'index.js', 'listener-set.js', 'create-logger.js'];
+const ROOT = ['server.js', 'web-services.js', 'index.js', 'listener-set.js', 'create-logger.js', 'worker-group.js'];
 
 function boundaryRule(name, layer) {
   const others = Object.keys(LAYERS).filter((other) => other !== name);

@@ -14,6 +14,7 @@ import type { BridgeControl } from './model/bridge.js';
 import type { PublishInput } from './model/message.js';
 import { defaultNodeId } from './cluster/node-id.js';
 import type { RedisBus } from './cluster/redis/bus.js';
+import type { WorkerBus } from './cluster/workers/worker-bus.js';
 import { checkBridgesConfig, checkHttpAuthConfig, checkWebhooksConfig, ConfigError } from './config/config.js';
 import { crossCheck } from './config/checks.js';
 import { unreadableFiles } from './config/file-check.js';
@@ -24,6 +25,8 @@ import { startListeners, type BoundListener, type ListenerSet } from './listener
 import { MemoryAccessStore } from './persistence/memory-access.js';
 import type { Persistence } from './persistence/types.js';
 import { Webhooks } from './webhooks/webhooks.js';
+import { GroupQuery, reportFor, sumOverviews } from './http/group-view.js';
+import type { SysPublisherOptions } from './sys/sys-publisher.js';
 import { createSysPublisher, startWebServices, type WebServices } from './web-services.js';
 
 export type { BoundListener } from './listener-set.js';
@@ -101,10 +104,17 @@ export interface StarlingServer {
   close(): Promise<void>;
 }
 
+/** What a worker of a group (`starling --workers N`) adds to `startServer`: its bus to the hub. */
+export interface WorkerInternals {
+  /** The worker's bus: the broker is a node of the group, its store the hub's. */
+  bus: WorkerBus;
+  logger: Logger;
+}
+
 /** Composition root: builds the broker and its listeners from a configuration and starts them. */
-export async function startServer(options: ServerOptions | StarlingConfig = {}): Promise<StarlingServer> {
+export async function startServer(options: ServerOptions | StarlingConfig = {}, worker?: WorkerInternals): Promise<StarlingServer> {
   const config = resolve(options);
-  const logger: Logger = ('logger' in options && options.logger) || createLogger(config.logLevel, config.logFormat);
+  const logger: Logger = worker?.logger ?? (('logger' in options && options.logger) || createLogger(config.logLevel, config.logFormat));
   const problems = [...crossCheck(config, () => 'configuration'), ...unreadableFiles(config)];
   if (problems.length > 0) throw new ConfigError(problems);
   for (const warning of 'warnings' in options ? (options.warnings ?? []) : []) logger.warn({}, warning);
@@ -135,7 +145,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
     init.authenticate = config.bridges.length === 0 ? authenticate : (request) => (request.listener === BRIDGE_LISTENER ? undefined : authenticate(request));
   }
   // $SYS runs only when asked for (the command line always asks).
-  const sys = createSysPublisher(options.sys === undefined ? undefined : config.sys);
+  const sys = createSysPublisher(options.sys === undefined ? undefined : config.sys, worker === undefined ? undefined : groupSys(worker.bus));
   if (sys !== undefined) init.plugins = [...(init.plugins ?? []), sys.plugin];
   const webhooks = new Webhooks(config.webhooks, logger);
   if (webhooks.plugin !== undefined) init.plugins = [...(init.plugins ?? []), webhooks.plugin];
@@ -148,7 +158,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
   // Anonymous policy (docs/security.md): a listener beyond loopback needs authentication or --allow-anonymous.
   for (const l of planned) for (const host of l.hosts) security.checkListener({ name: l.name, host, port: l.port, authenticatesClients: l.tls?.requireClientCert === true });
   const firstPort = planned[0]?.port ?? config.port;
-  const cluster = config.cluster === undefined ? undefined : await openCluster(config.cluster, firstPort, logger);
+  const cluster: RedisBus | WorkerBus | undefined = worker?.bus ?? (config.cluster === undefined ? undefined : await openCluster(config.cluster, firstPort, logger));
   const store = cluster?.store ?? (await openStore(options, config));
   if (cluster !== undefined) {
     init.cluster = cluster;
@@ -159,6 +169,8 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
     init.durableAcks ??= config.durability === 'full';
   }
   const broker = new Broker(init);
+  // Each worker answers the others' report requests (the group's metrics and API views).
+  worker?.bus.setReporter(reportFor(broker.query));
   try {
     if (store !== undefined) {
       const restored = await broker.restore();
@@ -166,7 +178,8 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
     }
     if (cluster !== undefined) {
       await cluster.start(broker.cluster!);
-      logger.info({ node: cluster.nodeId, redis: cluster.url }, `cluster node "${cluster.nodeId}" joined through Redis`);
+      if ('url' in cluster) logger.info({ node: cluster.nodeId, redis: cluster.url }, `cluster node "${cluster.nodeId}" joined through Redis`);
+      else logger.info({ node: cluster.nodeId }, `worker ${cluster.nodeId} joined the group`);
     }
     const query = broker.query;
     access.attach({ disconnectClient: (clientId) => query.isConnected(clientId) && query.disconnect(clientId), disconnectUser: (username) => query.disconnectUser(username), disconnectAddress: (matches) => query.disconnectAddress(matches) });
@@ -195,7 +208,8 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
     logger.info({}, 'listening on loopback only: use --host 0.0.0.0 (or "hosts" in the config file) to accept other machines');
   }
   let web: WebServices;
-  const bridges = new BridgeSet(config.bridges, { broker, logger });
+  // In a worker group the bridges run in worker w1 only: one connection per bridge to its remote, as on one process.
+  const bridges = new BridgeSet(worker === undefined || worker.bus.nodeId === 'w1' ? config.bridges : [], { broker, logger });
   try {
     const trustedProxies = planned.find((l) => l.ws !== undefined)?.ws?.trustedProxies ?? [];
     web = await startWebServices({
@@ -210,6 +224,7 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
       admins,
       ...(cluster === undefined ? {} : { clusterReady: () => cluster.ready }),
       outbound,
+      ...(worker === undefined ? {} : { group: worker.bus }),
     });
     bridges.startAll();
   } catch (error) {
@@ -270,6 +285,21 @@ export async function startServer(options: ServerOptions | StarlingConfig = {}):
   };
 }
 
+/** In a worker group, $SYS statistics are the group's, published by worker w1 (events by every worker). */
+function groupSys(bus: WorkerBus): Pick<SysPublisherOptions, 'statistics' | 'source'> {
+  if (bus.nodeId !== 'w1') return { statistics: false };
+  const query = new GroupQuery(bus);
+  return {
+    async source() {
+      const overviews = (await query.overviews()).map(([, o]) => o);
+      const { stats, totals } = sumOverviews(overviews);
+      const memory = { heapUsed: 0, heapTotal: 0 };
+      for (const o of overviews) for (const key of ['heapUsed', 'heapTotal'] as const) memory[key] += o.memory[key];
+      return { stats, totals, memory };
+    },
+  };
+}
+
 /**
  * This node of a cluster on Redis; the node id defaults to the host name and MQTT port. Optional
  * engines (ioredis, LMDB) are loaded only when the configuration asks for them: each costs
@@ -290,7 +320,7 @@ async function openStore(options: ServerOptions | StarlingConfig, config: Starli
 }
 
 /** Stops what started, after a failed start. */
-async function closeAll(broker: Broker, listeners: ListenerSet | undefined, cluster: RedisBus | undefined, store: Persistence | undefined): Promise<void> {
+async function closeAll(broker: Broker, listeners: ListenerSet | undefined, cluster: RedisBus | WorkerBus | undefined, store: Persistence | undefined): Promise<void> {
   await Promise.all([listeners?.close(), broker.close()]).catch(() => undefined);
   await cluster?.close().catch(() => undefined);
   await store?.close().catch(() => undefined);

@@ -8,10 +8,11 @@ import type { Logger } from './broker/logger.js';
 import type { HttpConfig, SysConfig } from './config/schema.js';
 import type { ListenerView } from './http/api.js';
 import type { OutboundServices } from './http/outbound-metrics.js';
-import type { HttpServer } from './http/http-server.js';
 import type { BridgeControl } from './model/bridge.js';
+import type { GroupView } from './http/group-view.js';
+import type { HttpServer } from './http/http-server.js';
 import { defaultDashboardDir } from './http/static-files.js';
-import { SysPublisher } from './sys/sys-publisher.js';
+import { SysPublisher, type SysPublisherOptions } from './sys/sys-publisher.js';
 import { ListenError } from './listener-set.js';
 import { describePortHolder } from './transport/address-in-use.js';
 import type { WebSocketGateway } from './transport/ws.js';
@@ -29,9 +30,9 @@ function readVersion(): string {
 }
 
 /** The $SYS publisher for a configuration (its plugin must be given to the broker), or undefined. */
-export function createSysPublisher(sys: SysConfig | undefined): SysPublisher | undefined {
+export function createSysPublisher(sys: SysConfig | undefined, group?: Pick<SysPublisherOptions, 'statistics' | 'source'>): SysPublisher | undefined {
   if (sys === undefined) return undefined;
-  return new SysPublisher({ interval: sys.interval, events: sys.events, version: `starling version ${STARLING_VERSION}` });
+  return new SysPublisher({ interval: sys.interval, events: sys.events, version: `starling version ${STARLING_VERSION}`, ...group });
 }
 
 /** What startWebServices needs to know of the rest of the server. */
@@ -54,6 +55,8 @@ export interface WebServicesInput {
   access?: AccessControl;
   /** Admins and their sign-in. */
   admins?: AdminAccess;
+  /** In a worker group: metrics and the API show the whole group. */
+  group?: GroupView;
 }
 
 /** The HTTP server and $SYS publisher, running. */
@@ -110,6 +113,7 @@ export async function startWebServices(input: WebServicesInput): Promise<WebServ
         ...(input.outbound === undefined ? {} : { outbound: input.outbound }),
         ...(input.access === undefined ? {} : { access: input.access }),
         ...(input.admins === undefined ? {} : { admins: input.admins }),
+        ...(input.group === undefined ? {} : { group: input.group }),
       });
       try {
         const address = await server.listen();

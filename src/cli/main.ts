@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /** `starling`: the broker (default), its client and maintenance subcommands, --version and --help. */
 import { ConfigError, loadConfig, usage } from '../config/config.js';
+import type { StarlingConfig } from '../config/schema.js';
 import { startServer } from '../server.js';
+import { isWorkerProcess, startWorker, startWorkerGroup, workerCount } from '../worker-group.js';
 import { STARLING_VERSION } from '../web-services.js';
 
 /** How long a clean shutdown may take before the process exits anyway. */
@@ -23,6 +25,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage());
     return 0;
   }
+  if (isWorkerProcess() || workerCount(commandLine.config) > 1) return runGroup(commandLine.config, commandLine.warnings);
   // Signals are taken from the start: one that arrives while listeners open stops the broker once it is up.
   const state: { server?: Awaited<ReturnType<typeof startServer>>; pending?: NodeJS.Signals } = {};
   const stop = (signal: NodeJS.Signals): void => {
@@ -57,6 +60,40 @@ async function main(argv: string[]): Promise<number> {
     started.logger.info({ signal: 'SIGHUP' }, 'reloading security files and certificates');
     void started.reload().catch((error: unknown) => started.logger.error({ err: error }, 'reload failed'));
   });
+  return -1;
+}
+
+/**
+ * `starling --workers N`: in the primary, the group (stopped by SIGINT / SIGTERM, SIGHUP passed on to
+ * the workers); in a worker, its broker (stopped by the primary's SIGTERM; a terminal's SIGINT reaches
+ * the whole process group, and the primary decides).
+ */
+async function runGroup(config: StarlingConfig, warnings: readonly string[]): Promise<number> {
+  const pending: NodeJS.Signals[] = [];
+  const early = (signal: NodeJS.Signals): void => void pending.push(signal);
+  process.on('SIGINT', early);
+  process.on('SIGTERM', early);
+  const running = isWorkerProcess() ? await startWorker(config, warnings) : await startWorkerGroup(config, warnings);
+  process.off('SIGINT', early);
+  process.off('SIGTERM', early);
+  const stop = (signal: NodeJS.Signals): void => {
+    running.logger.info({ signal }, 'shutting down');
+    running.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        running.logger.error({ err: error }, 'error while shutting down');
+        process.exit(1);
+      },
+    );
+  };
+  if (isWorkerProcess()) process.on('SIGINT', () => {});
+  else process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  process.on('SIGHUP', () => {
+    if ('reload' in running && typeof running.reload === 'function') void Promise.resolve(running.reload()).catch(() => undefined);
+  });
+  const first = pending.find((signal) => signal === 'SIGTERM' || !isWorkerProcess());
+  if (first !== undefined) stop(first);
   return -1;
 }
 

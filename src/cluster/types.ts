@@ -58,6 +58,11 @@ export interface ClusterBus {
   readonly ready: boolean;
   /** The store this node must use (the cluster's shared one), if the bus provides one. */
   readonly store: Persistence | undefined;
+  /**
+   * Connections and sessions held by the other nodes, when the limits (`maxConnections`,
+   * `maxSessions`) hold for the whole cluster rather than per node (a worker group); absent: per node.
+   */
+  readonly othersLoad?: { readonly connections: number; readonly sessions: number };
   /** Connects and registers the node; `handler` receives what other nodes send. */
   start(handler: ClusterHandler): Promise<void>;
   /** A local subscription filter (or `$share/{group}/{filter}`) gained its first subscriber. */

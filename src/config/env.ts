@@ -10,7 +10,7 @@ import { fromText, pathText, type Path, type Setting } from './setting.js';
 
 const PREFIX = 'STARLING_';
 /** Variables that are not settings but are read by Starling, its tests or benchmarks; they are not warned about. */
-const NOT_SETTINGS = /^STARLING_(API_TOKEN|ADMIN_USER|ADMIN_PASSWORD|TEST_\w+|FUZZ_\w+|UPDATE_\w+)$/;
+const NOT_SETTINGS = /^STARLING_(API_TOKEN|ADMIN_USER|ADMIN_PASSWORD|WORKER_ID|TEST_\w+|FUZZ_\w+|UPDATE_\w+)$/;
 
 /** The variable that sets `path`: ['limits', 'maxInflight'] → STARLING_LIMITS__MAX_INFLIGHT. */
 export function envName(path: Path): string {

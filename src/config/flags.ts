@@ -32,6 +32,7 @@ const SECTIONS: ReadonlyArray<{ title: string; flags: readonly Flag[] }> = [
       { flag: 'store', key: ['store'], arg: 'KIND' },
       { flag: 'data-dir', key: ['dataDir'], arg: 'DIR' },
       { flag: 'durability', key: ['durability'], arg: 'MODE' },
+      { flag: 'workers', key: ['workers'], arg: 'N' },
       { flag: 'redis', key: ['cluster', 'redis'], arg: 'URL', doc: 'run as a node of a cluster sharing this Redis (docs/clustering.md)' },
       { flag: 'node-id', key: ['cluster', 'nodeId'], arg: 'ID' },
     ],

@@ -236,6 +236,7 @@ export const SCHEMA = obj(
     store: oneOf(['embedded', 'memory'], { doc: 'embedded: durable in dataDir; memory: nothing survives a restart', default: 'embedded' }),
     dataDir: str({ doc: 'directory of the embedded store', default: './data' }),
     durability: oneOf(['full', 'relaxed'], { doc: 'full: acknowledge only what is on disk; relaxed: acknowledge at once', default: 'full' }),
+    workers: int(1, 1024, { doc: 'worker processes of one broker on this machine (auto: one per core; 1: a single process), docs/workers.md', default: 1, auto: true }),
     limits: LIMITS,
     features: FEATURES,
     listeners: list(LISTENER, { doc: 'listeners of every kind, each with its own settings (docs/configuration.md)', default: [] }),

@@ -23,6 +23,8 @@ export interface IntSetting extends Common {
   readonly min: number;
   readonly max: number;
   readonly default?: number;
+  /** Also accepts the word "auto" (the program picks the number, e.g. the number of cores). */
+  readonly auto?: true;
 }
 
 /** true or false. */
@@ -78,21 +80,23 @@ type Simplify<T> = { [K in keyof T]: T[K] } & {};
 type Present<S> = S extends { default: unknown } ? true : S extends { required: true } ? true : S extends { always: true } ? true : false;
 
 /** The TypeScript type of a setting's validated value. */
-export type ValueOf<S> = S extends { kind: 'int' }
-  ? number
-  : S extends { kind: 'bool' }
-    ? boolean
-    : S extends { kind: 'str' }
-      ? string
-      : S extends OneOfSetting<infer V>
-        ? V
-        : S extends ListSetting<infer I>
-          ? ValueOf<I>[]
-          : S extends RecordSetting<infer I>
-            ? Record<string, ValueOf<I>>
-            : S extends ObjSetting<infer F>
-              ? ObjValue<F>
-              : never;
+export type ValueOf<S> = S extends { kind: 'int'; auto: true }
+  ? number | 'auto'
+  : S extends { kind: 'int' }
+    ? number
+    : S extends { kind: 'bool' }
+      ? boolean
+      : S extends { kind: 'str' }
+        ? string
+        : S extends OneOfSetting<infer V>
+          ? V
+          : S extends ListSetting<infer I>
+            ? ValueOf<I>[]
+            : S extends RecordSetting<infer I>
+              ? Record<string, ValueOf<I>>
+              : S extends ObjSetting<infer F>
+                ? ObjValue<F>
+                : never;
 
 /** An object's value: keys with a default (or required) are always there, the others optional. */
 export type ObjValue<F extends Fields> = Simplify<
@@ -103,8 +107,8 @@ export type ObjValue<F extends Fields> = Simplify<
 
 type Options<T> = { doc: string; default?: T; defaultText?: string; required?: true; noEnv?: true };
 
-/** An integer setting. */
-export function int<const O extends Options<number>>(min: number, max: number, options: O): O & { kind: 'int'; min: number; max: number } {
+/** An integer setting (with `auto: true`, the word "auto" too). */
+export function int<const O extends Options<number> & { auto?: true }>(min: number, max: number, options: O): O & { kind: 'int'; min: number; max: number } {
   return { kind: 'int', min, max, ...options };
 }
 
@@ -165,7 +169,7 @@ export function describeValue(value: unknown): string {
 export function expected(setting: Setting): string {
   switch (setting.kind) {
     case 'int':
-      return `an integer from ${setting.min} to ${setting.max}`;
+      return `an integer from ${setting.min} to ${setting.max}${setting.auto === true ? ', or auto' : ''}`;
     case 'bool':
       return 'true or false';
     case 'str':
@@ -197,6 +201,7 @@ export function check(setting: Setting, value: unknown, path: Path, issues: Issu
   };
   switch (setting.kind) {
     case 'int':
+      if (setting.auto === true && value === 'auto') return value;
       return typeof value === 'number' && Number.isInteger(value) && value >= setting.min && value <= setting.max ? value : wrong();
     case 'bool':
       return typeof value === 'boolean' ? value : wrong();

@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { CLIENT_SORT_KEYS, type BrokerQuery, type ClientQuery, type ClientSortKey } from '../broker/query.js';
 import type { BridgeControl, BridgeStatus } from '../model/bridge.js';
 import { isValidTopicFilter, isValidTopicName } from '../protocol/topic.js';
+import { sumOverviews, type GroupQuery } from './group-view.js';
 import { openApiDocument } from './openapi.js';
 import { Router, type JsonReply } from './router.js';
 
@@ -24,6 +25,8 @@ export interface ApiOptions {
   listeners: () => ListenerView[];
   /** The configured bridges, if any. */
   bridges?: BridgeControl;
+  /** In a worker group: the views are the whole group's, gathered from every worker. */
+  group?: GroupQuery;
 }
 
 /** A client error with a stable code, answered as JSON. */
@@ -41,16 +44,28 @@ export class ApiError extends Error {
 export function createApiRouter(admin: BrokerQuery, options: ApiOptions): Router {
   const router = new Router();
   router.on('GET', '/api/openapi.json', () => ok(openApiDocument(options.version)));
-  router.on('GET', '/api/overview', () => {
-    const stats = admin.stats;
-    const memory = process.memoryUsage();
+  const group = options.group;
+  router.on('GET', '/api/overview', async () => {
+    let stats = admin.stats;
+    let totals = admin.totals();
+    const own = process.memoryUsage();
+    let memory = { rss: own.rss, heapUsed: own.heapUsed, heapTotal: own.heapTotal };
+    let workers: Record<string, unknown>[] | undefined;
+    if (group !== undefined) {
+      const overviews = await group.overviews();
+      ({ stats, totals } = sumOverviews(overviews.map(([, o]) => o)));
+      memory = { rss: 0, heapUsed: 0, heapTotal: 0 };
+      for (const [, o] of overviews) for (const key of ['rss', 'heapUsed', 'heapTotal'] as const) memory[key] += o.memory[key];
+      workers = overviews.map(([worker, o]) => ({ worker, pid: o.pid, connections: o.totals.connections, sessions: o.totals.sessions, cpuSeconds: o.cpuSeconds, memory: o.memory }));
+    }
     return ok({
       version: options.version,
       node: process.version,
       startedAt: new Date(stats.startedAt).toISOString(),
       uptimeSeconds: Math.floor((Date.now() - stats.startedAt) / 1000),
-      memory: { rss: memory.rss, heapUsed: memory.heapUsed, heapTotal: memory.heapTotal },
-      totals: admin.totals(),
+      memory,
+      totals,
+      ...(workers === undefined ? {} : { workers }),
       counters: {
         connectionsAccepted: stats.connectionsAccepted,
         connectionsRefused: stats.connectionsRefused,
@@ -64,9 +79,9 @@ export function createApiRouter(admin: BrokerQuery, options: ApiOptions): Router
       listeners: options.listeners(),
     });
   });
-  router.on('GET', '/api/clients', ({ query }) => ok(admin.clients(clientQuery(query))));
-  router.on('GET', '/api/clients/:clientId', ({ params }) => {
-    const detail = admin.client(params['clientId']!);
+  router.on('GET', '/api/clients', async ({ query }) => ok(group === undefined ? admin.clients(clientQuery(query)) : await group.clients(clientQuery(query))));
+  router.on('GET', '/api/clients/:clientId', async ({ params }) => {
+    const detail = group === undefined ? admin.client(params['clientId']!) : await group.client(params['clientId']!);
     if (detail === undefined) throw new ApiError(404, 'not-found', `no client "${params['clientId']}"`);
     return ok(detail);
   });
@@ -74,16 +89,17 @@ export function createApiRouter(admin: BrokerQuery, options: ApiOptions): Router
     const body = await readJson(request);
     const discard = body['discardSession'];
     if (discard !== undefined && typeof discard !== 'boolean') throw new ApiError(400, 'bad-request', 'discardSession must be true or false');
-    if (!admin.disconnect(params['clientId']!, discard === true)) throw new ApiError(404, 'not-found', `no client "${params['clientId']}"`);
+    const done = group === undefined ? admin.disconnect(params['clientId']!, discard === true) : await group.disconnect(params['clientId']!, discard === true);
+    if (!done) throw new ApiError(404, 'not-found', `no client "${params['clientId']}"`);
     return ok({ disconnected: params['clientId'] });
   });
-  router.on('GET', '/api/subscriptions', ({ query }) => {
+  router.on('GET', '/api/subscriptions', async ({ query }) => {
     const q: Parameters<BrokerQuery['subscriptions']>[0] = pageQuery(query);
     const clientId = query.get('clientId');
     const search = query.get('search');
     if (clientId !== null) q.clientId = clientId;
     if (search !== null) q.search = search;
-    return ok(admin.subscriptions(q));
+    return ok(group === undefined ? admin.subscriptions(q) : await group.subscriptions(q));
   });
   router.on('GET', '/api/retained', ({ query }) => {
     const q: Parameters<BrokerQuery['retained']>[0] = pageQuery(query);

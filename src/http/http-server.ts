@@ -11,6 +11,7 @@ import type { AdminAccess } from '../auth/admin-access.js';
 import { registerAccessRoutes } from './access-api.js';
 import { ApiError, createApiRouter, type ListenerView } from './api.js';
 import { ApiGuard, isLoopback, type ApiAccessMode } from './api-auth.js';
+import { GroupQuery, type GroupView } from './group-view.js';
 import { BrokerMetrics } from './metrics.js';
 import type { OutboundServices } from './outbound-metrics.js';
 import type { Router } from './router.js';
@@ -42,6 +43,8 @@ export interface HttpServerOptions {
   access?: AccessControl;
   /** Admins and their sign-in (/api/admins, /api/auth). */
   admins?: AdminAccess;
+  /** In a worker group: metrics and the API show the whole group, gathered through the hub. */
+  group?: GroupView;
 }
 
 /** The HTTP status of each kind of refused access-control request. */
@@ -80,8 +83,15 @@ export class HttpServer {
   private readonly guard: ApiGuard;
 
   constructor(private readonly options: HttpServerOptions) {
-    this.metrics = new BrokerMetrics(options.admin, { ...(options.outbound === undefined ? {} : { outbound: options.outbound }), ...(options.bridges === undefined ? {} : { bridges: options.bridges }), ...(options.access === undefined ? {} : { access: options.access }), ...(options.admins === undefined ? {} : { admins: options.admins }) });
-    this.api = createApiRouter(options.admin, { version: options.version, listeners: options.listeners, ...(options.bridges === undefined ? {} : { bridges: options.bridges }) });
+    const group = options.group === undefined ? undefined : new GroupQuery(options.group);
+    this.metrics = new BrokerMetrics(options.admin, {
+      ...(options.outbound === undefined ? {} : { outbound: options.outbound }),
+      ...(options.bridges === undefined ? {} : { bridges: options.bridges }),
+      ...(options.access === undefined ? {} : { access: options.access }),
+      ...(options.admins === undefined ? {} : { admins: options.admins }),
+      ...(group === undefined ? {} : { group }),
+    });
+    this.api = createApiRouter(options.admin, { version: options.version, listeners: options.listeners, ...(options.bridges === undefined ? {} : { bridges: options.bridges }), ...(group === undefined ? {} : { group }) });
     if (options.access !== undefined && options.admins !== undefined) registerAccessRoutes(this.api, options.access, options.admins);
     this.files = options.dashboardDir === undefined ? undefined : new StaticFiles(options.dashboardDir);
     this.guard = new ApiGuard(options.apiToken, isLoopback(options.host), options.admins);

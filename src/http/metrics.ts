@@ -6,6 +6,7 @@ import type { BrokerQuery, BrokerTotals, ClusterView } from '../broker/query.js'
 import type { BrokerStats } from '../broker/stats.js';
 import { registerOutboundMetrics, type OutboundServices } from './outbound-metrics.js';
 import type { BridgeControl, BridgeState, BridgeStatus } from '../model/bridge.js';
+import { sumOverviews, type GroupQuery, type WorkerOverview } from './group-view.js';
 
 const QOS_LABELS = ['0', '1', '2'] as const;
 const BRIDGE_STATES: readonly BridgeState[] = ['connecting', 'up', 'down', 'stopped'];
@@ -21,14 +22,24 @@ export class BrokerMetrics {
   private totals: BrokerTotals | undefined;
   /** Bridge statuses computed once per scrape. */
   private bridgeStatus: BridgeStatus[] | undefined;
+  /** In a worker group: every worker's report, gathered once per scrape. */
+  private workers: [string, WorkerOverview][] = [];
+  private group: ReturnType<typeof sumOverviews> | undefined;
+  private readonly groupQuery: GroupQuery | undefined;
 
-  /** The optional parts measured when present: HTTP services the broker calls (auth.http, webhooks), bridges, runtime access control. */
-  constructor(admin: BrokerQuery, parts: { outbound?: OutboundServices; bridges?: BridgeControl; access?: AccessControl; admins?: AdminAccess } = {}) {
-    const { outbound, bridges, access, admins } = parts;
+  /**
+   * The optional parts measured when present: HTTP services the broker calls (auth.http, webhooks),
+   * bridges, runtime access control; `group`: the metrics are the whole worker group's, summed, with
+   * a per-worker breakdown.
+   */
+  constructor(admin: BrokerQuery, parts: { outbound?: OutboundServices; bridges?: BridgeControl; access?: AccessControl; admins?: AdminAccess; group?: GroupQuery } = {}) {
+    const { outbound, bridges, access, admins, group: groupQuery } = parts;
+    this.groupQuery = groupQuery;
     const registry = this.registry;
-    const stats = (): BrokerStats => admin.stats;
-    const totals = (): BrokerTotals => (this.totals ??= admin.totals());
+    const stats = (): BrokerStats => this.group?.stats ?? admin.stats;
+    const totals = (): BrokerTotals => (this.totals ??= this.group?.totals ?? admin.totals());
     collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
+    if (groupQuery !== undefined) this.perWorker();
 
     counter(registry, 'starling_connections_accepted_total', 'Client connections accepted (CONNACK 0).', () => stats().connectionsAccepted);
     counter(registry, 'starling_connections_refused_total', 'CONNECTs refused (bad protocol, credentials, limits).', () => stats().connectionsRefused);
@@ -55,7 +66,10 @@ export class BrokerMetrics {
     counter(registry, 'starling_rate_limited_total', 'Times a client was slowed down for exceeding its publish rate.', () => stats().rateLimited);
     counter(registry, 'starling_store_failures_total', 'Store commits that failed (their acknowledgements were never sent).', () => stats().storeFailures);
 
-    const cluster = (): ClusterView | undefined => admin.cluster();
+    const cluster = (): ClusterView | undefined => {
+      const own = admin.cluster();
+      return own === undefined || this.group === undefined ? own : { ...own, stats: this.group.cluster };
+    };
     counter(registry, 'starling_cluster_messages_sent_total', 'Messages sent to other cluster nodes (one per target node).', () => cluster()?.stats.sent ?? 0);
     counter(registry, 'starling_cluster_messages_received_total', 'Messages received from other cluster nodes.', () => cluster()?.stats.received ?? 0);
     counter(registry, 'starling_cluster_qos0_dropped_total', 'QoS 0 messages for other nodes dropped while Redis was unavailable.', () => cluster()?.stats.droppedQos0 ?? 0);
@@ -139,12 +153,39 @@ export class BrokerMetrics {
   async text(): Promise<string> {
     this.totals = undefined;
     this.bridgeStatus = undefined;
+    if (this.groupQuery !== undefined) {
+      this.workers = await this.groupQuery.overviews();
+      this.group = sumOverviews(this.workers.map(([, overview]) => overview));
+    }
     try {
       return await this.registry.metrics();
     } finally {
       this.totals = undefined;
       this.bridgeStatus = undefined;
     }
+  }
+
+  /** Gauges of each worker of a group, labelled `worker`. */
+  private perWorker(): void {
+    const each = (name: string, help: string, read: (o: WorkerOverview) => number): void => {
+      const workers = (): [string, WorkerOverview][] => this.workers;
+      new Gauge({
+        name,
+        help,
+        labelNames: ['worker'],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const [worker, overview] of workers()) this.set({ worker }, read(overview));
+        },
+      });
+    };
+    each('starling_worker_up', '1 for each worker that answered this scrape.', () => 1);
+    each('starling_worker_connections', 'Open network connections of each worker.', (o) => o.totals.connections);
+    each('starling_worker_sessions', 'Sessions held by each worker.', (o) => o.totals.sessions);
+    each('starling_worker_cpu_seconds', 'CPU time (user + system) used by each worker process, in seconds.', (o) => o.cpuSeconds);
+    each('starling_worker_resident_memory_bytes', 'Resident memory of each worker process, in bytes.', (o) => o.memory.rss);
+    each('starling_worker_heap_used_bytes', 'JavaScript heap in use in each worker process, in bytes.', (o) => o.memory.heapUsed);
   }
 
   /** Content type of `text()`. */

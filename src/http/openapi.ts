@@ -233,6 +233,11 @@ export function openApiDocument(version: string): Record<string, unknown> {
             totals: { type: 'object', additionalProperties: true },
             counters: { type: 'object', additionalProperties: { type: 'integer' } },
             listeners: { type: 'array', items: { type: 'object', properties: { name: str, protocol: str, address: str, port: int } } },
+            workers: {
+              type: 'array',
+              description: 'A worker group (starling --workers N) only: each worker (totals and counters above are the whole group\'s)',
+              items: { type: 'object', properties: { worker: str, pid: int, connections: int, sessions: int, cpuSeconds: { type: 'number' }, memory: { type: 'object', properties: { rss: int, heapUsed: int, heapTotal: int } } } },
+            },
           },
         },
       },

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { DataDirLock } from './data-dir-lock.js';
 import { LmdbAccessStore } from './lmdb-access.js';
-import type { Persistence, StoreOp, StoredDelivery, StoredIncomingQos2, StoredMessage, StoredRetained, StoredSession, StoredState } from './types.js';
+import type { Persistence, StoreOp, StoredDelivery, StoredIncomingQos2, StoredMessage, StoredRecord, StoredRetained, StoredSession, StoredState } from './types.js';
 
 /** On-disk format version written by this build. Bump it on any incompatible change. */
 export const FORMAT_VERSION = 1;
@@ -48,6 +48,8 @@ export class LmdbPersistence implements Persistence {
   private readonly deliveries: Database<StoredDelivery, [string, number]>;
   private readonly incomingQos2: Database<StoredIncomingQos2, [string, number]>;
   private readonly retained: Database<StoredRetained, string>;
+  /** Records of the worker hub (owners, wills, inboxes), keyed [space, key]. */
+  private readonly records: Database<Buffer, [string, string]>;
   private readonly sync: boolean;
   /** Delivery seqs ('d' + client id) and QoS 2 ids ('q' + client id) written and not yet committed. */
   private readonly uncommitted = new Map<string, Set<number>>();
@@ -83,6 +85,7 @@ export class LmdbPersistence implements Persistence {
     this.deliveries = this.root.openDB<StoredDelivery, [string, number]>({ name: 'deliveries' });
     this.incomingQos2 = this.root.openDB<StoredIncomingQos2, [string, number]>({ name: 'incoming-qos2' });
     this.retained = this.root.openDB<StoredRetained, string>({ name: 'retained' });
+    this.records = this.root.openDB<Buffer, [string, string]>({ name: 'records', encoding: 'binary' });
     const format = this.meta.get('format');
     if (format === undefined) {
       this.meta.putSync('format', FORMAT_VERSION);
@@ -109,6 +112,9 @@ export class LmdbPersistence implements Persistence {
     for (const { value } of this.messages.getRange()) state.messages.push(value);
     for (const { value } of this.incomingQos2.getRange()) state.incomingQos2.push(value);
     for (const { value } of this.retained.getRange()) state.retained.push(value);
+    const records: StoredRecord[] = [];
+    for (const { key, value } of this.records.getRange()) records.push({ space: key[0], key: key[1], value });
+    if (records.length > 0) state.records = records;
     return Promise.resolve(state);
   }
 
@@ -145,6 +151,12 @@ export class LmdbPersistence implements Persistence {
           break;
         case 'deleteRetained':
           last = this.retained.remove(op.topic);
+          break;
+        case 'putRecord':
+          last = this.records.put([op.record.space, op.record.key], op.record.value);
+          break;
+        case 'deleteRecord':
+          last = this.records.remove([op.space, op.key]);
           break;
       }
     }

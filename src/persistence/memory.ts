@@ -1,6 +1,6 @@
 /** The in-memory store: the Persistence port with nothing surviving the process (tests, --store memory semantics). */
 import { MemoryAccessStore } from './memory-access.js';
-import type { Persistence, StoreOp, StoredDelivery, StoredMessage, StoredRetained, StoredSession, StoredState } from './types.js';
+import type { Persistence, StoreOp, StoredDelivery, StoredMessage, StoredRecord, StoredRetained, StoredSession, StoredState } from './types.js';
 
 /**
  * In-memory backend: everything is kept in maps and lost with the process. For tests, for users
@@ -16,6 +16,7 @@ export class MemoryPersistence implements Persistence {
   private readonly messages = new Map<number, StoredMessage>();
   private readonly incomingQos2 = new Set<string>();
   private readonly retained = new Map<string, StoredRetained>();
+  private readonly records = new Map<string, StoredRecord>();
 
   load(): Promise<StoredState> {
     const deliveries = [...this.deliveries.values()].sort((a, b) => (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : a.seq - b.seq));
@@ -29,6 +30,7 @@ export class MemoryPersistence implements Persistence {
           return { clientId: key.slice(0, at), packetId: Number(key.slice(at + 1)) };
         }),
         retained: [...this.retained.values()],
+        ...(this.records.size === 0 ? {} : { records: [...this.records.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, record]) => record) }),
       }),
     ).then(reviveBuffers);
   }
@@ -70,6 +72,12 @@ export class MemoryPersistence implements Persistence {
         case 'deleteRetained':
           this.retained.delete(op.topic);
           break;
+        case 'putRecord':
+          this.records.set(`${op.record.space}\u0000${op.record.key}`, { ...op.record, value: Buffer.from(op.record.value) });
+          break;
+        case 'deleteRecord':
+          this.records.delete(`${op.space}\u0000${op.key}`);
+          break;
       }
     }
     return Promise.resolve();
@@ -92,6 +100,7 @@ function reviveBuffers(state: StoredState): StoredState {
   };
   state.messages.forEach(fix);
   state.retained.forEach(fix);
+  for (const record of state.records ?? []) record.value = Buffer.from(record.value.buffer, record.value.byteOffset, record.value.byteLength);
   for (const session of state.sessions) {
     const will = session.pendingWill?.will;
     if (will !== undefined) fix(will);

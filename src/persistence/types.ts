@@ -72,7 +72,20 @@ export type StoreOp =
   | { op: 'putIncomingQos2'; clientId: string; packetId: number }
   | { op: 'deleteIncomingQos2'; clientId: string; packetId: number }
   | { op: 'putRetained'; message: StoredRetained }
-  | { op: 'deleteRetained'; topic: string };
+  | { op: 'deleteRetained'; topic: string }
+  | { op: 'putRecord'; record: StoredRecord }
+  | { op: 'deleteRecord'; space: string; key: string };
+
+/**
+ * A keyed record outside the broker's own state, written in the same commits: the worker hub's
+ * client-id owners, wills of connected clients and per-worker inboxes (docs/workers.md).
+ */
+export interface StoredRecord {
+  /** What kind of record ("owner", "will", "inbox"…). */
+  space: string;
+  key: string;
+  value: Buffer;
+}
 
 /** Everything stored, as read at start-up. */
 export interface StoredState {
@@ -82,6 +95,8 @@ export interface StoredState {
   messages: StoredMessage[];
   incomingQos2: StoredIncomingQos2[];
   retained: StoredRetained[];
+  /** Records (`putRecord`), if any were stored; sorted by space, then key. */
+  records?: StoredRecord[];
 }
 
 /** A storage backend. */

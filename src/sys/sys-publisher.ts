@@ -1,7 +1,8 @@
 /** $SYS topics: broker statistics published periodically, and client connect/disconnect events. */
 import type { Broker } from '../broker/broker.js';
 import type { BrokerPlugin, ClientIdentity } from '../broker/hooks.js';
-import type { BrokerQuery } from '../broker/query.js';
+import type { BrokerQuery, BrokerTotals } from '../broker/query.js';
+import type { BrokerStats } from '../broker/stats.js';
 import type { BridgeControl } from '../model/bridge.js';
 
 /** Load windows of Mosquitto's `load/…/{1,5,15}min` topics, in minutes. */
@@ -15,6 +16,17 @@ export interface SysPublisherOptions {
   version: string;
   /** Publish `$SYS/broker/clients/events/…` on every connect and disconnect. */
   events?: boolean;
+  /** false: no statistics (another process of a worker group publishes them); events only. */
+  statistics?: boolean;
+  /** The broker's counters and totals when they are not this process's own (a worker group's, summed). */
+  source?: () => Promise<SysSnapshot>;
+}
+
+/** The counters and totals `$SYS` shows. */
+export interface SysSnapshot {
+  stats: BrokerStats;
+  totals: BrokerTotals;
+  memory: { heapUsed: number; heapTotal: number };
 }
 
 /** An exponentially smoothed rate per minute, as Mosquitto computes its `load` topics. */
@@ -83,6 +95,7 @@ export class SysPublisher {
     this.bridges = bridges;
     this.admin = broker.query;
     this.lastSample = Date.now();
+    if (this.options.statistics === false) return;
     this.publishAll();
     if (this.options.interval > 0) {
       this.timer = setInterval(() => this.publishAll(), this.options.interval * 1000);
@@ -99,12 +112,23 @@ export class SysPublisher {
 
   /** Computes and publishes every value now (also called by the timer). */
   publishAll(): void {
-    const broker = this.broker;
     const admin = this.admin;
-    if (broker === undefined || admin === undefined) return;
+    if (this.broker === undefined || admin === undefined) return;
+    const source = this.options.source;
+    if (source === undefined) {
+      const memory = process.memoryUsage();
+      this.publishSnapshot({ stats: admin.stats, totals: admin.totals(), memory: { heapUsed: memory.heapUsed, heapTotal: memory.heapTotal } });
+      return;
+    }
+    source().then(
+      (snapshot) => this.publishSnapshot(snapshot),
+      () => undefined, // the next interval tries again
+    );
+  }
+
+  private publishSnapshot({ stats, totals, memory }: SysSnapshot): void {
+    if (this.broker === undefined) return;
     const now = Date.now();
-    const stats = broker.stats;
-    const totals = admin.totals();
     const seconds = (now - this.lastSample) / 1000;
     this.lastSample = now;
     this.loads.messagesReceived.sample(stats.messagesReceived, seconds);
@@ -112,7 +136,6 @@ export class SysPublisher {
     this.loads.bytesReceived.sample(stats.bytesReceived, seconds);
     this.loads.bytesSent.sample(stats.bytesSent, seconds);
     this.loads.connections.sample(stats.connectionsAccepted, seconds);
-    const memory = process.memoryUsage();
     const values: [string, string | number][] = [
       ['version', this.options.version],
       ['timestamp', new Date(stats.startedAt).toISOString()],

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import type { ClusterBus } from '../../src/cluster/types.js';
 import type { Message } from '../../src/model/message.js';
-import type { StoredSession } from '../../src/persistence/types.js';
+import type { StoredSession, StoredState } from '../../src/persistence/types.js';
 import type { QoS } from '../../src/protocol/types.js';
 import { RecordingHandler } from '../helpers/recording-handler.js';
 
@@ -18,6 +18,12 @@ export interface BusFactory {
   maxNodes: number;
   /** A new, empty cluster: `bus(nodeId)` makes (does not start) one node's bus in it. */
   cluster(): Promise<{ bus(nodeId: string): ClusterBus; close(): Promise<void> }>;
+  /**
+   * What happens to a node that dies. Default: another node adopts it (Redis). 'restart': the node
+   * comes back under its id and takes its own back (a worker group); `crash` kills a node's bus as
+   * its process's death would.
+   */
+  failover?: { kind: 'restart'; crash(bus: ClusterBus): Promise<void> };
 }
 
 /** A started node: its bus and the handler recording what the bus hands it. */
@@ -26,6 +32,8 @@ interface Node {
   handler: RecordingHandler;
   /** Closes the bus (once). */
   close: () => Promise<void>;
+  /** What the node's store loaded before the bus started. */
+  loaded?: StoredState | undefined;
 }
 
 function message(topic: string, qos: QoS, payload = 'p', extra: Partial<Message> = {}): Message {
@@ -53,6 +61,8 @@ export function clusterBusConformance(name: string, factory: BusFactory): void {
       let closing: Promise<void> | undefined;
       const node: Node = { bus, handler, close: () => (closing ??= bus.close()) };
       nodes.push(node);
+      // As the broker does: the store is read (a restarted node's own sessions) before the bus starts.
+      node.loaded = await bus.store?.load();
       await bus.start(handler);
       return node;
     };
@@ -126,7 +136,7 @@ export function clusterBusConformance(name: string, factory: BusFactory): void {
       await close();
     });
 
-    if (factory.maxNodes >= 2) crossNode(cluster);
+    if (factory.maxNodes >= 2) crossNode(cluster, factory.failover);
   });
 }
 
@@ -141,7 +151,7 @@ async function reaches(from: Node, to: Node, topic: string, groups?: string): Pr
   }
 }
 
-function crossNode(cluster: (t: TestContext) => Promise<(nodeId: string) => Promise<Node>>): void {
+function crossNode(cluster: (t: TestContext) => Promise<(nodeId: string) => Promise<Node>>, failover: BusFactory['failover']): void {
   const pair = async (t: TestContext): Promise<[Node, Node]> => {
     const node = await cluster(t);
     return [await node('conf-a'), await node('conf-b')];
@@ -289,8 +299,8 @@ function crossNode(cluster: (t: TestContext) => Promise<(nodeId: string) => Prom
     assert.deepEqual(a.handler.retained, [], 'a node does not hear its own changes');
   });
 
-  test('cross-node: a node that stops beating is adopted: its persistent sessions, its connected clients\' wills, its undelivered QoS 1 messages', async (t) => {
-    const [a, b] = await pair(t);
+  /** A node holding a persistent session, two connected clients (one left) and interest in z/#, seen from b. */
+  const dying = async (a: Node, b: Node): Promise<void> => {
     await a.bus.claimSession('sleeper', false);
     a.handler.stage({ op: 'putSession', session: session('sleeper') });
     a.bus.clientOnline('walker', { topic: 'will/walker', payload: Buffer.from('gone'), qos: 1, retain: false });
@@ -299,6 +309,29 @@ function crossNode(cluster: (t: TestContext) => Promise<(nodeId: string) => Prom
     a.bus.addInterest('z/#');
     await a.handler.settle();
     await reaches(b, a, 'z/probe');
+  };
+
+  if (failover?.kind === 'restart') {
+    test('cross-node: a node that dies comes back under its id: its persistent sessions, its connected clients\' wills, the QoS 1 messages routed to it meanwhile', async (t) => {
+      const node = await cluster(t);
+      const a = await node('conf-a');
+      const b = await node('conf-b');
+      await dying(a, b);
+      await failover.crash(a.bus);
+      b.bus.publish(message('z/after', 1, 'kept for the restart'));
+      await b.handler.settle();
+      const again = await node('conf-a');
+      assert.deepEqual(again.loaded?.sessions.map((s) => s.clientId), ['sleeper'], 'its persistent session');
+      assert.deepEqual(again.handler.orphanWills.map((w) => `${w.clientId} ${w.will.payload.toString()}`), ['walker gone'], 'the will of the client still connected, not of the one that left');
+      await again.handler.until(() => again.handler.delivered.some((d) => d.message.topic === 'z/after'), 'the message routed to conf-a while it was down');
+      assert.deepEqual(b.handler.adopted, [], 'nobody adopts it');
+    });
+    return;
+  }
+
+  test('cross-node: a node that stops beating is adopted: its persistent sessions, its connected clients\' wills, its undelivered QoS 1 messages', async (t) => {
+    const [a, b] = await pair(t);
+    await dying(a, b);
     await a.close(); // stops beating without letting its clients go (its routes stay)
     b.bus.publish(message('z/after', 1, 'kept for the adopter'));
     await b.handler.settle();

@@ -27,6 +27,8 @@ export interface BackendFactory {
   bodies?: 'by-id' | 'per-delivery';
   /** Another store on the same data, as a second cluster node opens it (the access suite's change channel). */
   peer?(store: Persistence): Promise<Persistence>;
+  /** false: the store takes no records (a worker's view of the hub's store, whose records are the hub's own). */
+  records?: boolean;
 }
 
 function message(id: number, extra: Partial<StoredMessage> = {}): StoredMessage {
@@ -95,7 +97,8 @@ export function persistenceConformance(name: string, factory: BackendFactory): v
   describe(`persistence conformance: ${name}`, () => {
     test('a new store loads empty', async (t) => {
       const h = await open(t);
-      assert.deepEqual(await h.store.load(), { sessions: [], deliveries: [], messages: [], incomingQos2: [], retained: [] });
+      const state = await h.store.load();
+      assert.deepEqual({ ...state, records: state.records ?? [] }, { sessions: [], deliveries: [], messages: [], incomingQos2: [], retained: [], records: [] });
       await h.close();
     });
 
@@ -270,6 +273,23 @@ export function persistenceConformance(name: string, factory: BackendFactory): v
         assert.equal(`${d.clientId}:${d.seq} ${d.message.topic}`, `${id(i)}:${(n % 2) + 1} own/${id(i)}`);
       });
       assert.deepEqual(state.incomingQos2.map((q) => `${q.clientId} ${q.packetId}`).sort(), Array.from({ length: count }, (_, i) => `${id(i)} ${i + 1}`));
+      await h.close();
+    });
+
+    if (factory.records !== false) test('records are put, replaced and deleted in order, in the same commits, and load back sorted by space and key', async (t) => {
+      const h = await open(t);
+      const record = (space: string, key: string, value: string): StoreOp => ({ op: 'putRecord', record: { space, key, value: Buffer.from(value) } });
+      await h.apply([record('owner', 'c2', 'w1'), record('owner', 'c1', 'w2'), record('inbox', 'w1/3', 'three'), { op: 'putSession', session: session('c1') }]);
+      await Promise.all([h.apply([record('owner', 'c1', 'w3')]), h.apply([record('inbox', 'w1/4', 'four'), { op: 'deleteRecord', space: 'inbox', key: 'w1/3' }])]);
+      await h.apply([{ op: 'deleteRecord', space: 'owner', key: 'never-there' }, record('empty', 'e', '')]);
+      const state = await h.reload();
+      assert.deepEqual(
+        (state.records ?? []).map((r) => [r.space, r.key, Buffer.isBuffer(r.value) ? r.value.toString() : 'not a Buffer']),
+        [['empty', 'e', ''], ['inbox', 'w1/4', 'four'], ['owner', 'c1', 'w3'], ['owner', 'c2', 'w1']],
+      );
+      assert.equal(state.sessions.length, 1, 'records and the broker\'s state live side by side');
+      await h.apply([{ op: 'deleteRecord', space: 'empty', key: 'e' }, { op: 'deleteRecord', space: 'inbox', key: 'w1/4' }, { op: 'deleteRecord', space: 'owner', key: 'c1' }, { op: 'deleteRecord', space: 'owner', key: 'c2' }]);
+      assert.deepEqual((await h.reload()).records ?? [], []);
       await h.close();
     });
 

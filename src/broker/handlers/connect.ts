@@ -40,7 +40,9 @@ export function handleConnect(core: Core, conn: Connection, packet: ConnectPacke
     return;
   }
   const clients = core.clients;
-  if (clients.onlineCount >= options.maxConnections && clients.get(clientId) === undefined) {
+  // A worker group is one broker: its limits count the other workers' clients too.
+  const others = core.cluster?.bus.othersLoad;
+  if (clients.onlineCount + (others?.connections ?? 0) >= options.maxConnections && clients.get(clientId) === undefined) {
     refuseConnect(core, conn, packet, ConnectRefusal.busy, `connection limit of ${options.maxConnections} reached`);
     return;
   }
@@ -50,7 +52,7 @@ export function handleConnect(core: Core, conn: Connection, packet: ConnectPacke
     refuseConnect(core, conn, packet, ConnectRefusal.busy, `connection limit of ${listenerLimit} on listener "${listener}" reached`);
     return;
   }
-  if (core.sessions.size >= options.maxSessions && core.sessions.get(clientId) === undefined) {
+  if (core.sessions.size + (others?.sessions ?? 0) >= options.maxSessions && core.sessions.get(clientId) === undefined) {
     refuseConnect(core, conn, packet, ConnectRefusal.quota, `session limit of ${options.maxSessions} reached`);
     return;
   }

@@ -10,7 +10,7 @@ import type { RedisStore } from '../../persistence/redis/redis-store.js';
 import { execOrThrow } from '../../persistence/redis/transaction.js';
 import type { StoredState } from '../../persistence/types.js';
 import type { ClusterHandler } from '../types.js';
-import { deliverArrivals } from './arrivals.js';
+import { deliverArrivals } from '../arrivals.js';
 import type { ClusterLogger } from './connections.js';
 import type { Ownership } from './ownership.js';
 import { formatRouteChange, type Routes } from './routes.js';

@@ -13,7 +13,7 @@ import type { QoS, Will } from '../../protocol/types.js';
 import { isValidNodeId } from '../node-id.js';
 import type { ClusterBus, ClusterHandler, ClusterStats } from '../types.js';
 import { Adoption } from './adoption.js';
-import { deliverArrivals } from './arrivals.js';
+import { deliverArrivals } from '../arrivals.js';
 import { RedisConnections, type ClusterLogger } from './connections.js';
 import { Membership } from './membership.js';
 import { Outbox } from './outbox.js';

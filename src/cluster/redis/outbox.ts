@@ -1,28 +1,21 @@
 /**
- * Messages leaving this node, per turn: which node gets which message (routing by interest, shared
- * groups picked round-robin), queued per target node and written at the commit as one stream entry
- * (QoS 1/2) or one pub/sub message (QoS 0) per node, in the store's transaction.
+ * Messages leaving this node, per turn, on Redis: which node gets which message (routing by interest,
+ * shared groups planned by `../outbound.ts`), queued per target node and written at the commit as one
+ * stream entry (QoS 1/2) or one pub/sub message (QoS 0) per node, in the store's transaction.
  */
 import type { Redis } from 'ioredis';
 import type { Message } from '../../model/message.js';
 import type { RedisKeys } from '../../persistence/redis/keys.js';
 import type { Transaction, TransactionPart } from '../../persistence/redis/transaction.js';
 import type { QoS } from '../../protocol/types.js';
-import { encodeBatches, encodeEnvelope } from '../envelope.js';
+import { encodeEnvelope } from '../envelope.js';
 import type { ClusterRoute, InterestTable } from '../interest-table.js';
+import { ClusterIds, MAX_PENDING_BYTES, NodeQueues, queueForNodes } from '../outbound.js';
 import type { ClusterStats } from '../types.js';
 import { STREAM_FIELD, STREAM_TARGET_FIELD } from './stream-reader.js';
 
-/**
- * Envelope bytes on their way to Redis (queued for the next commit or in a commit not yet answered)
- * beyond which QoS 0 messages for other nodes are dropped (counted), as QoS 0 to a slow client is:
- * without it a QoS 0 flood faster than Redis grows the node's memory without bound. QoS 1/2 are
- * bounded by the publishers' inflight windows (their acknowledgements wait for the commit).
- */
-export const MAX_PENDING_BYTES = 4 * 1024 * 1024;
 const NO_GROUPS: readonly string[] = [];
 const EMPTY_SET: ReadonlySet<string> = new Set();
-const NO_GROUP_PLAN: GroupPlan = { local: undefined, remote: undefined };
 
 /**
  * XADD to a node's stream, or, when that node was declared dead, to the stream of the node that
@@ -46,70 +39,13 @@ interface RoutedXadd {
   starlingXadd(node: string, prefix: string, envelope: Buffer): unknown;
 }
 
-/** Where the shared groups of one message are served: here, or by which other node. */
-export interface GroupPlan {
-  /** Groups this node serves (undefined: none). */
-  local: Set<string> | undefined;
-  /** Groups another node serves, by node (undefined: none). */
-  remote: Map<string, string[]> | undefined;
-}
-
-/** Picks, round-robin, the node that serves each shared group of `route`. */
-export function planGroups(route: ClusterRoute, table: Pick<InterestTable, 'pick'>, me: string): GroupPlan {
-  const plan: GroupPlan = { local: undefined, remote: undefined };
-  for (const [key, holders] of route.groups) {
-    const node = table.pick(key, holders);
-    if (node === me) (plan.local ??= new Set()).add(key);
-    else if (node !== undefined) {
-      plan.remote ??= new Map();
-      const list = plan.remote.get(node);
-      if (list === undefined) plan.remote.set(node, [key]);
-      else list.push(key);
-    }
-  }
-  return plan;
-}
-
-/** Envelopes queued per target node until the next commit, with their byte count. */
-export class NodeQueues {
-  private byNode = new Map<string, Buffer[]>();
-  private count = 0;
-  /** Bytes queued since the last `take`. */
-  bytes = 0;
-
-  /** Queues `envelope` for `node`. */
-  push(node: string, envelope: Buffer): void {
-    const list = this.byNode.get(node);
-    if (list === undefined) this.byNode.set(node, [envelope]);
-    else list.push(envelope);
-    this.bytes += envelope.length;
-    this.count++;
-  }
-
-  /** Envelopes queued since the last `take`. */
-  get size(): number {
-    return this.count;
-  }
-
-  /** Empties the queues: per node, the batches to send (one per ≤ 1 MiB, in queueing order). */
-  take(): Map<string, Buffer[]> {
-    const out = new Map<string, Buffer[]>();
-    for (const [node, list] of this.byNode) out.set(node, encodeBatches(list));
-    this.byNode = new Map();
-    this.count = 0;
-    this.bytes = 0;
-    return out;
-  }
-}
-
 /** This node's outgoing cross-node traffic. */
 export class Outbox implements TransactionPart {
   private readonly stream = new NodeQueues();
   private readonly qos0 = new NodeQueues();
   /** Envelope bytes in commits Redis has not answered yet. */
   private inflightBytes = 0;
-  private readonly idPrefix: string;
-  private idCounter = 0;
+  private readonly ids: ClusterIds;
 
   constructor(
     private readonly nodeId: string,
@@ -120,7 +56,7 @@ export class Outbox implements TransactionPart {
     private readonly usable: () => boolean,
   ) {
     redis.defineCommand('starlingXadd', { numberOfKeys: 0, lua: ROUTED_XADD });
-    this.idPrefix = `${nodeId}/${Date.now().toString(36)}/`;
+    this.ids = new ClusterIds(nodeId);
   }
 
   /** Envelopes queued since the last commit (a publish that queued something changes it). */
@@ -141,18 +77,8 @@ export class Outbox implements TransactionPart {
       for (const node of route.nodes) if (node !== me) this.stats.droppedQos0++;
       return undefined;
     }
-    const { local, remote } = route.groups.size === 0 ? NO_GROUP_PLAN : planGroups(route, table, me);
-    const out = message.qos === 0 ? this.qos0 : this.stream;
-    message.clusterId ??= this.nextClusterId();
-    let plain: Buffer | undefined;
-    for (const node of route.nodes) {
-      if (node === me) continue;
-      const groups = remote?.get(node);
-      if (groups !== undefined) remote!.delete(node);
-      out.push(node, groups === undefined ? (plain ??= encodeEnvelope(message, NO_GROUPS)) : encodeEnvelope(message, groups));
-    }
-    if (remote !== undefined) for (const [node, groups] of remote) out.push(node, encodeEnvelope(message, groups));
-    return local ?? EMPTY_SET;
+    message.clusterId ??= this.ids.next();
+    return queueForNodes(message, route, table, me, message.qos === 0 ? this.qos0 : this.stream);
   }
 
   /** Queues a delivery for one session on `node`; false if it was dropped (QoS 0, Redis away or behind). */
@@ -161,7 +87,7 @@ export class Outbox implements TransactionPart {
       this.stats.droppedQos0++;
       return false;
     }
-    message.clusterId ??= this.nextClusterId();
+    message.clusterId ??= this.ids.next();
     (qos === 0 ? this.qos0 : this.stream).push(node, encodeEnvelope(message, NO_GROUPS, { clientId, qos, retain, subscriptionIds }));
     return true;
   }
@@ -180,10 +106,5 @@ export class Outbox implements TransactionPart {
 
   private mayQueueQos0(): boolean {
     return this.usable() && this.stream.bytes + this.qos0.bytes + this.inflightBytes <= MAX_PENDING_BYTES;
-  }
-
-  /** An id unique in the cluster: this node's id, its start time, a counter. */
-  private nextClusterId(): string {
-    return `${this.idPrefix}${(this.idCounter++).toString(36)}`;
   }
 }

@@ -35,6 +35,11 @@ export class RedisKeys {
     return this.key('retained');
   }
 
+  /** Hash `{space}\0{key}` → value: the records of the store (StoreOp putRecord). */
+  records(): string {
+    return this.key('records');
+  }
+
   /** String: the node holding a client id (claimed with SET … GET). */
   owner(clientId: string): string {
     return this.key('owner', clientId);

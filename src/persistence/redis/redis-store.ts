@@ -7,7 +7,7 @@
  */
 import { deserialize, serialize } from 'node:v8';
 import { Redis } from 'ioredis';
-import type { Persistence, StoreOp, StoredDelivery, StoredMessage, StoredRetained, StoredSession, StoredState } from '../types.js';
+import type { Persistence, StoreOp, StoredDelivery, StoredMessage, StoredRecord, StoredRetained, StoredSession, StoredState } from '../types.js';
 import { RedisKeys } from './keys.js';
 import { RedisAccessStore } from './redis-access.js';
 import { execOrThrow, type Transaction, type TransactionPart } from './transaction.js';
@@ -103,6 +103,13 @@ export class RedisStore implements Persistence {
     const state = emptyState();
     const retained = await this.redis.hgetallBuffer(this.keys.retained());
     for (const value of Object.values(retained)) state.retained.push(deserialize(value) as StoredRetained);
+    const records = await this.redis.hgetallBuffer(this.keys.records());
+    const list: StoredRecord[] = [];
+    for (const [field, value] of Object.entries(records)) {
+      const at = field.indexOf('\u0000');
+      list.push({ space: field.slice(0, at), key: field.slice(at + 1), value });
+    }
+    if (list.length > 0) state.records = list.sort((a, b) => (a.space < b.space ? -1 : a.space > b.space ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const mine = this.keys.nodeClients(this.nodeId);
     const clients = await this.redis.smembers(mine);
     for (let i = 0; i < clients.length; i += LOAD_BATCH) {
@@ -222,6 +229,12 @@ export class RedisStore implements Persistence {
         break;
       case 'deleteRetained':
         tx.hdel(keys.retained(), op.topic);
+        break;
+      case 'putRecord':
+        tx.hset(keys.records(), `${op.record.space}\u0000${op.record.key}`, op.record.value);
+        break;
+      case 'deleteRecord':
+        tx.hdel(keys.records(), `${op.space}\u0000${op.key}`);
         break;
     }
   }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeEnvelope, encodeEnvelope, forEachEnvelope } from '../../../../src/cluster/envelope.js';
 import { InterestTable } from '../../../../src/cluster/interest-table.js';
-import { NodeQueues, planGroups } from '../../../../src/cluster/redis/outbox.js';
+import { NodeQueues, planGroups } from '../../../../src/cluster/outbound.js';
 import type { Message } from '../../../../src/model/message.js';
 
 function envelope(payload: string | Buffer): Buffer {

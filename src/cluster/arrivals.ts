@@ -2,8 +2,8 @@
  * What arrives from other nodes (a stream entry, a pub/sub message, or a dead node's stream replayed),
  * handed to the broker: a message for this node's subscribers, or a delivery for one session.
  */
-import { decodeEnvelope, forEachEnvelope } from '../envelope.js';
-import type { ClusterHandler } from '../types.js';
+import { decodeEnvelope, forEachEnvelope } from './envelope.js';
+import type { ClusterHandler } from './types.js';
 
 /**
  * Hands every envelope of `data` (one envelope or a batch) to `handler`, counting each in `counter`
