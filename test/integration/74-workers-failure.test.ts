@@ -2,12 +2,16 @@
  * `starling --workers 3` when processes die (issue 13), black-box: SIGKILL of the worker holding a
  * persistent subscriber, and of the publisher's worker, under continuous QoS 1 traffic (every
  * acknowledged message reaches the subscriber); SIGKILL of the whole group and a restart on the same
- * data directory (nothing acknowledged is lost); and limits that hold for the group, not per worker.
+ * data directory (nothing acknowledged is lost); limits that hold for the group, not per worker; and
+ * a worker that cannot start (its port taken) failing the group's start with the reason.
  */
 import assert from 'node:assert/strict';
+import { createServer, type AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
 import type { MqttClient } from 'mqtt';
+import { runProcess, STARLING_CLI } from '../helpers/child-process.js';
 import { closeClients, connect, inbox, publishAll, publishUntilReceived, waitUntil } from '../helpers/cluster.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { startGroup, type Group } from '../helpers/worker-group.js';
 
 const groups: Group[] = [];
@@ -159,4 +163,29 @@ test('maxConnections holds for the whole group: the connection beyond it is refu
       });
     }
   }
+});
+
+test('a worker that cannot start (its port is taken) stops the group\'s start, which says why and exits with an error', { timeout: 60_000 }, async (t) => {
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  t.after(() => blocker.close());
+  const port = (blocker.address() as AddressInfo).port;
+  const run = await runProcess(process.execPath, [STARLING_CLI, '--workers', '2', '--host', '127.0.0.1', '--port', String(port), '--no-http', '--data-dir', tempDir(), '--log-format', 'json'], { timeoutMs: 30_000 });
+  assert.notEqual(run.code, 0);
+  const output = run.stdout + run.stderr;
+  assert.match(output, new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use`), 'the worker names the port');
+  assert.match(output, /worker w\d exited during start/, 'the primary says which worker failed');
+});
+
+test('SIGKILL of a worker: the wills of the clients it had are published once it is back, to subscribers on the other workers', { timeout: 60_000 }, async () => {
+  const g = await group({ workers: 3 });
+  const watcher = await connect(g.port, { clientId: 'will-watcher' });
+  await watcher.client.subscribeAsync('lost/#', { qos: 1 });
+  const doomed = await connect(g.port, { clientId: 'doomed', will: { topic: 'lost/doomed', payload: Buffer.from('worker died'), qos: 1, retain: false } });
+  const worker = await g.workerOf('doomed');
+  assert.ok(worker !== undefined && worker !== (await g.workerOf('will-watcher')), 'the watcher is on another worker');
+  await publishUntilReceived(doomed.client, 'lost/probe', [watcher.client], { qos: 1 });
+  await g.killWorker(worker);
+  await waitUntil(() => inbox(watcher.client).messages.some((m) => m.topic === 'lost/doomed'), 15_000, () => 'the will of the client of the killed worker');
+  assert.deepEqual(inbox(watcher.client).messages.filter((m) => m.topic === 'lost/doomed').map((m) => m.payload), ['worker died'], 'published once');
 });
