@@ -90,6 +90,11 @@ export class AccessAuthorizer implements BrokerPlugin {
     return allowed;
   }
 
+  /** The broker skips asking while there is nothing to check. */
+  authorizesNothing(): boolean {
+    return this.idle();
+  }
+
   /** No file, no runtime rule, and a default that allows everything: nothing to check (the usual case without ACLs). */
   private idle(): boolean {
     return this.file === undefined && !this.runtime.anyRules && allowsAll(this.defaults.anonymous) && allowsAll(this.defaults.authenticated);

@@ -77,6 +77,12 @@ export interface BrokerPlugin {
   authorizeSubscribe?(client: ClientIdentity, topicFilter: string, qos: QoS): AuthorizeResult | Promise<AuthorizeResult>;
   /** Called for each delivery to a client, so it must be fast and synchronous (ACL "read" rules). */
   authorizeReceive?(client: ClientIdentity, topic: string): AuthorizeResult;
+  /**
+   * True while the plugin's authorize methods would abstain on everything (e.g. no rule is
+   * configured yet): the broker then skips asking it per PUBLISH and per delivery. Asked once per
+   * message, so it must be cheap.
+   */
+  authorizesNothing?(): boolean;
   onConnect?(client: ClientIdentity): void;
   onDisconnect?(client: ClientIdentity, reason: string): void;
   /** A subscription was granted (after SUBACK is queued), with the QoS granted. */
@@ -141,12 +147,16 @@ export class Hooks {
 
   /** True when some plugin checks deliveries (so the router must ask per message). */
   get checksReceive(): boolean {
-    return this.receivers.length > 0;
+    const receivers = this.receivers;
+    for (let i = 0; i < receivers.length; i++) if (receivers[i]!.authorizesNothing?.() !== true) return true;
+    return false;
   }
 
   /** True when some plugin checks publishes. */
   get checksPublish(): boolean {
-    return this.publishers.length > 0;
+    const publishers = this.publishers;
+    for (let i = 0; i < publishers.length; i++) if (publishers[i]!.authorizesNothing?.() !== true) return true;
+    return false;
   }
 
   /** Runs the authentication plugins in order: first refusal wins; all abstaining falls to the anonymous policy. */

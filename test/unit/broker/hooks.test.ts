@@ -94,3 +94,18 @@ test('observers of subscriptions and messages: asked only when registered; an ex
   assert.deepEqual(seen, ['publish t by c', 'publish t by nobody', 'subscribe c a/# 1', 'unsubscribe c a/#']);
   assert.deepEqual(errors, ['broken: boom', 'broken: boom', 'broken: boom']);
 });
+
+test('checksPublish / checksReceive: a plugin that authorizes nothing for now is not asked; once it has rules it is', () => {
+  let rules = false;
+  const acl: BrokerPlugin = { name: 'acl', authorizePublish: () => (rules ? false : undefined), authorizeReceive: () => (rules ? false : undefined), authorizesNothing: () => !rules };
+  const hooks = new Hooks([acl], true);
+  assert.equal(hooks.checksPublish, false);
+  assert.equal(hooks.checksReceive, false);
+  rules = true;
+  assert.equal(hooks.checksPublish, true);
+  assert.equal(hooks.checksReceive, true);
+  assert.equal(hooks.authorizeReceive(client, 't'), false);
+  // A plugin that does not say is always asked.
+  const plain = new Hooks([{ name: 'plain', authorizeReceive: () => undefined }], true);
+  assert.equal(plain.checksReceive, true);
+});
