@@ -62,9 +62,20 @@ export class Session {
   /** Count of flows written on this connection and not complete: what the server's Receive Maximum limits. */
   sentCount = 0;
 
-  /** Forgets what the server forgot (Session Present 0): inbound QoS 2 ids; outbound flows are resent fresh. */
+  /**
+   * Forgets what the server forgot (Session Present 0): inbound QoS 2 ids; outbound flows are resent
+   * fresh; every stored subscription becomes a pending SUBSCRIBE again (one per group of shared
+   * properties), to be sent on the new connection.
+   */
   resetForNewSession(): void {
     this.incomingQos2.clear();
+    for (const group of this.subscriptionGroups()) {
+      const id = this.allocateId();
+      if (id === undefined) break;
+      const packet: SubscribePacket = { type: 'subscribe', packetId: id, subscriptions: group.requests };
+      if (group.properties !== undefined) packet.properties = group.properties;
+      this.requests.set(id, { packet, settle: { resolve: () => undefined, reject: () => undefined } });
+    }
   }
 
   /** Rejects every pending operation with `error` and clears the state. */
