@@ -94,9 +94,9 @@ function accept(core: Core, conn: Connection, session: Session, packet: PublishP
   const qos = packet.qos;
   const journal = core.turn.journal;
   const opsBefore = journal === undefined ? 0 : journal.size;
-  // Payloads that may outlive this read (queued, inflight, retained) do not keep a large read alive;
-  // a retained one, kept for long, never shares one of Node's pool slabs (ownedCopy).
-  const payload = packet.retain ? retainable(packet.payload) : qos > 0 ? keepable(packet.payload) : packet.payload;
+  // Payloads that may outlive this read (queued, inflight, retained) are copied out of the socket
+  // chunk; a retained one, kept for long, into memory of its own (ownedCopy: no shared pool slab).
+  const payload = packet.retain ? ownedCopy(packet.payload) : qos > 0 ? Buffer.from(packet.payload) : packet.payload;
   let delivered = -1;
   // [MQTT-4.3.3-2] a QoS 2 PUBLISH whose id awaits PUBREL is a duplicate: acknowledged, not delivered again.
   if (qos !== 2 || session.beginIncomingQos2(packet.packetId as number)) {
@@ -112,24 +112,6 @@ function accept(core: Core, conn: Connection, session: Session, packet: PublishP
   if (delivered === 0 && conn.version === 5) conn.sendAck({ type, packetId, reasonCode: ReasonCode.noMatchingSubscribers }, durable);
   else conn.sendAck(encodeShortAck(type, packetId), durable);
 }
-
-/**
- * A payload that may outlive this read (queued, inflight, retained). A view keeps its whole read
- * buffer alive: kept as it is when that buffer is small or mostly this message (a device's read of
- * one PUBLISH is exactly its size), copied out of a large read that carries many messages.
- */
-function keepable(payload: Buffer): Buffer {
-  const backing = payload.buffer.byteLength;
-  return backing <= KEEP_VIEW_BYTES || backing <= 2 * payload.length ? payload : Buffer.from(payload);
-}
-
-/** A retained payload: the view when it is most of its read buffer, else a copy in memory of its own. */
-function retainable(payload: Buffer): Buffer {
-  return payload.buffer.byteLength <= 2 * payload.length ? payload : ownedCopy(payload);
-}
-
-/** Read buffers up to this size are kept whole by the payloads that view them. */
-const KEEP_VIEW_BYTES = 1024;
 
 /** A PUBLISH the plugins refused: logged, then answered as the outcome table says. */
 function deny(core: Core, conn: Connection, session: Session, packet: PublishPacket, topic: string): void {
