@@ -80,10 +80,12 @@ export class ClusterLink implements ClusterHandler {
         this.moves.arrived(arrived, seen);
       }
       const session = sessions.get(clientId);
-      if (session !== undefined) for (const d of held) this.parts.router.deliverTo(session, d.message, d.route, d.retain);
+      // Taken out of the list: another claim of the same id still running must not deliver them again.
+      const deliveries = session === undefined ? [] : held.splice(0);
+      for (const d of deliveries) this.parts.router.deliverTo(session!, d.message, d.route, d.retain);
       // Its subscriptions are announced to the other nodes before CONNACK, so messages published
       // elsewhere after CONNACK reach the session.
-      if (arrived !== undefined || held.length > 0) await this.parts.turn.settle();
+      if (arrived !== undefined || deliveries.length > 0) await this.parts.turn.settle();
     } finally {
       this.moves.endClaim(clientId);
     }

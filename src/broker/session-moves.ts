@@ -37,7 +37,8 @@ export interface HeldDelivery {
 export class SessionMoves {
   private readonly stubs = new Map<string, { stub: Session; until: number }>();
   private readonly arrivals = new Map<Session, number>();
-  private readonly claiming = new Map<string, HeldDelivery[]>();
+  /** Client ids being claimed here: the deliveries held for them, and how many claims are running (a client may connect again before its first claim ended). */
+  private readonly claiming = new Map<string, { held: HeldDelivery[]; claims: number }>();
 
   constructor(
     private readonly sessions: SessionRegistry,
@@ -54,7 +55,7 @@ export class SessionMoves {
    */
   deliver(session: Session, message: Message, route: Route, retain: boolean): boolean {
     if (session.movedTo !== undefined) {
-      const held = this.claiming.get(session.clientId);
+      const held = this.claiming.get(session.clientId)?.held;
       if (held !== undefined) held.push({ message, route, retain });
       else this.bus.forward(session.movedTo, session.clientId, message, effectiveQos(message, route), retain, route.subscriptionIds as number[] | undefined);
       return true;
@@ -91,20 +92,27 @@ export class SessionMoves {
     for (const subscription of entry.stub.subscriptions.values()) this.index.unsubscribe(entry.stub, subscription);
   }
 
-  /** A claim of `clientId` starts here: deliveries for it are held until `endClaim`. */
+  /**
+   * A claim of `clientId` starts here: deliveries for it are held until the last of its claims ends.
+   * Claims of one client id overlap when it connects again before its first claim ended (a client
+   * that gave up waiting for CONNACK): they share one list, so the end of the first (which may fail)
+   * does not drop what is held for the next. Whoever delivers held deliveries takes them out.
+   */
   beginClaim(clientId: string): HeldDelivery[] {
-    const held: HeldDelivery[] = [];
-    this.claiming.set(clientId, held);
-    return held;
+    let entry = this.claiming.get(clientId);
+    if (entry === undefined) this.claiming.set(clientId, (entry = { held: [], claims: 0 }));
+    entry.claims++;
+    return entry.held;
   }
 
   endClaim(clientId: string): void {
-    this.claiming.delete(clientId);
+    const entry = this.claiming.get(clientId);
+    if (entry !== undefined && --entry.claims === 0) this.claiming.delete(clientId);
   }
 
   /** The deliveries held for `clientId`, while it is being claimed here. */
   held(clientId: string): HeldDelivery[] | undefined {
-    return this.claiming.get(clientId);
+    return this.claiming.get(clientId)?.held;
   }
 
   /** `session` arrived from another node holding the messages `seen`: copies of them are dropped for a while. */

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { Broker } from '../../../src/broker/broker.js';
 import { LocalBus } from '../../../src/cluster/local.js';
+import { createMessage } from '../../../src/broker/messages.js';
 import type { Message } from '../../../src/model/message.js';
 import { MemoryPersistence } from '../../../src/persistence/memory.js';
 import type { StoredState } from '../../../src/persistence/types.js';
@@ -73,4 +74,29 @@ test('cluster move: the node a session arrived at delivers a message once, wheth
   assert.equal(b.query.client('arrived')?.queued, 3, 'three messages, each once (the session is offline: they queue)');
   b.cluster!.deliverTargeted('nobody', message('n1/4', 'm/4'), 1, false, undefined);
   assert.equal(b.query.client('arrived')?.queued, 3, 'a forward for a session not here is dropped');
+});
+
+/** A bus whose claims wait until the test settles them, one by one, in the order they were made. */
+class ControlledBus extends LocalBus {
+  readonly claims: { resolve: (state: StoredState | undefined) => void; reject: (error: Error) => void }[] = [];
+  override claimSession(): Promise<StoredState | undefined> {
+    return new Promise((resolve, reject) => this.claims.push({ resolve, reject }));
+  }
+}
+
+test('cluster move: a client that connects again while its first claim still runs loses nothing forwarded meanwhile, even when the first claim fails', async () => {
+  const bus = new ControlledBus(new MemoryPersistence(), 'node-b');
+  const b = nodeWith(bus);
+  const first = b.cluster!.claimSession('mover', false);
+  const second = b.cluster!.claimSession('mover', false);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(bus.claims.length, 2);
+  // The first claim gives up (the node holding the session did not answer in time)…
+  bus.claims[0]!.reject(new Error('node-a does not answer'));
+  await assert.rejects(first);
+  // …then node-a lets go for the second claim and forwards a message that was still routed to it.
+  b.cluster!.deliverTargeted('mover', createMessage('m/1', Buffer.from('forwarded'), 1, false, undefined, 'pub', Date.now()), 1, false, undefined);
+  bus.claims[1]!.resolve({ sessions: [{ clientId: 'mover', expiryInterval: 3600, subscriptions: [subscription] }], deliveries: [], messages: [], incomingQos2: [], retained: [] });
+  await second;
+  assert.equal(b.query.client('mover')?.queued, 1, 'the forwarded message waits in the session that arrived');
 });
