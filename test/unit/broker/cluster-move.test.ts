@@ -31,7 +31,7 @@ after(async () => {
   for (const broker of brokers) await broker.close();
 });
 
-function nodeWith(bus: RecordingBus): Broker {
+function nodeWith(bus: LocalBus): Broker {
   const broker = new Broker({ store: bus.store!, cluster: bus });
   brokers.push(broker);
   return broker;
