@@ -1,4 +1,5 @@
 /** The broker's REST API (docs/http-api.md): the API token kept for this browser tab, or an admin's session cookie (HttpOnly, set by the broker). */
+import type { StoredAclRule as Rule } from '../../src/persistence/types.js';
 
 const TOKEN_KEY = 'starling.token';
 
@@ -60,50 +61,11 @@ export function signIn(username: string, password: string): Promise<{ username: 
   return api('POST', '/auth/login', { username, password });
 }
 
-/** One ACL rule of a user or role. */
-export interface Rule {
-  topic: string;
-  access: 'read' | 'write' | 'readwrite' | 'deny';
-}
-
-/** An MQTT user managed at runtime. */
-export interface User {
-  username: string;
-  roles: string[];
-  acl: Rule[];
-  createdAt: string;
-  updatedAt: string;
-}
-
-/** A role and the users that have it. */
-export interface Role {
-  name: string;
-  acl: Rule[];
-  users: string[];
-  createdAt: string;
-  updatedAt: string;
-}
-
-/** A ban in force. */
-export interface Ban {
-  id: string;
-  clientId: string | null;
-  username: string | null;
-  address: string | null;
-  until: string | null;
-  reason: string | null;
-  createdAt: string;
-  createdBy: string;
-}
-
-/** An admin of the dashboard and API. */
-export interface Admin {
-  username: string;
-  role: 'administrator' | 'viewer';
-  createdAt: string;
-  updatedAt: string;
-}
-
+// The shapes of users, roles, bans and admins are the server's own views (types only: nothing of the
+// server is bundled), as for bridges below.
+export type { StoredAclRule as Rule } from '../../src/persistence/types.js';
+export type { UserView as User, RoleView as Role, BanView as Ban } from '../../src/auth/access-control.js';
+export type { AdminView as Admin } from '../../src/auth/admin-access.js';
 /** Rules as the dashboard edits them: one "ACCESS FILTER" per line, as in an ACL file. */
 export function rulesToText(rules: readonly Rule[]): string {
   return rules.map((r) => `${r.access} ${r.topic}`).join('\n');
