@@ -86,7 +86,7 @@ export class RedisBus implements ClusterBus {
       regain: () => void this.regained(),
     }, log);
     this.routes = new Routes(nodeId, keys, cmd, log);
-    this.ownership = new Ownership(nodeId, keys, cmd, this.store, log, options.claimTimeoutMs ?? 5000);
+    this.ownership = new Ownership(nodeId, keys, cmd, this.store, log, options.claimTimeoutMs ?? 5000, () => !this.reloadOwn);
     // Order of the writes in each commit's transaction, after the store's own operations.
     for (const part of [this.retained, this.outbox, this.reader, this.routes, this.ownership]) this.store.join(part);
     this.adoption = new Adoption(nodeId, keys, cmd, { store: this.store, reader: this.reader, routes: this.routes, ownership: this.ownership }, log);

@@ -19,7 +19,11 @@ import type { ClusterLogger } from './connections.js';
 export const CONTROL = 0x7b;
 
 /** A node asks another to let go of a client id, and the answer. */
-export type Control = { t: 'release'; cid: string; from: string; rid: number } | { t: 'released'; rid: number };
+export type Control =
+  | { t: 'release'; cid: string; from: string; rid: number }
+  | { t: 'released'; rid: number }
+  /** The node cannot let go yet: it lost its lease and has not reloaded its sessions (and its stream's entries for them). */
+  | { t: 'not-yet'; rid: number };
 
 /** Deletes the owner key only if it still names this node (a later claim elsewhere stays). */
 const RELEASE_OWNER = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end return 0";
@@ -64,7 +68,7 @@ interface PendingClaim {
 export class Ownership implements TransactionPart {
   private handler: ClusterHandler | undefined;
   private nextRid = 1;
-  private readonly releaseWaiters = new Map<number, () => void>();
+  private readonly releaseWaiters = new Map<number, (released: boolean) => void>();
   /** Wills to store (a will) or forget (undefined) at the next commit. */
   private wills: { cid: string; will: Will | undefined }[] = [];
   /** Clean sessions that ended: their owner keys go at the next commit. */
@@ -83,6 +87,12 @@ export class Ownership implements TransactionPart {
     private readonly store: RedisStore,
     private readonly log: ClusterLogger,
     private readonly claimTimeoutMs: number,
+    /**
+     * False while this node may not hand a session over: after its lease ran out it dropped every
+     * session from memory, and until it has reloaded them from Redis its stream may hold entries
+     * for them that only it will read. A session taken from Redis meanwhile would miss them.
+     */
+    private readonly mayRelease: () => boolean = () => true,
   ) {
     redis.defineCommand('starlingClaim', { numberOfKeys: 4, lua: CLAIM });
   }
@@ -185,7 +195,7 @@ export class Ownership implements TransactionPart {
       if (previous !== null && previous !== me) {
         const released = (await this.redis.exists(this.keys.alive(previous))) === 1 && (await this.requestRelease(previous, clientId));
         if (!released && !clean && (await this.redis.sismember(this.keys.nodes(), previous)) === 1) {
-          throw new Error(`the session is held by node ${previous}, which does not answer; refused until it does or is adopted`);
+          throw new Error(`the session is held by node ${previous}, which does not let go (no answer, or it has not reloaded its sessions since it lost Redis); refused until it does or is adopted`);
         }
       }
       if (((await this.redis.eval(TAKE_OWNER, 1, owner, previous ?? '', me)) as number) === 0) continue;
@@ -209,9 +219,9 @@ export class Ownership implements TransactionPart {
         this.log.warn({ clientId, node }, 'cluster: the node holding the session did not let go in time');
         resolve(false);
       }, this.claimTimeoutMs);
-      this.releaseWaiters.set(rid, () => {
+      this.releaseWaiters.set(rid, (released) => {
         clearTimeout(timer);
-        resolve(true);
+        resolve(released);
       });
       this.send(node, { t: 'release', cid: clientId, from: this.nodeId, rid });
     });
@@ -220,9 +230,14 @@ export class Ownership implements TransactionPart {
   /** A control message that arrived on this node's channel. */
   onControl(payload: Buffer): void {
     const control = JSON.parse(payload.toString()) as Control;
-    if (control.t === 'released') {
-      this.releaseWaiters.get(control.rid)?.();
+    if (control.t === 'released' || control.t === 'not-yet') {
+      this.releaseWaiters.get(control.rid)?.(control.t === 'released');
       this.releaseWaiters.delete(control.rid);
+      return;
+    }
+    if (!this.mayRelease()) {
+      this.log.info({ clientId: control.cid, node: control.from }, 'cluster: not letting go of a session before this node has reloaded its sessions from Redis (the claim is refused; the client retries)');
+      this.send(control.from, { t: 'not-yet', rid: control.rid });
       return;
     }
     const answer = (): void => this.send(control.from, { t: 'released', rid: control.rid });
