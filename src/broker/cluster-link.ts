@@ -92,8 +92,8 @@ export class ClusterLink implements ClusterHandler {
   }
 
   /** ClusterHandler: a message published on another node, for subscribers here. */
-  deliverFromCluster(message: Message, groups: readonly string[], only?: ReadonlySet<string>): void {
-    this.parts.router.fromCluster(message, groups, only);
+  deliverFromCluster(message: Message, groups: readonly string[], only?: ReadonlySet<string>, except?: Pick<ReadonlySet<string>, 'has'>): void {
+    this.parts.router.fromCluster(message, groups, only, except);
   }
 
   /** ClusterHandler: a delivery forwarded by the node `clientId`'s session just left. */

@@ -50,8 +50,8 @@ export class Router {
    * A message published on another node, for the sessions here; `groups`: the shared groups this
    * node serves for it; `only`: the client ids whose (non-shared) subscriptions get it, when not all.
    */
-  fromCluster(message: Message, groups: readonly string[], only?: ReadonlySet<string>): void {
-    this.deliverLocally(message, groups.length === 0 ? NO_GROUPS : new Set(groups), only);
+  fromCluster(message: Message, groups: readonly string[], only?: ReadonlySet<string>, except?: Pick<ReadonlySet<string>, 'has'>): void {
+    this.deliverLocally(message, groups.length === 0 ? NO_GROUPS : new Set(groups), only, except);
   }
 
   /**
@@ -116,7 +116,7 @@ export class Router {
   }
 
   /** Delivers to this broker's sessions; `served`: the shared groups served here (undefined: all). */
-  private deliverLocally(message: Message, served: ReadonlySet<string> | undefined, only?: ReadonlySet<string>): number {
+  private deliverLocally(message: Message, served: ReadonlySet<string> | undefined, only?: ReadonlySet<string>, except?: Pick<ReadonlySet<string>, 'has'>): number {
     const { targets, groups } = this.index.routes(message.topic);
     const origin = message.origin;
     const topic = message.topic;
@@ -126,6 +126,7 @@ export class Router {
       const target = targets[i]!;
       const session = target.session;
       if (only !== undefined && !only.has(session.clientId)) continue;
+      if (except !== undefined && except.has(session.clientId)) continue;
       if (checkReceive && !this.mayReceive(session, topic)) continue;
       let route = target.route;
       if (target.ownRoute !== undefined && origin === session.clientId) {

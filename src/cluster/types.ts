@@ -14,8 +14,10 @@ export interface ClusterHandler {
    * subscription groups (keys as `$share/{group}/{filter}`) this node was picked to serve; other
    * matching groups are served elsewhere. `only`: deliver to these client ids' sessions only (a
    * dead node's stream replayed by its adopter: the adopter's own subscribers had their copies).
+   * `except`: not to these client ids' sessions (they arrived here after the message was routed:
+   * the node they came from delivered their copy).
    */
-  deliverFromCluster(message: Message, groups: readonly string[], only?: ReadonlySet<string>): void;
+  deliverFromCluster(message: Message, groups: readonly string[], only?: ReadonlySet<string>, except?: Pick<ReadonlySet<string>, 'has'>): void;
   /** A retained message was set (or cleared) on another node. */
   retainedFromCluster(message: StoredRetained | { topic: string; cleared: true }): void;
   /** Every retained message of the cluster (after a reconnection to Redis): replaces the local copy. */

@@ -4,6 +4,7 @@
  * entries of its stream it never delivered, and finally its removal from the route table. One
  * adopter per dead node (an atomic `SET NX` lock).
  */
+import { streamPosition, type ArrivalMarks } from './arrival-marks.js';
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from '../../persistence/redis/keys.js';
 import type { RedisStore } from '../../persistence/redis/redis-store.js';
@@ -32,6 +33,7 @@ export interface AdoptionParts {
   reader: StreamReader;
   routes: Routes;
   ownership: Ownership;
+  arrivals: ArrivalMarks;
 }
 
 /** Adopts dead nodes for this node. */
@@ -60,6 +62,8 @@ export class Adoption {
       //    Meanwhile messages for the dead node keep collecting in its stream.
       const { moved, sessions } = await this.takeSessions(dead);
       this.adopted.set(dead, new Set(moved));
+      // This node's own stream entries from before were routed to the dead node for these sessions too.
+      this.parts.arrivals.mark(moved, await streamPosition(redis, keys.stream(this.nodeId)));
       handler.adoptSessions(sessions);
       handler.requestCommit();
       await handler.settle();

@@ -13,6 +13,7 @@ import type { QoS, Will } from '../../protocol/types.js';
 import { isValidNodeId } from '../node-id.js';
 import type { ClusterBus, ClusterHandler, ClusterStats } from '../types.js';
 import { Adoption } from './adoption.js';
+import { ArrivalMarks } from './arrival-marks.js';
 import { deliverArrivals } from '../arrivals.js';
 import { RedisConnections, type ClusterLogger } from './connections.js';
 import { Membership } from './membership.js';
@@ -65,6 +66,8 @@ export class RedisBus implements ClusterBus {
   private resyncing = false;
   /** The lease ran out: at the next resynchronisation, the sessions this node still owns are reloaded from Redis. */
   private reloadOwn = false;
+  /** Where this node's stream stood when sessions arrived from other nodes. */
+  private readonly arrivals = new ArrivalMarks();
 
   constructor(options: RedisBusOptions) {
     if (!isValidNodeId(options.nodeId)) throw new Error(`invalid node id "${options.nodeId}": use 1-128 of A-Z a-z 0-9 . _ : -`);
@@ -81,15 +84,15 @@ export class RedisBus implements ClusterBus {
     this.reader = new StreamReader(nodeId, keys, connections.reader, {
       isSynced: () => this.synced,
       isClosing: () => connections.closing,
-      receive: (value, forNode) => this.receive(value, forNode),
+      receive: (value, forNode, id) => this.receive(value, forNode, id),
       unsync: () => (this.synced = false),
       regain: () => void this.regained(),
     }, log);
     this.routes = new Routes(nodeId, keys, cmd, log);
-    this.ownership = new Ownership(nodeId, keys, cmd, this.store, log, options.claimTimeoutMs ?? 5000, () => !this.reloadOwn);
+    this.ownership = new Ownership(nodeId, keys, cmd, this.store, log, options.claimTimeoutMs ?? 5000, this.arrivals, () => !this.reloadOwn);
     // Order of the writes in each commit's transaction, after the store's own operations.
     for (const part of [this.retained, this.outbox, this.reader, this.routes, this.ownership]) this.store.join(part);
-    this.adoption = new Adoption(nodeId, keys, cmd, { store: this.store, reader: this.reader, routes: this.routes, ownership: this.ownership }, log);
+    this.adoption = new Adoption(nodeId, keys, cmd, { store: this.store, reader: this.reader, routes: this.routes, ownership: this.ownership, arrivals: this.arrivals }, log);
     const timing = { heartbeatMs: options.heartbeatMs ?? 1000, heartbeatTtlMs: options.heartbeatTtlMs ?? 4000, deadAfterMs: options.deadAfterMs ?? 3000 };
     this.membership = new Membership(nodeId, keys, connections, timing, {
       isReady: () => this.ready,
@@ -97,6 +100,7 @@ export class RedisBus implements ClusterBus {
       fenced: () => {
         // Not ready from here on: no claim, no commit until the node has rejoined.
         this.synced = false;
+        this.arrivals.clear();
         this.handler?.fenced();
       },
       leaseLost: (silentMs) => this.leaseLost(silentMs),
@@ -253,11 +257,17 @@ export class RedisBus implements ClusterBus {
     }
   }
 
-  /** Delivers what another node sent (one envelope or a batch); `forNode`: the dead node it was redirected from. */
-  private receive(data: Buffer, forNode?: string): void {
+  /**
+   * Delivers what another node sent (one envelope or a batch); `forNode`: the dead node it was
+   * redirected from; `id`: its entry in this node's stream (sessions that arrived after it was
+   * written do not get it).
+   */
+  private receive(data: Buffer, forNode?: string, id?: string): void {
     if (this.handler === undefined) return;
     try {
-      deliverArrivals(this.handler, data, this.stats, forNode === undefined ? undefined : this.adoption.adoptedFrom(forNode));
+      const only = forNode === undefined ? undefined : this.adoption.adoptedFrom(forNode);
+      const except = forNode === undefined && id !== undefined ? this.arrivals.arrivedAfter(id) : undefined;
+      deliverArrivals(this.handler, data, this.stats, only, except);
     } catch (error) {
       this.log.error({ err: error }, 'cluster: undecodable message from another node dropped');
     }

@@ -5,6 +5,7 @@
  * ownership a clean session gives up when it ends. Wills and releases commit with their turn; the
  * claims of one turn go to Redis together, one script each in one pipeline.
  */
+import { streamPosition, type ArrivalMarks } from './arrival-marks.js';
 import { deserialize, serialize } from 'node:v8';
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from '../../persistence/redis/keys.js';
@@ -87,6 +88,8 @@ export class Ownership implements TransactionPart {
     private readonly store: RedisStore,
     private readonly log: ClusterLogger,
     private readonly claimTimeoutMs: number,
+    /** Sessions taken over from another node are marked with where this node's stream stood. */
+    private readonly arrivals: ArrivalMarks,
     /**
      * False while this node may not hand a session over: after its lease ran out it dropped every
      * session from memory, and until it has reloaded them from Redis its stream may hold entries
@@ -202,6 +205,8 @@ export class Ownership implements TransactionPart {
       if (previous !== null && previous !== me) {
         await this.redis.srem(this.keys.nodeClients(previous), clientId);
         await this.redis.sadd(this.keys.nodeClients(me), clientId);
+        // What this node's stream holds from before was routed to `previous` for this session too.
+        this.arrivals.mark([clientId], await streamPosition(this.redis, this.keys.stream(me)));
       }
       const state = load ? await this.store.loadSessions([clientId]) : undefined;
       if ((await this.redis.get(owner)) !== me) throw new Error('client id claimed by another node meanwhile');

@@ -23,8 +23,8 @@ export interface StreamReaderHost {
   isSynced(): boolean;
   /** True once the node leaves. */
   isClosing(): boolean;
-  /** Hands an entry's value (an envelope or a batch) to the broker; `forNode`: the dead node it was redirected from. */
-  receive(value: Buffer, forNode: string | undefined): void;
+  /** Hands an entry's value (an envelope or a batch) to the broker; `forNode`: the dead node it was redirected from; `id`: the entry's id. */
+  receive(value: Buffer, forNode: string | undefined, id: string): void;
   /** The consumer group is gone (Redis lost its data): the node is no longer registered. */
   unsync(): void;
   /** Registers the node again (after `unsync`, or a read failing while not synchronised). */
@@ -146,10 +146,11 @@ export class StreamReader implements TransactionPart {
     const entries = reply?.[0]?.[1] ?? [];
     if (pending && entries.length === 0) this.readPending = false;
     if (entries.length === 0) return;
-    for (const [id, fields] of entries) {
-      this.acks.push(id.toString());
+    for (const [rawId, fields] of entries) {
+      const id = rawId.toString();
+      this.acks.push(id);
       const value = fields === null ? undefined : streamValue(fields);
-      if (value !== undefined) this.host.receive(value, streamTarget(fields ?? []));
+      if (value !== undefined) this.host.receive(value, streamTarget(fields ?? []), id);
     }
     this.handler?.requestCommit();
     // Wait until these deliveries and their acknowledgements are committed before reading more:
