@@ -6,7 +6,7 @@ import type { ClientIdentity } from '../hooks.js';
 import { ownedCopy } from '../messages.js';
 import { ConnectRefusal } from '../outcomes.js';
 import { NEVER_EXPIRES, type Session } from '../session.js';
-import { refuseConnect } from './connect.js';
+import { refuseConnect, sessionLimitReached } from './connect.js';
 
 /** What authentication decided about an accepted client. */
 export interface Admission {
@@ -35,6 +35,13 @@ export function acceptConnect(core: Core, conn: Connection, packet: ConnectPacke
   cluster.claimSession(conn.clientId, clean).then(
     () => {
       if (conn.state !== 'authenticating') return;
+      // The session, if another worker held it, is here now: only a new one counts against the limit.
+      if (cluster.bus.othersLoad !== undefined && sessionLimitReached(core, conn.clientId)) {
+        refuseConnect(core, conn, packet, ConnectRefusal.quota, `session limit of ${core.options.maxSessions} reached`);
+        // The claim counted the client id here (a connection and a session): it is let go again.
+        if (core.clients.get(conn.clientId) === undefined) cluster.bus.clientOffline(conn.clientId, false);
+        return;
+      }
       admit(core, conn, packet, admission);
       conn.releaseHold();
     },

@@ -52,7 +52,9 @@ export function handleConnect(core: Core, conn: Connection, packet: ConnectPacke
     refuseConnect(core, conn, packet, ConnectRefusal.busy, `connection limit of ${listenerLimit} on listener "${listener}" reached`);
     return;
   }
-  if (core.sessions.size + (others?.sessions ?? 0) >= options.maxSessions && core.sessions.get(clientId) === undefined) {
+  // In a worker group the session may be held by another worker: that is known once the claim has
+  // brought it here, so the group's session limit is checked then (acceptConnect).
+  if (others === undefined && sessionLimitReached(core, clientId)) {
     refuseConnect(core, conn, packet, ConnectRefusal.quota, `session limit of ${options.maxSessions} reached`);
     return;
   }
@@ -173,6 +175,12 @@ function refuseFor(core: Core, conn: Connection, packet: ConnectPacket, refusal:
 function authFailed(core: Core, conn: Connection, packet: ConnectPacket, error: unknown): void {
   core.logger.error({ clientId: conn.clientId, err: error }, 'authentication hook failed');
   refuseConnect(core, conn, packet, ConnectRefusal.unavailable, 'authentication hook failed');
+}
+
+/** A CONNECT for `clientId` would need a new session beyond `maxSessions` (counting the other workers' in a group). */
+export function sessionLimitReached(core: Core, clientId: string): boolean {
+  const others = core.cluster?.bus.othersLoad;
+  return core.sessions.size + (others?.sessions ?? 0) >= core.options.maxSessions && core.sessions.get(clientId) === undefined;
 }
 
 /** Sends a refusing CONNACK and closes [MQTT-3.2.2-5]: session present is 0 on any refusal [MQTT-3.2.2-4]. */
