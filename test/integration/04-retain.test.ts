@@ -93,7 +93,7 @@ describe('04 retain', () => {
     );
   });
 
-  test('[MQTT-3.3.1-7] a retained QoS 0 message replaces the previous one and is stored', notInWorkers("a retained QoS 0 message reaches the other workers with its worker's next commit, after the publisher's next packet is answered"), async () => {
+  test('[MQTT-3.3.1-7] a retained QoS 0 message replaces the previous one and is stored', notInWorkers("a retained QoS 0 message reaches the other workers with its worker's next commit, which no answer to the publisher waits for"), async () => {
     const publisher = await clients.rawConnected({ clientId: nextId('pub') });
     await publishProcessed(publisher, 'ret/qos0', 'qos1 value', 1, true);
     await publishProcessed(publisher, 'ret/qos0', 'qos0 value', 0, true);
