@@ -1,4 +1,5 @@
 /** The broker's REST API (docs/http-api.md): the API token kept for this browser tab, or an admin's session cookie (HttpOnly, set by the broker). */
+import type { WorkerSummary } from '../../src/http/group-view.js';
 import type { StoredAclRule as Rule } from '../../src/persistence/types.js';
 
 const TOKEN_KEY = 'starling.token';
@@ -102,6 +103,8 @@ export interface Overview {
   totals: { connections: number; clientsConnected: number; sessions: number; clientsDisconnected: number; subscriptions: number; retained: number; inflight: number; queued: number; byListener: Record<string, number> };
   counters: { connectionsAccepted: number; connectionsRefused: number; authFailures: number; messagesReceived: number; messagesSent: number; bytesReceived: number; bytesSent: number; dropped: number };
   listeners: { name: string; protocol: string; address: string; port: number }[];
+  /** A worker group only (starling --workers N): each worker; totals and counters are the group's. */
+  workers?: WorkerSummary[];
 }
 
 /** One client in the list. */

@@ -2,6 +2,7 @@
 import type { ClusterBus, ClusterHandler } from '../cluster/types.js';
 import type { Message } from '../model/message.js';
 import type { StoredRetained, StoredState } from '../persistence/types.js';
+import { parseSharedSubscription, topicMatches } from '../protocol/topic.js';
 import type { QoS, Will } from '../protocol/types.js';
 import type { ClientRegistry } from './clients.js';
 import { plainRoute } from './delivery.js';
@@ -105,6 +106,9 @@ export class ClusterLink implements ClusterHandler {
       this.moves.held(clientId)?.push({ message, route, retain });
       return;
     }
+    // Routed by the subscriptions the session had where it came from: a session that started clean
+    // there since (Clean Start / CleanSession=1 on its new node), or that unsubscribed, no longer wants it.
+    if (!subscribedTo(session, message.topic)) return;
     if (!this.parts.router.mayReceive(session, message.topic)) return;
     this.moves.deliver(session, message, route, retain);
   }
@@ -185,4 +189,12 @@ export class ClusterLink implements ClusterHandler {
     journal.take();
     for (const connection of clients.all()) connection.close('server-shutdown');
   }
+}
+
+/** `session` has a subscription (plain, or shared by its inner filter) that matches `topic`. */
+function subscribedTo(session: Session, topic: string): boolean {
+  for (const filter of session.subscriptions.keys()) {
+    if (topicMatches(parseSharedSubscription(filter)?.filter ?? filter, topic)) return true;
+  }
+  return false;
 }

@@ -82,6 +82,14 @@ export class InterestTable {
     for (const key of keys) this.add(node, key);
   }
 
+  /** A node other than `me` has a subscription (plain or shared) matching `topic`. */
+  wantedBeyond(topic: string, me: string): boolean {
+    const route = this.match(topic);
+    if (route.nodes.some((node) => node !== me)) return true;
+    for (const nodes of route.groups.values()) if (nodes.some((node) => node !== me)) return true;
+    return false;
+  }
+
   /** The nodes and shared groups a message on `topic` goes to. The result is shared: do not modify it. */
   match(topic: string): ClusterRoute {
     const cached = this.cache.get(topic);

@@ -42,6 +42,10 @@ export class LocalBus implements ClusterBus {
     return undefined;
   }
 
+  wantedElsewhere(_topic: string): boolean {
+    return false;
+  }
+
   claimSession(_clientId: string, _load: boolean): Promise<StoredState | undefined> {
     return Promise.resolve(undefined);
   }

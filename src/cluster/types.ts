@@ -76,6 +76,8 @@ export interface ClusterBus {
    * that want it, and says which shared groups this node serves for it.
    */
   publish(message: Message): ReadonlySet<string> | undefined;
+  /** Another node has a subscription matching `topic` (MQTT 5's 0x10, No matching subscribers, is for a message no node wanted). */
+  wantedElsewhere(topic: string): boolean;
   /**
    * Claims a client id for a connection on this node: the node that held it lets go first (closing
    * that connection). With `load`, resolves with the client's stored session state (if any).

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { CLIENT_SORT_KEYS, type BrokerQuery, type ClientQuery, type ClientSortKey } from '../broker/query.js';
 import type { BridgeControl, BridgeStatus } from '../model/bridge.js';
 import { isValidTopicFilter, isValidTopicName } from '../protocol/topic.js';
-import { sumOverviews, type GroupQuery } from './group-view.js';
+import { sumOverviews, workerSummary, type GroupQuery, type WorkerSummary } from './group-view.js';
 import { openApiDocument } from './openapi.js';
 import { Router, type JsonReply } from './router.js';
 
@@ -50,13 +50,13 @@ export function createApiRouter(admin: BrokerQuery, options: ApiOptions): Router
     let totals = admin.totals();
     const own = process.memoryUsage();
     let memory = { rss: own.rss, heapUsed: own.heapUsed, heapTotal: own.heapTotal };
-    let workers: Record<string, unknown>[] | undefined;
+    let workers: WorkerSummary[] | undefined;
     if (group !== undefined) {
       const overviews = await group.overviews();
       ({ stats, totals } = sumOverviews(overviews.map(([, o]) => o)));
       memory = { rss: 0, heapUsed: 0, heapTotal: 0 };
       for (const [, o] of overviews) for (const key of ['rss', 'heapUsed', 'heapTotal'] as const) memory[key] += o.memory[key];
-      workers = overviews.map(([worker, o]) => ({ worker, pid: o.pid, connections: o.totals.connections, sessions: o.totals.sessions, cpuSeconds: o.cpuSeconds, memory: o.memory }));
+      workers = overviews.map(([worker, o]) => workerSummary(worker, o));
     }
     return ok({
       version: options.version,

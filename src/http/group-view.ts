@@ -24,6 +24,23 @@ export interface WorkerOverview {
   cluster: ClusterStats | undefined;
 }
 
+/** One worker as GET /api/overview lists it (`workers`, a worker group only; the dashboard's per-worker table). */
+export interface WorkerSummary {
+  worker: string;
+  pid: number;
+  connections: number;
+  sessions: number;
+  messagesReceived: number;
+  messagesSent: number;
+  cpuSeconds: number;
+  memory: { rss: number; heapUsed: number; heapTotal: number };
+}
+
+/** The summary of worker `worker` from its report. */
+export function workerSummary(worker: string, o: WorkerOverview): WorkerSummary {
+  return { worker, pid: o.pid, connections: o.totals.connections, sessions: o.totals.sessions, messagesReceived: o.stats.messagesReceived, messagesSent: o.stats.messagesSent, cpuSeconds: o.cpuSeconds, memory: o.memory };
+}
+
 /** A client as listed for the group: which worker it is on. */
 export type GroupClientSummary = ClientSummary & { worker: string };
 

@@ -236,7 +236,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
             workers: {
               type: 'array',
               description: 'A worker group (starling --workers N) only: each worker (totals and counters above are the whole group\'s)',
-              items: { type: 'object', properties: { worker: str, pid: int, connections: int, sessions: int, cpuSeconds: { type: 'number' }, memory: { type: 'object', properties: { rss: int, heapUsed: int, heapTotal: int } } } },
+              items: { type: 'object', properties: { worker: str, pid: int, connections: int, sessions: int, messagesReceived: int, messagesSent: int, cpuSeconds: { type: 'number' }, memory: { type: 'object', properties: { rss: int, heapUsed: int, heapTotal: int } } } },
             },
           },
         },

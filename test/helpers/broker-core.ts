@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { Broker, type BrokerInit } from '../../src/broker/broker.js';
 import type { ConnackPacket, Packet, Properties, PublishPacket, QoS, SubackPacket, SubscriptionRequest } from '../../src/protocol/types.js';
 import { describePacket, TestClients, type ConnectFields, type RawClient } from './raw-client.js';
+import { settingsOf, startGroupBroker, workerMode, type GroupBroker } from './worker-broker.js';
 
 /** A broker core on a free loopback port, with the clients opened against it. */
 export interface TestBroker {
@@ -20,8 +21,17 @@ export interface TestBroker {
 
 const running = new Set<TestBroker>();
 
-/** Starts `new Broker(init)` behind a TCP server on 127.0.0.1:0 (logs with STARLING_TEST_LOG=debug). */
+/** Worker groups of this file (worker mode), one per distinct set of options, shared by its tests. */
+const groups = new Map<string, Promise<GroupBroker>>();
+
+/**
+ * Starts `new Broker(init)` behind a TCP server on 127.0.0.1:0 (logs with STARLING_TEST_LOG=debug).
+ * With STARLING_TEST_WORKERS=N: a `starling --workers N` with the same limits and features instead,
+ * shared by the tests asking for the same options (a group takes seconds to start; tests use their own
+ * client ids and topics); `close()` then closes this test's clients only.
+ */
 export async function startBroker(init: BrokerInit = {}): Promise<TestBroker> {
+  if (workerMode) return startGroupTestBroker(init);
   const level = process.env['STARLING_TEST_LOG'];
   const broker = new Broker(level === undefined ? init : { logger: pino({ level }), ...init });
   const server = net.createServer((socket) => {
@@ -49,7 +59,35 @@ export async function startBroker(init: BrokerInit = {}): Promise<TestBroker> {
 
 after(async () => {
   await Promise.all([...running].map((b) => b.close()));
+  // A group that failed to start (its test failed on it) has nothing to stop.
+  const started = await Promise.allSettled(groups.values());
+  groups.clear();
+  await Promise.all(started.flatMap((g) => (g.status === 'fulfilled' ? [g.value.close()] : [])));
 });
+
+async function startGroupTestBroker(init: BrokerInit): Promise<TestBroker> {
+  const { logger: _logger, ...options } = init;
+  const settings = settingsOf(options);
+  const key = JSON.stringify(settings);
+  let group = groups.get(key);
+  if (group === undefined) {
+    group = startGroupBroker(settings);
+    groups.set(key, group);
+  }
+  const { broker, port } = await group;
+  const clients = new TestClients(() => port);
+  const handle: TestBroker = {
+    broker,
+    port,
+    clients,
+    async close() {
+      running.delete(handle);
+      await clients.closeAll();
+    },
+  };
+  running.add(handle);
+  return handle;
+}
 
 let idCounter = 0;
 

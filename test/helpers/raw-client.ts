@@ -7,6 +7,7 @@ import net from 'node:net';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { PacketDecoder } from '../../src/protocol/decoder.js';
 import { encodePacket } from '../../src/protocol/encoder.js';
+import { publishesSettled } from './publish-barrier.js';
 import type { ConnackPacket, ConnectPacket, Packet, PacketTypeName, ProtocolVersion, PublishPacket, QoS, SubackPacket } from '../../src/protocol/types.js';
 
 /** Default bound of every wait, in milliseconds. */
@@ -130,6 +131,7 @@ export class RawClient {
   /** Subscribes and returns the SUBACK (asserting its packet id). */
   async subscribe(filters: string | [filter: string, qos: QoS][], qos: QoS = 0): Promise<SubackPacket> {
     const subscriptions = typeof filters === 'string' ? [{ topicFilter: filters, qos }] : filters.map(([topicFilter, q]) => ({ topicFilter, qos: q }));
+    await publishesSettled();
     const packetId = this.allocatePacketId();
     this.send({ type: 'subscribe', packetId, subscriptions });
     const suback = await this.expect('suback');
@@ -284,6 +286,7 @@ export class TestClients {
 
   /** A raw TCP connection, no CONNECT sent. */
   async raw(options: RawClientOptions = {}): Promise<RawClient> {
+    await publishesSettled();
     const client = await RawClient.connect(this.port(), options);
     this.raws.add(client);
     return client;
@@ -299,6 +302,7 @@ export class TestClients {
 
   /** An MQTT.js client (3.1.1 unless told), connected, never reconnecting by itself. */
   async mqtt(options: IClientOptions = {}): Promise<MqttClient> {
+    await publishesSettled();
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${this.port()}`, {
       protocolVersion: 4,
       reconnectPeriod: 0,

@@ -4,8 +4,8 @@ import { after, before, describe, test } from 'node:test';
 import type { AuthenticateRequest, AuthenticateResult } from '../../src/broker/options.js';
 import { encodePacket } from '../../src/protocol/encoder.js';
 import type { ConnectPacket } from '../../src/protocol/types.js';
-import type { StarlingServer } from '../../src/server.js';
-import { startTestBroker } from '../helpers/broker.js';
+import { startTestServer, type TestServer } from '../helpers/broker.js';
+import { inProcessOnly } from '../helpers/worker-broker.js';
 import { collectMessages, sleep, TestClients } from '../helpers/raw-client.js';
 
 /** Offsets inside an encoded 3.1.1 CONNECT with a one-byte remaining length. */
@@ -46,12 +46,12 @@ function exchangeBytes(port: number, bytes: Buffer, timeoutMs = 2000): Promise<B
 }
 
 describe('01 connect', () => {
-  let server: StarlingServer;
-  let authServer: StarlingServer;
-  let asyncAuthServer: StarlingServer;
-  let limitedServer: StarlingServer;
-  let timeoutServer: StarlingServer;
-  let shortIdServer: StarlingServer;
+  let server: TestServer;
+  let authServer: TestServer;
+  let asyncAuthServer: TestServer;
+  let limitedServer: TestServer;
+  let timeoutServer: TestServer;
+  let shortIdServer: TestServer;
   const authCalls: AuthenticateRequest[] = [];
   let clients: TestClients;
   let authClients: TestClients;
@@ -61,8 +61,8 @@ describe('01 connect', () => {
   let shortIdClients: TestClients;
 
   before(async () => {
-    server = await startTestBroker();
-    authServer = await startTestBroker({
+    server = await startTestServer();
+    authServer = await startTestServer({
       authenticate: (request): AuthenticateResult => {
         authCalls.push(request);
         const password = request.password?.toString();
@@ -71,16 +71,16 @@ describe('01 connect', () => {
         return request.username === 'alice' && password === 'secret' ? 'accept' : 'bad-credentials';
       },
     });
-    asyncAuthServer = await startTestBroker({
+    asyncAuthServer = await startTestServer({
       authenticate: async (request): Promise<AuthenticateResult> => {
         await sleep(100);
         return request.username === 'alice' ? 'accept' : 'not-authorized';
       },
     });
-    limitedServer = await startTestBroker({ limits: { maxConnections: 1 } });
-    timeoutServer = await startTestBroker({ limits: { connectTimeout: 1 } });
+    limitedServer = await startTestServer({ limits: { maxConnections: 1 } });
+    timeoutServer = await startTestServer({ limits: { connectTimeout: 1 } });
     // The lowest client id limit the configuration allows: the 23 bytes every server must accept.
-    shortIdServer = await startTestBroker({ limits: { maxClientIdLength: 23 } });
+    shortIdServer = await startTestServer({ limits: { maxClientIdLength: 23 } });
     clients = new TestClients(() => server.port);
     authClients = new TestClients(() => authServer.port);
     asyncClients = new TestClients(() => asyncAuthServer.port);
@@ -247,7 +247,7 @@ describe('01 connect', () => {
     await second.expect('pingresp');
   });
 
-  test('accepted credentials: the authenticate hook sees client id, user name and password', async () => {
+  test('accepted credentials: the authenticate hook sees client id, user name and password', inProcessOnly('an authenticate hook (a function)'), async () => {
     const client = await authClients.raw();
     const connack = await client.connectMqtt({ clientId: 'auth-ok', username: 'alice', password: Buffer.from('secret') });
     assert.equal(connack.reasonCode, 0);
@@ -259,28 +259,28 @@ describe('01 connect', () => {
     await client.expect('pingresp');
   });
 
-  test('[MQTT-3.2.2-5] bad user name or password gets CONNACK 0x04 and close', async () => {
+  test('[MQTT-3.2.2-5] bad user name or password gets CONNACK 0x04 and close', inProcessOnly('an authenticate hook (a function)'), async () => {
     const client = await authClients.raw();
     const connack = await client.connectMqtt({ clientId: 'auth-bad', username: 'alice', password: Buffer.from('wrong') });
     assert.equal(connack.reasonCode, 0x04);
     await client.expectClosed();
   });
 
-  test('[MQTT-3.2.2-5] not authorized gets CONNACK 0x05 and close', async () => {
+  test('[MQTT-3.2.2-5] not authorized gets CONNACK 0x05 and close', inProcessOnly('an authenticate hook (a function)'), async () => {
     const client = await authClients.raw();
     const connack = await client.connectMqtt({ clientId: 'auth-blocked', username: 'blocked', password: Buffer.from('x') });
     assert.equal(connack.reasonCode, 0x05);
     await client.expectClosed();
   });
 
-  test('[MQTT-3.2.2-5] authentication hook saying server-unavailable gets CONNACK 0x03 and close', async () => {
+  test('[MQTT-3.2.2-5] authentication hook saying server-unavailable gets CONNACK 0x03 and close', inProcessOnly('an authenticate hook (a function)'), async () => {
     const client = await authClients.raw();
     const connack = await client.connectMqtt({ clientId: 'auth-down', username: 'down', password: Buffer.from('x') });
     assert.equal(connack.reasonCode, 0x03);
     await client.expectClosed();
   });
 
-  test('[MQTT-3.2.2-4] session present is 0 on a refused CONNECT even when a session is stored', async () => {
+  test('[MQTT-3.2.2-4] session present is 0 on a refused CONNECT even when a session is stored', inProcessOnly('an authenticate hook (a function)'), async () => {
     const good = await authClients.rawConnected({ clientId: 'auth-sp', clean: false, username: 'alice', password: Buffer.from('secret') });
     await good.subscribe('keep/me', 1);
     good.disconnect();
@@ -310,7 +310,7 @@ describe('01 connect', () => {
     await first.expectClosed();
   });
 
-  test('async authenticate: packets sent right after CONNECT are processed in order after CONNACK', async () => {
+  test('async authenticate: packets sent right after CONNECT are processed in order after CONNACK', inProcessOnly('an authenticate hook (a function)'), async () => {
     const client = await asyncClients.raw();
     client.send(
       Buffer.concat([
@@ -334,7 +334,7 @@ describe('01 connect', () => {
     assert.equal(rest[2]?.type, 'pingresp', 'PINGRESP answers the last packet sent');
   });
 
-  test('[MQTT-3.1.4-5] async authenticate refusal: CONNACK 0x05, and packets sent after CONNECT are not processed', async () => {
+  test('[MQTT-3.1.4-5] async authenticate refusal: CONNACK 0x05, and packets sent after CONNECT are not processed', inProcessOnly('an authenticate hook (a function)'), async () => {
     const client = await asyncClients.raw();
     client.send(
       Buffer.concat([
@@ -348,7 +348,7 @@ describe('01 connect', () => {
     await client.expectClosed();
   });
 
-  test('[MQTT-3.1.4-5] after a refused CONNECT, packets sent behind it are not processed', async () => {
+  test('[MQTT-3.1.4-5] after a refused CONNECT, packets sent behind it are not processed', inProcessOnly('an authenticate hook (a function)'), async () => {
     const watcher = await authClients.rawConnected({ clientId: 'refused-watcher', username: 'alice', password: Buffer.from('secret') });
     await watcher.subscribe('refused/#', 1);
     const client = await authClients.raw();
@@ -384,7 +384,7 @@ describe('01 connect', () => {
     );
   });
 
-  test('[MQTT-3.1.0-2] a second CONNECT sent while an async authentication runs closes the connection', async () => {
+  test('[MQTT-3.1.0-2] a second CONNECT sent while an async authentication runs closes the connection', inProcessOnly('an authenticate hook (a function)'), async () => {
     const client = await asyncClients.raw();
     const connect = encodePacket({ type: 'connect', protocolName: 'MQTT', protocolVersion: 4, clean: true, keepalive: 0, clientId: 'async-twice', username: 'alice' }, 4);
     client.send(Buffer.concat([connect, connect]));
@@ -407,7 +407,7 @@ describe('01 connect', () => {
   });
 
   test('server.close() disconnects connected clients and resolves', async () => {
-    const own = await startTestBroker();
+    const own = await startTestServer();
     const ownClients = new TestClients(() => own.port);
     try {
       const client = await ownClients.rawConnected({ clientId: 'shutdown' });

@@ -2,23 +2,23 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { encodePacket } from '../../src/protocol/encoder.js';
 import type { PublishPacket } from '../../src/protocol/types.js';
-import type { StarlingServer } from '../../src/server.js';
-import { startTestBroker } from '../helpers/broker.js';
+import { startTestServer, type TestServer } from '../helpers/broker.js';
+import { inProcessOnly } from '../helpers/worker-broker.js';
 import { TestClients, type RawClient } from '../helpers/raw-client.js';
 
 describe('02 subscribe', () => {
-  let server: StarlingServer;
-  let qos1Server: StarlingServer;
-  let noWildcardServer: StarlingServer;
+  let server: TestServer;
+  let qos1Server: TestServer;
+  let noWildcardServer: TestServer;
   let clients: TestClients;
   let qos1Clients: TestClients;
   let noWildcardClients: TestClients;
   let idCounter = 0;
 
   before(async () => {
-    server = await startTestBroker();
-    qos1Server = await startTestBroker({ limits: { maxQoS: 1 } });
-    noWildcardServer = await startTestBroker({ features: { wildcardSubscriptionAvailable: false } });
+    server = await startTestServer();
+    qos1Server = await startTestServer({ limits: { maxQoS: 1 } });
+    noWildcardServer = await startTestServer({ features: { wildcardSubscriptionAvailable: false } });
     clients = new TestClients(() => server.port);
     qos1Clients = new TestClients(() => qos1Server.port);
     noWildcardClients = new TestClients(() => noWildcardServer.port);
@@ -45,7 +45,13 @@ describe('02 subscribe', () => {
   async function publishesUntil(client: RawClient, sentinel: string): Promise<PublishPacket[]> {
     const out: PublishPacket[] = [];
     for (;;) {
-      const packet = await client.expect('publish');
+      const packet = await client.next();
+      // A PUBREL may come before the sentinel (it does when the message crossed workers first).
+      if (packet.type === 'pubrel') {
+        client.send({ type: 'pubcomp', packetId: packet.packetId });
+        continue;
+      }
+      if (packet.type !== 'publish') throw new Error(`expected PUBLISH or PUBREL, got ${packet.type}`);
       if (packet.packetId !== undefined) client.send({ type: packet.qos === 2 ? 'pubrec' : 'puback', packetId: packet.packetId });
       if (packet.topic === sentinel) return out;
       out.push(packet);
@@ -86,7 +92,7 @@ describe('02 subscribe', () => {
     assert.deepEqual(suback.reasonCodes, [2, 0, 1, 0]);
   });
 
-  test('[MQTT-3.9.3-2] [MQTT-3.8.4-6] granted QoS is min(requested, maxQoS) and messages are sent at the granted QoS', async () => {
+  test('[MQTT-3.9.3-2] [MQTT-3.8.4-6] granted QoS is min(requested, maxQoS) and messages are sent at the granted QoS', inProcessOnly('publishes at QoS 2 through the in-process API on a maxQoS 1 broker (a client may not)'), async () => {
     const client = await qos1Clients.rawConnected({ clientId: nextId('maxqos') });
     const suback = await client.subscribe([
       ['granted/0', 0],
@@ -134,7 +140,7 @@ describe('02 subscribe', () => {
     assert.deepEqual(await topicsMatched('+', ['$SYS', 'plain']), ['plain']);
   });
 
-  test('[MQTT-4.7.2-1] topics starting with $ are matched by filters starting with $', async () => {
+  test('[MQTT-4.7.2-1] topics starting with $ are matched by filters starting with $', inProcessOnly('a broker without $SYS topics (the starling command publishes $SYS/broker/… at start)'), async () => {
     assert.deepEqual(await topicsMatched('$SYS/#', ['$SYS/x', '$SYS/a/b', 'SYS/x']), ['$SYS/x', '$SYS/a/b']);
     assert.deepEqual(await topicsMatched('$SYS/+', ['$SYS/x', '$SYS/a/b']), ['$SYS/x']);
   });

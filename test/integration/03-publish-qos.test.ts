@@ -5,8 +5,8 @@ import type { BrokerPlugin } from '../../src/broker/hooks.js';
 import type { Persistence, StoredState } from '../../src/persistence/types.js';
 import { encodePacket } from '../../src/protocol/encoder.js';
 import type { Packet, QoS } from '../../src/protocol/types.js';
-import type { StarlingServer } from '../../src/server.js';
-import { startTestBroker } from '../helpers/broker.js';
+import { startTestServer, type TestServer } from '../helpers/broker.js';
+import { inProcessOnly } from '../helpers/worker-broker.js';
 import { collectMessages, sleep, TestClients } from '../helpers/raw-client.js';
 
 /** An in-memory store that takes `delayMs` to make each change durable, so acknowledgements wait for it. */
@@ -35,10 +35,10 @@ function ackLabel(packet: Packet): string {
 }
 
 describe('03 publish and QoS', () => {
-  let server: StarlingServer;
-  let windowServer: StarlingServer;
-  let guardedServer: StarlingServer;
-  let slowStoreServer: StarlingServer;
+  let server: TestServer;
+  let windowServer: TestServer;
+  let guardedServer: TestServer;
+  let slowStoreServer: TestServer;
   let clients: TestClients;
   let windowClients: TestClients;
   let guardedClients: TestClients;
@@ -46,10 +46,10 @@ describe('03 publish and QoS', () => {
   let idCounter = 0;
 
   before(async () => {
-    server = await startTestBroker();
-    windowServer = await startTestBroker({ limits: { maxInflight: 5 } });
-    guardedServer = await startTestBroker({ plugins: [publishGuard] });
-    slowStoreServer = await startTestBroker({ store: slowStore(30), durability: 'full' });
+    server = await startTestServer();
+    windowServer = await startTestServer({ limits: { maxInflight: 5 } });
+    guardedServer = await startTestServer({ plugins: [publishGuard] });
+    slowStoreServer = await startTestServer({ store: slowStore(30), durability: 'full' });
     clients = new TestClients(() => server.port);
     windowClients = new TestClients(() => windowServer.port);
     guardedClients = new TestClients(() => guardedServer.port);
@@ -288,7 +288,7 @@ describe('03 publish and QoS', () => {
     assert.deepEqual(acks.map(ackLabel), expected);
   });
 
-  test('[MQTT-4.6.0-2] [MQTT-4.6.0-3] acknowledgement order holds when some acknowledgements wait for a store commit', async () => {
+  test('[MQTT-4.6.0-2] [MQTT-4.6.0-3] acknowledgement order holds when some acknowledgements wait for a store commit', inProcessOnly('a store object that delays commits'), async () => {
     // A persistent subscriber on durable/#: a message there changes the store, so its acknowledgement
     // waits for the (slow) commit; a message on plain/... changes nothing, yet must not overtake it.
     const subscriber = await slowStoreClients.rawConnected({ clientId: nextId('durable-sub'), clean: false });
@@ -374,7 +374,7 @@ describe('03 publish and QoS', () => {
     await withoutBom.expectSilence(150);
   });
 
-  test('[MQTT-3.3.5-2] an unauthorised PUBLISH is acknowledged as its QoS requires, not delivered, and the connection stays', async () => {
+  test('[MQTT-3.3.5-2] an unauthorised PUBLISH is acknowledged as its QoS requires, not delivered, and the connection stays', inProcessOnly('a plugin (a function)'), async () => {
     const subscriber = await guardedClients.rawConnected({ clientId: nextId('guard-sub') });
     await subscriber.subscribe('#', 2);
     const client = await guardedClients.rawConnected({ clientId: nextId('guard-pub') });
@@ -392,7 +392,7 @@ describe('03 publish and QoS', () => {
     await subscriber.expectSilence(100);
   });
 
-  test('[MQTT-4.8.0-2] an error while processing an inbound PUBLISH closes the connection that carried it', async () => {
+  test('[MQTT-4.8.0-2] an error while processing an inbound PUBLISH closes the connection that carried it', inProcessOnly('a plugin (a function)'), async () => {
     const subscriber = await guardedClients.rawConnected({ clientId: nextId('fault-sub') });
     await subscriber.subscribe('#', 1);
     const client = await guardedClients.rawConnected({ clientId: nextId('fault-pub') });
@@ -469,7 +469,7 @@ describe('03 publish and QoS', () => {
     assert.equal(second.qos, 0);
   });
 
-  test('in-process API: an invalid topic name throws', () => {
+  test('in-process API: an invalid topic name throws', inProcessOnly('checks the in-process publish API itself'), () => {
     assert.throws(() => server.broker.publish({ topic: 'a/#', payload: 'x' }));
     assert.throws(() => server.broker.publish({ topic: '', payload: 'x' }));
   });
@@ -515,7 +515,7 @@ describe('03 publish and QoS', () => {
 });
 
 describe('03 publish: a store commit that fails', () => {
-  let server: StarlingServer;
+  let server: TestServer;
   let clients: TestClients;
   let failNextCommit = false;
   /** An in-memory store whose next non-empty commit fails, as a full disk would make it. */
@@ -531,7 +531,7 @@ describe('03 publish: a store commit that fails', () => {
   };
 
   before(async () => {
-    server = await startTestBroker({ store: flakyStore, durability: 'full' });
+    server = await startTestServer({ store: flakyStore, durability: 'full' });
     clients = new TestClients(() => server.port);
   });
 
@@ -540,7 +540,7 @@ describe('03 publish: a store commit that fails', () => {
     await server.close();
   });
 
-  test('[MQTT-4.8.0-2] a PUBLISH whose store commit fails is not acknowledged: its connection is closed', async () => {
+  test('[MQTT-4.8.0-2] a PUBLISH whose store commit fails is not acknowledged: its connection is closed', inProcessOnly('a store object whose commits fail'), async () => {
     const subscriber = await clients.rawConnected({ clientId: 'flaky-sub', clean: false });
     await subscriber.subscribe('flaky/#', 1);
     const client = await clients.rawConnected({ clientId: 'flaky-pub' });

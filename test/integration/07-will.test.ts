@@ -3,19 +3,19 @@ import { after, before, describe, test } from 'node:test';
 import { MemoryPersistence } from '../../src/persistence/memory.js';
 import { encodePacket } from '../../src/protocol/encoder.js';
 import type { PublishPacket, QoS } from '../../src/protocol/types.js';
-import type { StarlingServer } from '../../src/server.js';
-import { startTestBroker } from '../helpers/broker.js';
+import { startTestServer, type TestServer } from '../helpers/broker.js';
+import { inProcessOnly } from '../helpers/worker-broker.js';
 import { collectMessages, TestClients, type RawClient } from '../helpers/raw-client.js';
 
 const FLAGS_OFFSET = 9; // flags byte of a 3.1.1 CONNECT with a one-byte remaining length
 
 describe('07 will', () => {
-  let server: StarlingServer;
+  let server: TestServer;
   let clients: TestClients;
   let idCounter = 0;
 
   before(async () => {
-    server = await startTestBroker();
+    server = await startTestServer();
     clients = new TestClients(() => server.port);
   });
 
@@ -238,9 +238,9 @@ describe('07 will', () => {
 });
 
 describe('07 will at server shutdown', () => {
-  test('[MQTT-3.1.2-8] a server shutdown is no DISCONNECT: the will is published, and a persistent subscriber gets it after the restart', async () => {
+  test('[MQTT-3.1.2-8] a server shutdown is no DISCONNECT: the will is published, and a persistent subscriber gets it after the restart', inProcessOnly('restarts an in-process broker on a store object it passes in'), async () => {
     const store = new MemoryPersistence();
-    const first = await startTestBroker({ store });
+    const first = await startTestServer({ store });
     const firstClients = new TestClients(() => first.port);
     const watcher = await firstClients.rawConnected({ clientId: 'shutdown-watcher', clean: false });
     await watcher.subscribe('shutdown/will', 1);
@@ -252,7 +252,7 @@ describe('07 will at server shutdown', () => {
     await first.close();
     await firstClients.closeAll();
 
-    const second = await startTestBroker({ store });
+    const second = await startTestServer({ store });
     const secondClients = new TestClients(() => second.port);
     try {
       const back = await secondClients.raw();

@@ -9,6 +9,7 @@ import type { AuthenticateResult } from '../../src/broker/options.js';
 import type { ConnackPacket, Packet } from '../../src/protocol/types.js';
 import { startBroker, nextId, type TestBroker } from '../helpers/broker-core.js';
 import { describePacket, sleep, type ConnectFields, type RawClient } from '../helpers/raw-client.js';
+import { inProcessOnly } from '../helpers/worker-broker.js';
 
 /** Sends an MQTT 5 CONNECT and returns the client with its CONNACK (accepted or not). */
 async function connect5(target: TestBroker, fields: ConnectFields = {}): Promise<{ client: RawClient; connack: ConnackPacket }> {
@@ -140,14 +141,14 @@ describe('30 MQTT 5 CONNACK properties', () => {
 });
 
 describe('30 MQTT 5 CONNACK reason codes', () => {
-  test('[MQTT-3.1.3-8] a client id longer than maxClientIdLength gets CONNACK 0x85 and the close', async () => {
+  test('[MQTT-3.1.3-8] a client id longer than maxClientIdLength gets CONNACK 0x85 and the close', inProcessOnly('sets maxClientIdLength 8, below the 23 a configuration accepts'), async () => {
     const b = await startBroker({ maxClientIdLength: 8 });
     const { client, connack } = await connect5(b, { clientId: 'much-too-long-client-id' });
     await expectRefused(client, connack, 0x85);
     await connected5(b, { clientId: 'short' }); // negative: within the limit
   });
 
-  test('[MQTT-3.1.4-2] [MQTT-3.2.2-8] [MQTT-3.2.2-6] [MQTT-3.2.2-7] [MQTT-3.14.0-1] authentication hook results map to 0x86 / 0x87 / 0x88 (and 3.1.1 return codes 4 / 5 / 3)', async () => {
+  test('[MQTT-3.1.4-2] [MQTT-3.2.2-8] [MQTT-3.2.2-6] [MQTT-3.2.2-7] [MQTT-3.14.0-1] authentication hook results map to 0x86 / 0x87 / 0x88 (and 3.1.1 return codes 4 / 5 / 3)', inProcessOnly('an authenticate hook (a function)'), async () => {
     const decisions: Record<string, AuthenticateResult> = { bad: 'bad-credentials', nope: 'not-authorized', down: 'server-unavailable', ok: 'accept' };
     const b = await startBroker({
       authenticate: ({ username }) => {
@@ -203,7 +204,7 @@ describe('30 MQTT 5 CONNACK reason codes', () => {
     await connected5(b, { will: { topic: 'will/r', payload: Buffer.from('x'), qos: 0, retain: false } }); // negative
   });
 
-  test('[MQTT-3.1.4-6] packets sent after a refused CONNECT are not processed', async () => {
+  test('[MQTT-3.1.4-6] packets sent after a refused CONNECT are not processed', inProcessOnly('an authenticate hook (a function)'), async () => {
     const b = await startBroker({ authenticate: () => Promise.resolve('not-authorized') });
     const client = await b.clients.raw();
     // CONNECT and PUBLISH leave together, before the (asynchronous) refusal.
@@ -293,7 +294,7 @@ describe('30 MQTT 5 server DISCONNECT', () => {
     await expectServerDisconnect(client, 0x82);
   });
 
-  test('[MQTT-3.14.2-1] server shutdown gives every MQTT 5 client DISCONNECT 0x8B (Server shutting down)', async () => {
+  test('[MQTT-3.14.2-1] server shutdown gives every MQTT 5 client DISCONNECT 0x8B (Server shutting down)', inProcessOnly('stops the broker core itself (broker.close)'), async () => {
     const b = await startBroker();
     const one = await connected5(b);
     const two = await connected5(b);

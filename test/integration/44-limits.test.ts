@@ -1,15 +1,21 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { StarlingServer } from '../../src/server.js';
-import { startTestBroker } from '../helpers/broker.js';
+import { startTestServer, type TestServer } from '../helpers/broker.js';
+import { groupMetric, notInWorkers, workerMode } from '../helpers/worker-broker.js';
 import { TestClients } from '../helpers/raw-client.js';
 
+/** A refusal counter: the broker's stats in process, the group's /metrics with STARLING_TEST_WORKERS. */
+async function refusals(server: TestServer, stat: 'limitRefusals' | 'rateLimited'): Promise<number> {
+  if (!workerMode) return server.broker.stats[stat];
+  return groupMetric(server.httpPort!, stat === 'limitRefusals' ? 'starling_limit_refusals_total' : 'starling_rate_limited_total');
+}
+
 describe('44 limits: each gives the protocol answer and is counted', () => {
-  let server: StarlingServer;
+  let server: TestServer;
   const clients = new TestClients(() => server.port);
 
   before(async () => {
-    server = await startTestBroker({ limits: { maxSubscriptionsPerClient: 2, maxTopicLevels: 3, maxTopicLength: 40, maxPublishRate: 20 } });
+    server = await startTestServer({ limits: { maxSubscriptionsPerClient: 2, maxTopicLevels: 3, maxTopicLength: 40, maxPublishRate: 20 } });
   });
   after(async () => {
     await clients.closeAll();
@@ -24,7 +30,7 @@ describe('44 limits: each gives the protocol answer and is counted', () => {
     assert.deepEqual(again.reasonCodes, [1]);
     const v4 = await clients.rawConnected({ clientId: 'limits-sub-v4' });
     assert.deepEqual((await v4.subscribe([['a', 0], ['b', 0], ['c', 0]])).reasonCodes, [0, 0, 0x80]);
-    assert.ok(server.broker.stats.limitRefusals >= 2);
+    assert.ok((await refusals(server, 'limitRefusals')) >= 2);
   });
 
   test('topic levels and length: a deeper filter gets SUBACK 0x8F; a deeper PUBLISH gets PUBACK 0x90 (MQTT 5) or is dropped (3.1.1)', async () => {
@@ -54,13 +60,13 @@ describe('44 limits: each gives the protocol answer and is counted', () => {
     const subscriber = await clients.rawConnected({ clientId: 'limits-rate-sub' });
     await subscriber.subscribe('rate/t', 0);
     const publisher = await clients.rawConnected({ clientId: 'limits-rate-pub' });
-    const before = server.broker.stats.rateLimited;
+    const before = await refusals(server, 'rateLimited');
     const started = Date.now();
     for (let i = 0; i < 50; i++) publisher.publish('rate/t', String(i), 0);
     const received = await subscriber.expectMany('publish', 50, 6000);
     const elapsed = Date.now() - started;
     assert.deepEqual(received.map((p) => p.payload.toString()), Array.from({ length: 50 }, (_, i) => String(i)));
-    assert.ok(server.broker.stats.rateLimited > before, 'the limit was applied');
+    assert.ok((await refusals(server, 'rateLimited')) > before, 'the limit was applied');
     // 50 messages at 20 per second cannot all pass within the first second.
     assert.ok(elapsed >= 1000, `took ${elapsed} ms`);
   });
@@ -68,7 +74,7 @@ describe('44 limits: each gives the protocol answer and is counted', () => {
 
 describe('44 limits: sessions', () => {
   test('maxSessions: a CONNECT that needs a new session beyond the limit gets CONNACK 3 (0x97 in MQTT 5); an existing one resumes', async () => {
-    const server = await startTestBroker({ limits: { maxSessions: 2 } });
+    const server = await startTestServer({ limits: { maxSessions: 2 } });
     const clients = new TestClients(() => server.port);
     try {
       const a = await clients.rawConnected({ clientId: 'sess-a', clean: false });
@@ -90,8 +96,8 @@ describe('44 limits: sessions', () => {
 });
 
 describe('44 limits: per listener, and counted in /metrics', () => {
-  test('maxConnectionsPerListener: a CONNECT beyond the listener’s limit gets CONNACK 3 (0x89 in MQTT 5); a place frees up when a client leaves', async () => {
-    const server = await startTestBroker({ limits: { maxConnectionsPerListener: { tcp: 1 }, maxSubscriptionsPerClient: 1 }, http: { enabled: true, host: '127.0.0.1', port: 0 } });
+  test('maxConnectionsPerListener: a CONNECT beyond the listener’s limit gets CONNACK 3 (0x89 in MQTT 5); a place frees up when a client leaves', notInWorkers('maxConnectionsPerListener counts the connections of each worker, not of the group'), async () => {
+    const server = await startTestServer({ limits: { maxConnectionsPerListener: { tcp: 1 }, maxSubscriptionsPerClient: 1 }, http: { enabled: true, host: '127.0.0.1', port: 0 } });
     const clients = new TestClients(() => server.port);
     try {
       const first = await clients.rawConnected({ clientId: 'listener-1' });

@@ -109,6 +109,8 @@ describe('53 dashboard in headless Chromium', () => {
     await page.click('#login button[type=submit]');
     await page.waitForSelector('#stat-connections');
     await waitFor(page, `document.getElementById('live')?.textContent === 'online'`);
+    // One process: no per-worker table (56-dashboard-workers shows it for a group).
+    assert.equal(await page.isHidden('#workers'), true, 'the Workers table is hidden on a single process');
     // Traffic for the charts: a few seconds of messages at a steady rate.
     const timer = setInterval(() => {
       for (let i = 0; i < 20; i++) sensor.publish(`home/sensor/${i % 4}`, JSON.stringify({ t: 20 + Math.random() }));

@@ -3,11 +3,12 @@ import { LineChart } from '../chart.js';
 import { h, replace } from '../dom.js';
 import { bytes, count, duration, rate } from '../format.js';
 import { every, type View } from '../view.js';
+import { WorkerTable } from './worker-table.js';
 
 const POLL_MS = 1000;
 const POINTS = 60;
 
-/** Connections, message rates in and out as live charts, memory, uptime, listeners. */
+/** Connections, message rates in and out as live charts, memory, uptime, the workers of a group, listeners. */
 export function overviewView(): View {
   let stop: (() => void) | undefined;
   return {
@@ -28,6 +29,7 @@ export function overviewView(): View {
       );
       const connections = new LineChart([{ label: 'connected', className: 'conn', values: [] }], POINTS, count);
       const listeners = h('tbody');
+      const workers = new WorkerTable();
       replace(
         root,
         h('h1', {}, 'Overview'),
@@ -38,6 +40,7 @@ export function overviewView(): View {
           h('section', { class: 'panel' }, h('h2', {}, 'Messages per second ', h('span', { class: 'key in' }, 'in'), ' ', h('span', { class: 'key out' }, 'out')), rates.element, rates.caption),
           h('section', { class: 'panel' }, h('h2', {}, 'Connected clients'), connections.element, connections.caption),
         ),
+        workers.element,
         h('section', { class: 'panel' }, h('h2', {}, 'Listeners'), h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Protocol'), h('th', {}, 'Address'), h('th', {}, 'Port'), h('th', {}, 'Clients'))), listeners))),
       );
       const connected = stat('connections', 'Connected clients');
@@ -73,6 +76,7 @@ export function overviewView(): View {
         heap.textContent = `heap ${bytes(o.memory.heapUsed)} of ${bytes(o.memory.heapTotal)}`;
         uptime.textContent = duration(o.uptimeSeconds);
         version.textContent = o.version;
+        workers.update(o.workers);
         replace(
           listeners,
           ...o.listeners.map((l) =>

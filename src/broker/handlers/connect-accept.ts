@@ -6,7 +6,7 @@ import type { ClientIdentity } from '../hooks.js';
 import { ownedCopy } from '../messages.js';
 import { ConnectRefusal } from '../outcomes.js';
 import { NEVER_EXPIRES, type Session } from '../session.js';
-import { refuseConnect } from './connect.js';
+import { connectionLimitReached, refuseConnect, sessionLimitReached } from './connect.js';
 
 /** What authentication decided about an accepted client. */
 export interface Admission {
@@ -35,6 +35,7 @@ export function acceptConnect(core: Core, conn: Connection, packet: ConnectPacke
   cluster.claimSession(conn.clientId, clean).then(
     () => {
       if (conn.state !== 'authenticating') return;
+      if (cluster.bus.othersLoad !== undefined && !withinGroupLimits(core, conn, packet)) return;
       admit(core, conn, packet, admission);
       conn.releaseHold();
     },
@@ -44,6 +45,22 @@ export function acceptConnect(core: Core, conn: Connection, packet: ConnectPacke
       refuseConnect(core, conn, packet, ConnectRefusal.unavailable, 'cluster state (Redis) unavailable');
     },
   );
+}
+
+/**
+ * A worker group's limits, checked once the claim is done: a connection another worker had was closed
+ * by it and a session another worker held is here now, so only a new connection or session counts.
+ */
+function withinGroupLimits(core: Core, conn: Connection, packet: ConnectPacket): boolean {
+  const clientId = conn.clientId;
+  const options = core.options;
+  if (connectionLimitReached(core, clientId)) refuseConnect(core, conn, packet, ConnectRefusal.busy, `connection limit of ${options.maxConnections} reached`);
+  else if (sessionLimitReached(core, clientId)) refuseConnect(core, conn, packet, ConnectRefusal.quota, `session limit of ${options.maxSessions} reached`);
+  else return true;
+  // The claim counted the client id here as connected: it is let go again (a stored session that
+  // came with the claim stays held here).
+  if (core.clients.get(clientId) === undefined) core.cluster?.bus.clientOffline(clientId, core.sessions.get(clientId)?.persistent === true);
+  return false;
 }
 
 /** The client id is ours: take over, resume or start the session, CONNACK. */

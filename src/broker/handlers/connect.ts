@@ -42,7 +42,10 @@ export function handleConnect(core: Core, conn: Connection, packet: ConnectPacke
   const clients = core.clients;
   // A worker group is one broker: its limits count the other workers' clients too.
   const others = core.cluster?.bus.othersLoad;
-  if (clients.onlineCount + (others?.connections ?? 0) >= options.maxConnections && clients.get(clientId) === undefined) {
+  // In a worker group the client may be connected to (or its session held by) another worker: a
+  // takeover or a resumption is no new connection or session, which is known once the claim is done,
+  // so the group's limits are checked then (acceptConnect).
+  if (others === undefined && connectionLimitReached(core, clientId)) {
     refuseConnect(core, conn, packet, ConnectRefusal.busy, `connection limit of ${options.maxConnections} reached`);
     return;
   }
@@ -52,7 +55,7 @@ export function handleConnect(core: Core, conn: Connection, packet: ConnectPacke
     refuseConnect(core, conn, packet, ConnectRefusal.busy, `connection limit of ${listenerLimit} on listener "${listener}" reached`);
     return;
   }
-  if (core.sessions.size + (others?.sessions ?? 0) >= options.maxSessions && core.sessions.get(clientId) === undefined) {
+  if (others === undefined && sessionLimitReached(core, clientId)) {
     refuseConnect(core, conn, packet, ConnectRefusal.quota, `session limit of ${options.maxSessions} reached`);
     return;
   }
@@ -173,6 +176,18 @@ function refuseFor(core: Core, conn: Connection, packet: ConnectPacket, refusal:
 function authFailed(core: Core, conn: Connection, packet: ConnectPacket, error: unknown): void {
   core.logger.error({ clientId: conn.clientId, err: error }, 'authentication hook failed');
   refuseConnect(core, conn, packet, ConnectRefusal.unavailable, 'authentication hook failed');
+}
+
+/** A CONNECT for `clientId` would be a connection beyond `maxConnections` (counting the other workers' in a group). */
+export function connectionLimitReached(core: Core, clientId: string): boolean {
+  const others = core.cluster?.bus.othersLoad;
+  return core.clients.onlineCount + (others?.connections ?? 0) >= core.options.maxConnections && core.clients.get(clientId) === undefined;
+}
+
+/** A CONNECT for `clientId` would need a new session beyond `maxSessions` (counting the other workers' in a group). */
+export function sessionLimitReached(core: Core, clientId: string): boolean {
+  const others = core.cluster?.bus.othersLoad;
+  return core.sessions.size + (others?.sessions ?? 0) >= core.options.maxSessions && core.sessions.get(clientId) === undefined;
 }
 
 /** Sends a refusing CONNACK and closes [MQTT-3.2.2-5]: session present is 0 on any refusal [MQTT-3.2.2-4]. */

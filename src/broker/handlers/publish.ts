@@ -108,8 +108,8 @@ function accept(core: Core, conn: Connection, session: Session, packet: PublishP
   const durable = journal !== undefined && journal.size !== opsBefore && core.options.durableAcks;
   const packetId = packet.packetId as number;
   const type = qos === 1 ? 'puback' : 'pubrec';
-  // MQTT 5 may say no one was subscribed (0x10).
-  if (delivered === 0 && conn.version === 5) conn.sendAck({ type, packetId, reasonCode: ReasonCode.noMatchingSubscribers }, durable);
+  // MQTT 5 may say no one was subscribed (0x10): not when it went to subscribers on other nodes.
+  if (delivered === 0 && conn.version === 5 && core.cluster?.bus.wantedElsewhere(topic) !== true) conn.sendAck({ type, packetId, reasonCode: ReasonCode.noMatchingSubscribers }, durable);
   else conn.sendAck(encodeShortAck(type, packetId), durable);
 }
 

@@ -292,6 +292,10 @@ export class RedisBus implements ClusterBus {
     return served;
   }
 
+  wantedElsewhere(topic: string): boolean {
+    return this.routes.table.wantedBeyond(topic, this.nodeId);
+  }
+
   forward(node: string, clientId: string, message: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): void {
     if (this.outbox.forward(node, clientId, message, qos, retain, subscriptionIds)) this.handler?.requestCommit();
   }

@@ -142,6 +142,10 @@ export class WorkerBus implements ClusterBus {
     return served;
   }
 
+  wantedElsewhere(topic: string): boolean {
+    return this.table.wantedBeyond(topic, this.nodeId);
+  }
+
   forward(node: string, clientId: string, message: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): void {
     if (qos === 0 && !this.mayQueueQos0()) {
       this.stats.droppedQos0++;

@@ -75,3 +75,14 @@ test('cluster routes (property): match agrees with the reference topic matcher',
     { numRuns: 500, seed: 7 },
   );
 });
+
+test('cluster routes: wantedBeyond says whether another node (plain or shared member) wants a topic, for MQTT 5\'s 0x10', () => {
+  const table = new InterestTable();
+  table.add('n1', 'a/#');
+  assert.equal(table.wantedBeyond('a/b', 'n1'), false, 'only this node');
+  assert.equal(table.wantedBeyond('a/b', 'n2'), true);
+  table.add('n2', '$share/g/x/+');
+  assert.equal(table.wantedBeyond('x/y', 'n1'), true, 'a shared member elsewhere');
+  assert.equal(table.wantedBeyond('x/y', 'n2'), false);
+  assert.equal(table.wantedBeyond('z', 'n1'), false, 'nobody');
+});
