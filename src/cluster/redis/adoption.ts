@@ -40,6 +40,8 @@ export interface AdoptionParts {
 export class Adoption {
   /** Dead node → the client ids adopted from it (every adoption of this node's life). */
   private readonly adopted = new Map<string, Set<string>>();
+  /** Client ids whose owner key names this node while their sessions are not here yet (an adoption under way). */
+  private readonly arriving = new Set<string>();
 
   constructor(
     private readonly nodeId: string,
@@ -57,10 +59,11 @@ export class Adoption {
     this.log.warn({ node: dead }, "cluster: node missed its heartbeats: adopting its sessions, publishing its clients' wills");
     // This node's own stream waits while the dead node's entries are replayed (keeps their order).
     await this.parts.reader.pause();
+    const marked: string[] = [];
     try {
       // 1. Its persistent sessions come here, with their subscriptions (so routes point here too).
       //    Meanwhile messages for the dead node keep collecting in its stream.
-      const { moved, sessions } = await this.takeSessions(dead);
+      const { moved, sessions } = await this.takeSessions(dead, marked);
       this.adopted.set(dead, new Set(moved));
       // This node's own stream entries from before were routed to the dead node for these sessions too.
       this.parts.arrivals.mark(moved, await streamPosition(redis, keys.stream(this.nodeId)));
@@ -78,6 +81,8 @@ export class Adoption {
       const replayed = await this.replay(dead, handler, new Set(moved));
       handler.requestCommit();
       await handler.settle();
+      // The sessions are here with what the dead node's stream held for them: they may move on.
+      for (const cid of marked) this.arriving.delete(cid);
       // 5. Only now is the dead node taken out of the route table.
       this.parts.routes.dropNode(dead);
       const tx = redis.multi();
@@ -88,8 +93,18 @@ export class Adoption {
       await execOrThrow(tx);
       this.log.warn({ node: dead, sessions: sessions.sessions.length, wills: wills.length, replayed }, 'cluster: dead node adopted');
     } finally {
+      for (const cid of marked) this.arriving.delete(cid);
       this.parts.reader.resume();
     }
+  }
+
+  /**
+   * True while `clientId` is being adopted here: its owner key names this node but its session is
+   * not here yet. A claim from elsewhere must wait (it is refused, the client retries), or it would
+   * take the session as stored while this node goes on to adopt it too.
+   */
+  isArriving(clientId: string): boolean {
+    return this.arriving.has(clientId);
   }
 
   /**
@@ -105,10 +120,13 @@ export class Adoption {
   }
 
   /** Moves the dead node's client ids here (those not claimed elsewhere meanwhile) and loads their sessions. */
-  private async takeSessions(dead: string): Promise<{ moved: string[]; sessions: StoredState }> {
+  private async takeSessions(dead: string, marked: string[]): Promise<{ moved: string[]; sessions: StoredState }> {
     const { keys, redis } = this;
     const moved: string[] = [];
     for (const cid of await redis.smembers(keys.nodeClients(dead))) {
+      // Marked before the owner key moves: from then on a release request for it finds it arriving.
+      this.arriving.add(cid);
+      marked.push(cid);
       if (((await redis.eval(MOVE_OWNER, 1, keys.owner(cid), dead, this.nodeId)) as number) === 0) continue;
       await redis.sadd(keys.nodeClients(this.nodeId), cid);
       moved.push(cid);

@@ -89,7 +89,7 @@ export class RedisBus implements ClusterBus {
       regain: () => void this.regained(),
     }, log);
     this.routes = new Routes(nodeId, keys, cmd, log);
-    this.ownership = new Ownership(nodeId, keys, cmd, this.store, log, options.claimTimeoutMs ?? 5000, this.arrivals, () => !this.reloadOwn);
+    this.ownership = new Ownership(nodeId, keys, cmd, this.store, log, options.claimTimeoutMs ?? 5000, this.arrivals, (clientId) => !this.reloadOwn && !this.adoption.isArriving(clientId));
     // Order of the writes in each commit's transaction, after the store's own operations.
     for (const part of [this.retained, this.outbox, this.reader, this.routes, this.ownership]) this.store.join(part);
     this.adoption = new Adoption(nodeId, keys, cmd, { store: this.store, reader: this.reader, routes: this.routes, ownership: this.ownership, arrivals: this.arrivals }, log);

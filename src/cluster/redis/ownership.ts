@@ -93,9 +93,11 @@ export class Ownership implements TransactionPart {
     /**
      * False while this node may not hand a session over: after its lease ran out it dropped every
      * session from memory, and until it has reloaded them from Redis its stream may hold entries
-     * for them that only it will read. A session taken from Redis meanwhile would miss them.
+     * for them that only it will read; or it is adopting the session (its owner key names this
+     * node, the session is on its way here, the dead node's stream will be replayed into it). A
+     * session taken from Redis meanwhile would miss those messages, or live on twice.
      */
-    private readonly mayRelease: () => boolean = () => true,
+    private readonly mayRelease: (clientId: string) => boolean = () => true,
   ) {
     redis.defineCommand('starlingClaim', { numberOfKeys: 4, lua: CLAIM });
   }
@@ -240,8 +242,8 @@ export class Ownership implements TransactionPart {
       this.releaseWaiters.delete(control.rid);
       return;
     }
-    if (!this.mayRelease()) {
-      this.log.info({ clientId: control.cid, node: control.from }, 'cluster: not letting go of a session before this node has reloaded its sessions from Redis (the claim is refused; the client retries)');
+    if (!this.mayRelease(control.cid)) {
+      this.log.info({ clientId: control.cid, node: control.from }, 'cluster: not letting go of a session that is not here yet (sessions being reloaded or adopted; the claim is refused, the client retries)');
       this.send(control.from, { t: 'not-yet', rid: control.rid });
       return;
     }
