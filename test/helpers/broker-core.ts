@@ -40,6 +40,15 @@ export async function startBroker(init: BrokerInit = {}): Promise<TestBroker> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
+  return track(broker, port, async () => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    await broker.close();
+    await closed;
+  });
+}
+
+/** A test broker's handle, closed (its clients first, then `stop`) by its test or at the end of the file. */
+function track(broker: Broker, port: number, stop?: () => Promise<void>): TestBroker {
   const clients = new TestClients(() => port);
   const handle: TestBroker = {
     broker,
@@ -48,9 +57,7 @@ export async function startBroker(init: BrokerInit = {}): Promise<TestBroker> {
     async close() {
       running.delete(handle);
       await clients.closeAll();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      await broker.close();
-      await closed;
+      await stop?.();
     },
   };
   running.add(handle);
@@ -75,18 +82,8 @@ async function startGroupTestBroker(init: BrokerInit): Promise<TestBroker> {
     groups.set(key, group);
   }
   const { broker, port } = await group;
-  const clients = new TestClients(() => port);
-  const handle: TestBroker = {
-    broker,
-    port,
-    clients,
-    async close() {
-      running.delete(handle);
-      await clients.closeAll();
-    },
-  };
-  running.add(handle);
-  return handle;
+  // The group is shared by the file's tests with the same settings: it stops at the end of the file.
+  return track(broker, port);
 }
 
 let idCounter = 0;
