@@ -32,7 +32,7 @@ export class HubClaims {
   private readonly counts = new Map<string, number>();
   /** The last claim of each client id (the next one waits for it). */
   private readonly queues = new Map<string, Promise<unknown>>();
-  private readonly releases = new Map<number, { node: string; done: () => void }>();
+  private readonly releases = new Map<number, { node: string; done: (outcome: 'released' | 'down') => void }>();
   private readonly startWaiters = new Map<string, Set<() => void>>();
   private nextRid = 1;
 
@@ -108,32 +108,44 @@ export class HubClaims {
     return this.state.stateFor(node, [clientId]);
   }
 
-  /** Asks `from` to let go of `clientId` (for `to`); a worker that is down and holds its session is waited for. */
+  /**
+   * Asks `from` to let go of `clientId` (for `to`); a worker that is down and holds its session is
+   * waited for — also when it dies after the request was sent: until its new process has loaded
+   * the session and delivered its inbox into it, the stored session misses what that inbox holds.
+   */
   private async letGo(from: string, clientId: string, to: string): Promise<void> {
     const deadline = Date.now() + this.host.timeoutMs;
-    if (!this.host.isStarted(from)) {
-      // A clean session ended with its worker; a persistent one may still have messages in that
-      // worker's inbox, which only its restart delivers into it.
-      if (this.state.owners.get(clientId) !== from) return;
-      await this.waitStarted(from, deadline);
+    for (;;) {
       if (!this.host.isStarted(from)) {
-        this.host.log.warn({ clientId, node: from, to }, 'workers: the worker holding the session is not back in time; taking the session as stored');
-        return;
+        // A clean session ended with its worker; a persistent one may still have messages in that
+        // worker's inbox, which only its restart delivers into it.
+        if (this.state.owners.get(clientId) !== from) return;
+        await this.waitStarted(from, deadline);
+        if (!this.host.isStarted(from)) {
+          this.host.log.warn({ clientId, node: from, to }, 'workers: the worker holding the session is not back in time; taking the session as stored');
+          return;
+        }
       }
+      if ((await this.askRelease(from, clientId, to, deadline)) !== 'down') return;
+      // The worker died before it answered: ask its next process.
     }
+  }
+
+  /** Sends one release request; resolves when answered, when `from` went down, or at `deadline`. */
+  private askRelease(from: string, clientId: string, to: string, deadline: number): Promise<'released' | 'down' | 'timeout'> {
     const rid = this.nextRid++;
-    await new Promise<void>((resolve) => {
+    return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.releases.delete(rid);
         this.host.log.warn({ clientId, node: from, to }, 'workers: the worker holding the session did not let go in time; taking it as stored');
-        resolve();
+        resolve('timeout');
       }, Math.max(0, deadline - Date.now()));
       this.releases.set(rid, {
         node: from,
-        done: () => {
+        done: (outcome) => {
           clearTimeout(timer);
           this.releases.delete(rid);
-          resolve();
+          resolve(outcome);
         },
       });
       this.host.send(from, { t: 'release', rid, clientId, to });
@@ -156,7 +168,7 @@ export class HubClaims {
 
   /** A worker answered a release: its part of the session is committed. */
   released(rid: number): void {
-    this.releases.get(rid)?.done();
+    this.releases.get(rid)?.done('released');
   }
 
   /** `node`'s bus started: claims waiting for it go on. */
@@ -164,9 +176,9 @@ export class HubClaims {
     for (const done of [...(this.startWaiters.get(node) ?? [])]) done();
   }
 
-  /** `node`'s process ended: releases asked of it go on, and its clean sessions are gone. */
+  /** `node`'s process ended: releases asked of it wait for its next process, and its clean sessions are gone. */
   down(node: string): void {
-    for (const release of [...this.releases.values()]) if (release.node === node) release.done();
+    for (const release of [...this.releases.values()]) if (release.node === node) release.done('down');
     for (const [clientId, holder] of this.holders) if (holder === node && this.state.owners.get(clientId) !== node) this.unhold(clientId);
     for (const [clientId, holder] of this.connected) if (holder === node) this.disconnect(clientId);
   }
