@@ -5,7 +5,6 @@
  * ownership a clean session gives up when it ends. Wills and releases commit with their turn; the
  * claims of one turn go to Redis together, one script each in one pipeline.
  */
-import { streamPosition, type ArrivalMarks } from './arrival-marks.js';
 import { deserialize, serialize } from 'node:v8';
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from '../../persistence/redis/keys.js';
@@ -14,6 +13,7 @@ import { type Transaction, type TransactionPart } from '../../persistence/redis/
 import type { StoredState } from '../../persistence/types.js';
 import type { Will } from '../../protocol/types.js';
 import type { ClusterHandler } from '../types.js';
+import { streamPosition, type ArrivalMarks } from './arrival-marks.js';
 import type { ClusterLogger } from './connections.js';
 
 /** First byte of a control message on a node channel ("{": JSON); envelopes start with 1, batches with 2. */
@@ -23,7 +23,7 @@ export const CONTROL = 0x7b;
 export type Control =
   | { t: 'release'; cid: string; from: string; rid: number }
   | { t: 'released'; rid: number }
-  /** The node cannot let go yet: it lost its lease and has not reloaded its sessions (and its stream's entries for them). */
+  /** The node cannot let go yet: the session is not in its memory (sessions being reloaded after a lost lease, or adopted). */
   | { t: 'not-yet'; rid: number };
 
 /** Deletes the owner key only if it still names this node (a later claim elsewhere stays). */
