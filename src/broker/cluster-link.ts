@@ -2,7 +2,7 @@
 import type { ClusterBus, ClusterHandler } from '../cluster/types.js';
 import type { Message } from '../model/message.js';
 import type { StoredRetained, StoredState } from '../persistence/types.js';
-import { parseSharedSubscription, topicMatches } from '../protocol/topic.js';
+import { topicMatches } from '../protocol/topic.js';
 import type { QoS, Will } from '../protocol/types.js';
 import type { ClientRegistry } from './clients.js';
 import { plainRoute } from './delivery.js';
@@ -193,8 +193,6 @@ export class ClusterLink implements ClusterHandler {
 
 /** `session` has a subscription (plain, or shared by its inner filter) that matches `topic`. */
 function subscribedTo(session: Session, topic: string): boolean {
-  for (const filter of session.subscriptions.keys()) {
-    if (topicMatches(parseSharedSubscription(filter)?.filter ?? filter, topic)) return true;
-  }
+  for (const subscription of session.subscriptions.values()) if (topicMatches(subscription.matchFilter, topic)) return true;
   return false;
 }

@@ -3,8 +3,8 @@
  * PID and kill it by that PID) with a fresh profile, and driven by playwright-core over CDP.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -28,6 +28,15 @@ export function assertChromium(): void {
   } catch {
     throw new Error(`${CHROMIUM} not found: install it with "apt-get install -y chromium" (.ci/run does)`);
   }
+}
+
+const ROOT = join(import.meta.dirname, '../..');
+
+/** Builds the dashboard when dist/ has none (npm test builds first; a lone run of a dashboard test file builds it itself). */
+export function ensureDashboardBuilt(): void {
+  if (existsSync(join(ROOT, 'dist/dashboard/index.html'))) return;
+  const built = spawnSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', join(ROOT, 'dashboard/vite.config.ts'), '--logLevel', 'warn'], { stdio: 'inherit', timeout: 60_000 });
+  assert.equal(built.status, 0, 'vite build');
 }
 
 /** Starts headless Chromium on a free debugging port and connects to it. */

@@ -8,19 +8,14 @@
  * of docs/dashboard.md (docs/images/dashboard-*.png) and checks they are not blank.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { BrowserContext, Page } from 'playwright-core';
 import type { StarlingServer } from '../../src/server.js';
-import { launchBrowser, screenshot as saveScreenshot, waitFor as waitInPage, watchPage, type TestBrowser } from '../helpers/browser.js';
+import { ensureDashboardBuilt, launchBrowser, screenshot as saveScreenshot, waitFor as waitInPage, watchPage, type TestBrowser } from '../helpers/browser.js';
 import { bridgeConfig } from '../helpers/bridges.js';
 import { startTestBroker } from '../helpers/broker.js';
 
-const ROOT = join(import.meta.dirname, '../..');
-const DASHBOARD = join(ROOT, 'dist/dashboard/index.html');
 const TOKEN = 'dashboard-test-token';
 const WAIT_MS = 8000;
 
@@ -63,11 +58,7 @@ async function go(route: string): Promise<void> {
 
 describe('53 dashboard in headless Chromium', () => {
   before(async () => {
-    if (!existsSync(DASHBOARD)) {
-      // npm test builds first; a lone run of this file builds the dashboard itself.
-      const built = spawnSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', join(ROOT, 'dashboard/vite.config.ts'), '--logLevel', 'warn'], { stdio: 'inherit', timeout: 60_000 });
-      assert.equal(built.status, 0, 'vite build');
-    }
+    ensureDashboardBuilt();
     remote = await startTestBroker();
     server = await startTestBroker({
       http: { port: 0, apiToken: TOKEN },

@@ -6,17 +6,13 @@
  * or warning fails the test during which it happened. Screenshots: docs/images/dashboard-*.png.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
 import type { StarlingServer } from '../../src/server.js';
 import { endClients, expectStatus, mqttConnect, serverDisconnect } from '../helpers/access.js';
-import { launchBrowser, screenshot, waitFor, watchPage, type TestBrowser } from '../helpers/browser.js';
+import { ensureDashboardBuilt, launchBrowser, screenshot, waitFor, watchPage, type TestBrowser } from '../helpers/browser.js';
 import { startTestBroker } from '../helpers/broker.js';
 
-const ROOT = join(import.meta.dirname, '../..');
 const WAIT_MS = 8000;
 const ADMIN = { username: 'ada', password: 'analytical engine' };
 const VIEWER = { username: 'vera', password: 'look but not touch' };
@@ -53,10 +49,7 @@ async function signIn(target: Page, who: { username: string; password: string })
 
 describe('55 dashboard: sign-in, users, roles, bans in headless Chromium', () => {
   before(async () => {
-    if (!existsSync(join(ROOT, 'dist/dashboard/index.html'))) {
-      const built = spawnSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', join(ROOT, 'dashboard/vite.config.ts'), '--logLevel', 'warn'], { stdio: 'inherit', timeout: 60_000 });
-      assert.equal(built.status, 0, 'vite build');
-    }
+    ensureDashboardBuilt();
     // Only users managed here get into MQTT: the dashboard's own live connection needs credentials too.
     server = await startTestBroker({ http: { port: 0 }, auth: { allowAnonymous: false } });
     base = `http://127.0.0.1:${server.httpPort}/`;

@@ -5,17 +5,12 @@
  * that a single process shows no such table.)
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, waitFor, watchPage, type TestBrowser } from '../helpers/browser.js';
+import { ensureDashboardBuilt, launchBrowser, waitFor, watchPage, type TestBrowser } from '../helpers/browser.js';
 import { startGroup, type Group } from '../helpers/worker-group.js';
 
-const ROOT = join(import.meta.dirname, '../..');
-const DASHBOARD = join(ROOT, 'dist/dashboard/index.html');
 const TOKEN = 'dashboard-workers-token';
 const WAIT_MS = 10_000;
 
@@ -27,11 +22,7 @@ const clients: MqttClient[] = [];
 const problems: string[] = [];
 
 before(async () => {
-  if (!existsSync(DASHBOARD)) {
-    // npm test builds first; a lone run of this file builds the dashboard itself.
-    const built = spawnSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', join(ROOT, 'dashboard/vite.config.ts'), '--logLevel', 'warn'], { stdio: 'inherit', timeout: 60_000 });
-    assert.equal(built.status, 0, 'vite build');
-  }
+  ensureDashboardBuilt();
   group = await startGroup({ workers: 2, env: { STARLING_API_TOKEN: TOKEN } });
   chromium = await launchBrowser();
   context = await chromium.browser.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });

@@ -4,7 +4,6 @@
  * entries of its stream it never delivered, and finally its removal from the route table. One
  * adopter per dead node (an atomic `SET NX` lock).
  */
-import { streamPosition, type ArrivalMarks } from './arrival-marks.js';
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from '../../persistence/redis/keys.js';
 import type { RedisStore } from '../../persistence/redis/redis-store.js';
@@ -12,6 +11,7 @@ import { execOrThrow } from '../../persistence/redis/transaction.js';
 import type { StoredState } from '../../persistence/types.js';
 import type { ClusterHandler } from '../types.js';
 import { deliverArrivals } from '../arrivals.js';
+import { streamPosition, type ArrivalMarks } from './arrival-marks.js';
 import type { ClusterLogger } from './connections.js';
 import type { Ownership } from './ownership.js';
 import { formatRouteChange, type Routes } from './routes.js';
